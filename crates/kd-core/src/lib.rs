@@ -1,0 +1,10 @@
+//! kd-core: the knowledge-distillation runtime.
+//!
+//! Owns the model zoo ([`zoo`]), the dataset readers and batch pipeline ([`data`]), the layered
+//! configuration ([`config`]) and the device choice ([`backend`]). The `kd` binary, the method
+//! plugins and the integration tests build on it.
+#![warn(missing_docs)]
+#![deny(rustdoc::broken_intra_doc_links)]
+
+pub mod backend;
+pub mod zoo;

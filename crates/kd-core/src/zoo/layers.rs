@@ -1,0 +1,242 @@
+//! Building blocks shared by the zoo's architectures.
+//!
+//! Owns the constructors that reproduce the reference PyTorch initialisations (He-normal with
+//! fan-out, PyTorch's default Kaiming-uniform, the VGG/MobileNet linear init), the [`Layer`] enum
+//! that stands in for `nn.Sequential` so state-dict indices (`downsample.0.weight`) line up one to
+//! one, and the channel shuffle of the ShuffleNets. Every file in `zoo/` calls into this one.
+
+use burn::module::Module;
+use burn::nn::conv::{Conv2d, Conv2dConfig};
+use burn::nn::pool::{AvgPool2d, AvgPool2dConfig, MaxPool2d, MaxPool2dConfig};
+use burn::nn::{BatchNorm, BatchNormConfig, Initializer, Linear, LinearConfig, PaddingConfig2d};
+use burn::tensor::activation::relu;
+use burn::tensor::{Device, Tensor};
+
+/// How a convolution's weights are drawn, after the reference definition of each architecture.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ConvInit {
+    /// `normal(0, sqrt(2 / (k·k·out_channels)))`: `kaiming_normal_(mode='fan_out')` in the CIFAR
+    /// ResNets, and the explicit loop of WRN, VGG and MobileNetV2. PyTorch's fan-out does not
+    /// divide by `groups`, so neither does this.
+    HeFanOut,
+    /// PyTorch's default for `nn.Conv2d`: `kaiming_uniform_(a=√5)`, i.e. `U(±1/√fan_in)` with
+    /// `fan_in = in/groups·k·k`; the bias, if any, draws from the same bound.
+    TorchDefault,
+}
+
+/// How a classifier's weights are drawn.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LinearInit {
+    /// PyTorch's default for `nn.Linear`: weight and bias `U(±1/√fan_in)`.
+    TorchDefault,
+    /// PyTorch's default weight, bias zeroed (WRN).
+    TorchDefaultZeroBias,
+    /// `normal(0, 0.01)` weight, zero bias (VGG, MobileNetV2).
+    Normal001ZeroBias,
+}
+
+/// Geometry of one convolution, as `nn.Conv2d(in, out, kernel, stride, padding, groups, bias)`.
+#[derive(Debug, Clone, Copy)]
+pub struct ConvSpec {
+    /// Input channels.
+    pub input: usize,
+    /// Output channels.
+    pub output: usize,
+    /// Square kernel size.
+    pub kernel: usize,
+    /// Stride in both directions.
+    pub stride: usize,
+    /// Zero padding on every side.
+    pub padding: usize,
+    /// Channel groups (`input` for a depthwise convolution).
+    pub groups: usize,
+    /// Whether the convolution has a bias.
+    pub bias: bool,
+}
+
+impl ConvSpec {
+    /// A bias-free convolution with `padding = kernel / 2`, stride 1, one group.
+    pub fn new(input: usize, output: usize, kernel: usize) -> Self {
+        Self {
+            input,
+            output,
+            kernel,
+            stride: 1,
+            padding: kernel / 2,
+            groups: 1,
+            bias: false,
+        }
+    }
+
+    /// The same convolution with another stride.
+    pub fn stride(mut self, stride: usize) -> Self {
+        self.stride = stride;
+        self
+    }
+
+    /// The same convolution with another padding.
+    pub fn padding(mut self, padding: usize) -> Self {
+        self.padding = padding;
+        self
+    }
+
+    /// The same convolution split into `groups` groups.
+    pub fn groups(mut self, groups: usize) -> Self {
+        self.groups = groups;
+        self
+    }
+
+    /// The same convolution with a bias.
+    pub fn with_bias(mut self) -> Self {
+        self.bias = true;
+        self
+    }
+
+    /// Builds the layer with the given initialisation.
+    pub fn init(self, init: ConvInit, device: &Device) -> Conv2d {
+        let initializer = match init {
+            ConvInit::HeFanOut => {
+                let fan_out = (self.kernel * self.kernel * self.output) as f64;
+                Initializer::Normal {
+                    mean: 0.0,
+                    std: (2.0 / fan_out).sqrt(),
+                }
+            }
+            ConvInit::TorchDefault => Initializer::KaimingUniform {
+                gain: 1.0 / 3f64.sqrt(),
+                fan_out_only: false,
+            },
+        };
+        let mut conv = Conv2dConfig::new([self.input, self.output], [self.kernel, self.kernel])
+            .with_stride([self.stride, self.stride])
+            .with_padding(PaddingConfig2d::Explicit(
+                self.padding,
+                self.padding,
+                self.padding,
+                self.padding,
+            ))
+            .with_groups(self.groups)
+            .with_bias(self.bias)
+            .with_initializer(initializer)
+            .init(device);
+        if self.bias && init == ConvInit::HeFanOut {
+            // The reference init loops zero every conv bias they re-initialise.
+            conv.bias = Some(Initializer::Zeros.init([self.output], device));
+        }
+        conv
+    }
+}
+
+/// `nn.BatchNorm2d(channels)`: weight 1, bias 0, momentum 0.1, eps 1e-5 (PyTorch's defaults).
+pub fn batch_norm(channels: usize, device: &Device) -> BatchNorm {
+    BatchNormConfig::new(channels).init(device)
+}
+
+/// `nn.Linear(input, output)` with the given initialisation.
+pub fn linear(input: usize, output: usize, init: LinearInit, device: &Device) -> Linear {
+    let torch_default = Initializer::KaimingUniform {
+        gain: 1.0 / 3f64.sqrt(),
+        fan_out_only: false,
+    };
+    let weight_init = match init {
+        LinearInit::TorchDefault | LinearInit::TorchDefaultZeroBias => torch_default,
+        LinearInit::Normal001ZeroBias => Initializer::Normal {
+            mean: 0.0,
+            std: 0.01,
+        },
+    };
+    let mut layer = LinearConfig::new(input, output)
+        .with_initializer(weight_init)
+        .init(device);
+    if init != LinearInit::TorchDefault {
+        layer.bias = Some(Initializer::Zeros.init([output], device));
+    }
+    layer
+}
+
+/// One child of an `nn.Sequential`. Burn's stores skip enum variant names, so a `Vec<Layer>`
+/// field named `features` yields the keys `features.0.weight`, `features.1.running_mean`, ...
+/// exactly as PyTorch numbers them; parameter-free children (ReLU, pooling) keep their index.
+#[derive(Module, Debug)]
+pub enum Layer {
+    /// `nn.Conv2d`.
+    Conv(Conv2d),
+    /// `nn.BatchNorm2d`.
+    Norm(BatchNorm),
+    /// `nn.ReLU`.
+    Relu(burn::nn::Relu),
+    /// `nn.MaxPool2d`.
+    MaxPool(MaxPool2d),
+    /// `nn.AvgPool2d`.
+    AvgPool(AvgPool2d),
+    /// `nn.Linear` (applied to a `[batch, features]` input flattened from the 4-D stream).
+    Linear(Linear),
+}
+
+impl Layer {
+    /// `nn.ReLU`.
+    pub fn relu() -> Self {
+        Layer::Relu(burn::nn::Relu::new())
+    }
+
+    /// `nn.MaxPool2d(kernel, stride=kernel)`.
+    pub fn max_pool(kernel: usize) -> Self {
+        Layer::MaxPool(MaxPool2dConfig::new([kernel, kernel]).init())
+    }
+
+    /// `nn.AvgPool2d(kernel, stride, padding)` with PyTorch's `count_include_pad=True`.
+    pub fn avg_pool(kernel: usize, stride: usize, padding: usize) -> Self {
+        Layer::AvgPool(
+            AvgPool2dConfig::new([kernel, kernel])
+                .with_strides([stride, stride])
+                .with_padding(PaddingConfig2d::Explicit(
+                    padding, padding, padding, padding,
+                ))
+                .with_count_include_pad(true)
+                .init(),
+        )
+    }
+
+    /// Applies the layer.
+    ///
+    /// # Shapes
+    /// - `x`: `[batch, channels, height, width]`; a `Linear` child sees it flattened.
+    pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
+        match self {
+            Layer::Conv(conv) => conv.forward(x),
+            Layer::Norm(norm) => norm.forward(x),
+            Layer::Relu(_) => relu(x),
+            Layer::MaxPool(pool) => pool.forward(x),
+            Layer::AvgPool(pool) => pool.forward(x),
+            Layer::Linear(layer) => {
+                let [batch, ..] = x.dims();
+                let flat: Tensor<2> = x.reshape([batch as i32, -1]);
+                let out = layer.forward(flat);
+                let [_, features] = out.dims();
+                out.reshape([batch, features, 1, 1])
+            }
+        }
+    }
+}
+
+/// Runs an `nn.Sequential` given as a slice of [`Layer`]s.
+pub fn sequential(layers: &[Layer], x: Tensor<4>) -> Tensor<4> {
+    layers.iter().fold(x, |x, layer| layer.forward(x))
+}
+
+/// `[N,C,H,W] → [N,g,C/g,H,W] → [N,C/g,g,H,W] → [N,C,H,W]`: the ShuffleNet channel shuffle.
+pub fn channel_shuffle(x: Tensor<4>, groups: usize) -> Tensor<4> {
+    if groups == 1 {
+        return x;
+    }
+    let [n, c, h, w] = x.dims();
+    x.reshape([n, groups, c / groups, h, w])
+        .swap_dims(1, 2)
+        .reshape([n, c, h, w])
+}
+
+/// Global average pooling of a `[N,C,H,W]` map to `[N,C]` (`avg_pool2d(x, H)` on a square map).
+pub fn global_avg_pool(x: Tensor<4>) -> Tensor<2> {
+    let [n, c, _, _] = x.dims();
+    x.mean_dims(&[2, 3]).reshape([n, c])
+}

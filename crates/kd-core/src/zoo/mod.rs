@@ -1,0 +1,24 @@
+//! The model zoo: the CIFAR distillation architectures of RepDistiller/CRD and mdistiller, layer
+//! for layer, with named taps and a stage-by-stage forward.
+//!
+//! `base.rs` holds the [`Staged`] trait, `network.rs` the [`Network`] enum and its buildable
+//! [`Arch`], `registry.rs` the name table, `params.rs` the parameter inventory; every other file
+//! is one architecture headed by its paper.
+
+mod base;
+pub mod layers;
+pub mod mobilenetv2;
+mod network;
+mod params;
+mod registry;
+pub mod resnet;
+pub mod resnet_imagenet;
+pub mod shufflenetv1;
+pub mod shufflenetv2;
+pub mod vgg;
+pub mod wrn;
+
+pub use base::{Features, Staged, stage_tap};
+pub use network::{Arch, Network, TapShape};
+pub use params::{ParamInfo, param_inventory, torch_key, trainable_params};
+pub use registry::{ModelSpec, ZOO, ZooEntry, find, names};

@@ -1,1 +1,51 @@
-fn main() {}
+//! `kd`: knowledge distillation from the command line.
+//!
+//! Parses the command line (clap), sets up logging (`KD_LOG`, default `info`, to stderr) and
+//! dispatches to one file per subcommand under `commands/`. User errors (bad config, bad data,
+//! an impossible plan) exit with status 2 and a message naming the key or file; anything else
+//! exits with status 1.
+
+mod commands;
+mod exit;
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+/// Knowledge distillation: model zoo, methods as plugins, reproducible runs.
+#[derive(Debug, Parser)]
+#[command(name = "kd", version, about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// List every zoo architecture with its parameter count and tap shapes.
+    Models(commands::models::Args),
+    /// Inspect datasets.
+    #[command(subcommand)]
+    Data(commands::data::DataCommand),
+    /// Print the resolved configuration and the source of every key.
+    PrintConfig(commands::print_config::Args),
+}
+
+fn main() -> ExitCode {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("KD_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Models(args) => commands::models::run(args),
+        Command::Data(command) => commands::data::run(command),
+        Command::PrintConfig(args) => commands::print_config::run(args),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => exit::report(&error),
+    }
+}

@@ -7,4 +7,6 @@
 #![deny(rustdoc::broken_intra_doc_links)]
 
 pub mod backend;
+pub mod config;
+pub mod data;
 pub mod zoo;

@@ -1,0 +1,37 @@
+//! How a failed command ends: the message on stderr, and status 2 for errors the user can fix
+//! (configuration, data, plan) or 1 for everything else.
+
+use std::process::ExitCode;
+
+use kd_core::config::ConfigError;
+use kd_core::data::DataError;
+
+/// Whether the error is the user's to fix.
+pub fn is_user_error(error: &anyhow::Error) -> bool {
+    error
+        .chain()
+        .any(|cause| cause.is::<ConfigError>() || cause.is::<DataError>())
+}
+
+/// Prints the error chain and picks the exit status. A closed stdout (`kd models | head`) is not
+/// an error.
+pub fn report(error: &anyhow::Error) -> ExitCode {
+    let broken_pipe = error.chain().any(|cause| {
+        cause
+            .downcast_ref::<std::io::Error>()
+            .is_some_and(|e| e.kind() == std::io::ErrorKind::BrokenPipe)
+    });
+    if broken_pipe {
+        return ExitCode::SUCCESS;
+    }
+    let mut message = format!("error: {error}");
+    for cause in error.chain().skip(1) {
+        message.push_str(&format!("\n  caused by: {cause}"));
+    }
+    eprintln!("{message}");
+    if is_user_error(error) {
+        ExitCode::from(2)
+    } else {
+        ExitCode::from(1)
+    }
+}

@@ -1,0 +1,17 @@
+//! Configuration: the serde schema (`schema.rs`), figment layering (`load.rs`), per-key
+//! provenance (`provenance.rs`) and the errors that name key and source (`error.rs`).
+
+mod error;
+mod load;
+mod provenance;
+mod schema;
+
+pub use error::{ConfigError, ConfigIssue};
+pub use load::{
+    DEFAULTS_SOURCE, LoadedConfig, describe_source, display_path, find_base, load, source_of,
+};
+pub use provenance::Provenance;
+pub use schema::{
+    AugmentSection, DataSection, LossConfig, NetworkConfig, OptimConfig, RunConfig, RunSection,
+    ScheduleConfig, ScheduleKind,
+};

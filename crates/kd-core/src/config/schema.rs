@@ -1,0 +1,275 @@
+//! The user-facing configuration: plain serde structs, every field defaulted, unknown keys
+//! rejected.
+//!
+//! This is the raw half of the two-phase configuration (ripgrep's habit): it says what the user
+//! wrote, merged over the defaults; the plan turns it into something checked and buildable.
+//! Method tables stay free-form here (`method.<instance>` holds `kind`, `weight` and the
+//! method's own keys) because only the method's plugin knows its keys; the plan hands each
+//! table to its plugin, which rejects unknown keys with the same rigour.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use serde::{Deserialize, Serialize};
+
+use crate::backend::BackendKind;
+use crate::data::{DataFormat, PadMode};
+
+/// A whole run, as the layered sources describe it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RunConfig {
+    /// Seed, length, output location, backend.
+    pub run: RunSection,
+    /// Dataset, batching and augmentation.
+    pub data: DataSection,
+    /// Networks by role: `student` always; `teacher`, peers and others as methods need them.
+    pub networks: BTreeMap<String, NetworkConfig>,
+    /// The optimiser every trainable network gets unless its role overrides the learning rate.
+    pub optim: OptimConfig,
+    /// Learning-rate schedule, in epochs.
+    pub schedule: ScheduleConfig,
+    /// The task loss.
+    pub loss: LossConfig,
+    /// Method instances in the order their terms are computed and logged.
+    pub stack: Vec<String>,
+    /// One table per instance named in `stack`: `kind`, `weight` and the method's own keys.
+    pub method: BTreeMap<String, serde_json::Value>,
+}
+
+impl Default for RunConfig {
+    fn default() -> Self {
+        let mut networks = BTreeMap::new();
+        networks.insert("student".to_string(), NetworkConfig::new("resnet8"));
+        RunConfig {
+            run: RunSection::default(),
+            data: DataSection::default(),
+            networks,
+            optim: OptimConfig::default(),
+            schedule: ScheduleConfig::default(),
+            loss: LossConfig::default(),
+            stack: Vec::new(),
+            method: BTreeMap::new(),
+        }
+    }
+}
+
+/// `[run]`
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RunSection {
+    /// Name of the run; its directory is `output_dir/name`.
+    pub name: String,
+    /// Seeds initialisation, data order and augmentation.
+    pub seed: u64,
+    /// Training epochs.
+    pub epochs: usize,
+    /// Where run directories are created (relative to the working directory).
+    pub output_dir: PathBuf,
+    /// Device family.
+    pub backend: BackendKind,
+    /// Log a metrics row every this many steps (0: only per epoch).
+    pub log_every: usize,
+    /// Also checkpoint every this many steps inside an epoch (0: only at epoch ends).
+    pub checkpoint_every: usize,
+}
+
+impl Default for RunSection {
+    fn default() -> Self {
+        RunSection {
+            name: "run".into(),
+            seed: 0,
+            epochs: 240,
+            output_dir: PathBuf::from("runs"),
+            backend: BackendKind::Flex,
+            log_every: 50,
+            checkpoint_every: 0,
+        }
+    }
+}
+
+/// `[data]`
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct DataSection {
+    /// On-disk layout.
+    pub format: DataFormat,
+    /// Dataset root; unset means `KD_DATA`, then (for IDX) Debian's Fashion-MNIST location.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub root: Option<PathBuf>,
+    /// Side of the square network input; smaller images are zero-padded centrally.
+    pub input_size: usize,
+    /// Training batch size.
+    pub batch_size: usize,
+    /// Evaluation batch size.
+    pub eval_batch_size: usize,
+    /// Keep only the first N training images of every class.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub train_per_class: Option<usize>,
+    /// Keep only the first N test images of every class.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub test_per_class: Option<usize>,
+    /// Per-channel mean (unset: the dataset's standard constants).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub mean: Option<Vec<f32>>,
+    /// Per-channel std (unset: the dataset's standard constants).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub std: Option<Vec<f32>>,
+    /// Training augmentation.
+    pub augment: AugmentSection,
+    /// Drop the last, smaller training batch.
+    pub drop_last: bool,
+    /// Batches prepared ahead on the loader thread.
+    pub prefetch: usize,
+}
+
+impl Default for DataSection {
+    fn default() -> Self {
+        DataSection {
+            format: DataFormat::Idx,
+            root: None,
+            input_size: 32,
+            batch_size: 64,
+            eval_batch_size: 256,
+            train_per_class: None,
+            test_per_class: None,
+            mean: None,
+            std: None,
+            augment: AugmentSection::default(),
+            drop_last: false,
+            prefetch: 4,
+        }
+    }
+}
+
+/// `[data.augment]`
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AugmentSection {
+    /// Padding of the random crop (0: no crop).
+    pub crop_padding: usize,
+    /// Fill of the crop padding.
+    pub pad_mode: PadMode,
+    /// Random horizontal flips.
+    pub flip: bool,
+}
+
+impl Default for AugmentSection {
+    fn default() -> Self {
+        AugmentSection {
+            crop_padding: 4,
+            pad_mode: PadMode::Zero,
+            flip: true,
+        }
+    }
+}
+
+/// `[networks.<role>]`
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct NetworkConfig {
+    /// Zoo name (`kd models` lists them).
+    pub arch: String,
+    /// Weights to start from (a kd checkpoint); required for frozen roles.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub checkpoint: Option<PathBuf>,
+    /// Learning rate for this role instead of `optim.lr`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub lr: Option<f64>,
+}
+
+impl NetworkConfig {
+    /// A network of the given architecture, from scratch.
+    pub fn new(arch: &str) -> Self {
+        NetworkConfig {
+            arch: arch.into(),
+            checkpoint: None,
+            lr: None,
+        }
+    }
+}
+
+impl Default for NetworkConfig {
+    fn default() -> Self {
+        NetworkConfig::new("")
+    }
+}
+
+/// `[optim]`: SGD.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct OptimConfig {
+    /// Base learning rate.
+    pub lr: f64,
+    /// Momentum.
+    pub momentum: f64,
+    /// Nesterov momentum.
+    pub nesterov: bool,
+    /// L2 weight decay.
+    pub weight_decay: f64,
+}
+
+impl Default for OptimConfig {
+    fn default() -> Self {
+        OptimConfig {
+            lr: 0.05,
+            momentum: 0.9,
+            nesterov: false,
+            weight_decay: 5e-4,
+        }
+    }
+}
+
+/// Shape of the learning-rate schedule.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ScheduleKind {
+    /// Multiply by `gamma` at each milestone epoch.
+    Multistep,
+    /// Cosine from the base rate to `min_lr` over the run.
+    Cosine,
+    /// The base rate throughout.
+    Constant,
+}
+
+/// `[schedule]`
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ScheduleConfig {
+    /// Shape.
+    pub kind: ScheduleKind,
+    /// Epochs at which a multistep schedule decays.
+    pub milestones: Vec<usize>,
+    /// Decay factor of a multistep schedule.
+    pub gamma: f64,
+    /// Epochs of linear warm-up from 0 (step-wise), before the shape applies.
+    pub warmup_epochs: usize,
+    /// Final rate of a cosine schedule.
+    pub min_lr: f64,
+}
+
+impl Default for ScheduleConfig {
+    fn default() -> Self {
+        ScheduleConfig {
+            kind: ScheduleKind::Multistep,
+            milestones: vec![150, 180, 210],
+            gamma: 0.1,
+            warmup_epochs: 0,
+            min_lr: 0.0,
+        }
+    }
+}
+
+/// `[loss]`
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct LossConfig {
+    /// Weight of each trainable network's cross-entropy with the labels.
+    pub ce_weight: f64,
+}
+
+impl Default for LossConfig {
+    fn default() -> Self {
+        LossConfig { ce_weight: 1.0 }
+    }
+}

@@ -1,0 +1,26 @@
+//! Datasets: readers for IDX, CIFAR binary and image folders, their statistics, and the
+//! augmented batch stream the runtime trains on.
+//!
+//! `base.rs` holds [`ImageSet`] and the format names, `error.rs` the errors (every one names
+//! its file, and the byte offset where it has one), `source.rs` where a dataset lives,
+//! `augment.rs` and `loader.rs` the path from bytes to batches.
+
+mod augment;
+mod base;
+pub mod cifar;
+mod error;
+pub mod folder;
+pub mod idx;
+mod loader;
+mod read;
+mod source;
+mod stats;
+
+pub use augment::{Augment, Draw, PadMode, Transform};
+pub use base::{DataFormat, ImageSet, Split};
+pub use error::DataError;
+pub use loader::{
+    Batch, BatchStream, StreamSpec, batches_per_epoch, build_batch, epoch_order, mix,
+};
+pub use source::{DATA_ENV, DEBIAN_FASHION_MNIST, DataSource, default_root, load_path};
+pub use stats::{Stats, stats};

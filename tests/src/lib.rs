@@ -1,1 +1,186 @@
-//! Integration-test crate: see tests/tests.
+//! Helpers for the workspace integration tests (`tests/tests/*.rs`): locating the `kd` binary,
+//! writing configs into temporary directories, running commands and reading run directories.
+//!
+//! The tests run the real binary as a user would: exit statuses, messages and files on disk are
+//! what they check. `cargo test --workspace` builds `kd` before running any test.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::sync::OnceLock;
+
+use kd_method_kd as _;
+
+/// Every method kind the workspace ships; the registry must hold exactly these.
+pub const ALL_KINDS: [&str; 1] = ["kd"];
+
+/// The repository root.
+pub fn repo_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("tests/ sits in the repository")
+        .to_path_buf()
+}
+
+/// The shipped Fashion-MNIST subset.
+pub fn subset() -> PathBuf {
+    repo_root().join("data").join("fashion-mnist-subset")
+}
+
+/// The `kd` binary of this build profile, brought up to date once per test process.
+///
+/// `cargo test -p kd-tests` alone does not rebuild the binary (it is not a library dependency),
+/// so the first call runs `cargo build -p kd-cli --bin kd` with the test's own profile: a no-op
+/// when it is fresh, and never a stale binary under test.
+pub fn kd_binary() -> PathBuf {
+    static BINARY: OnceLock<PathBuf> = OnceLock::new();
+    BINARY
+        .get_or_init(|| {
+            let exe = std::env::current_exe().expect("test executable path");
+            let dir = exe
+                .parent()
+                .and_then(Path::parent)
+                .expect("target/<profile>/deps/<test>");
+            let profile = dir.file_name().and_then(|n| n.to_str()).unwrap_or("debug");
+            let profile = if profile == "debug" { "dev" } else { profile };
+            let status = Command::new(env!("CARGO"))
+                .args([
+                    "build",
+                    "--quiet",
+                    "-p",
+                    "kd-cli",
+                    "--bin",
+                    "kd",
+                    "--profile",
+                    profile,
+                ])
+                .current_dir(repo_root())
+                .status()
+                .expect("cargo runs");
+            assert!(status.success(), "building kd failed");
+            dir.join(format!("kd{}", std::env::consts::EXE_SUFFIX))
+        })
+        .clone()
+}
+
+/// `kd` with the given arguments, run in `dir`, with `KD_*` variables cleared.
+pub fn kd(dir: &Path, args: &[&str]) -> Command {
+    let mut command = Command::new(kd_binary());
+    command.current_dir(dir).args(args).env("KD_LOG", "warn");
+    for (key, _) in std::env::vars() {
+        if key.starts_with("KD_") && key != "KD_LOG" {
+            command.env_remove(key);
+        }
+    }
+    command
+}
+
+/// Runs a command and returns its output, whatever the status.
+pub fn output(mut command: Command) -> Output {
+    command.output().expect("kd runs")
+}
+
+/// Runs a command that must succeed.
+pub fn success(command: Command) -> Output {
+    let out = output(command);
+    assert!(
+        out.status.success(),
+        "kd failed with {:?}\nstdout:\n{}\nstderr:\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
+
+/// Runs a command that must fail with `status`; returns its stderr.
+pub fn failure(command: Command, status: i32) -> String {
+    let out = output(command);
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert_eq!(
+        out.status.code(),
+        Some(status),
+        "expected exit {status}\nstdout:\n{}\nstderr:\n{stderr}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    stderr
+}
+
+/// Writes a file (creating folders) and returns its path.
+pub fn write(dir: &Path, name: &str, text: &str) -> PathBuf {
+    let path = dir.join(name);
+    if let Some(parent) = path.parent() {
+        std::fs::create_dir_all(parent).unwrap();
+    }
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+/// A small, fast run on the shipped subset: `per_class` training images per class, 100 test
+/// images per class, runs written under `dir/runs`.
+pub fn tiny_config(
+    dir: &Path,
+    name: &str,
+    arch: &str,
+    per_class: usize,
+    epochs: usize,
+    extra: &str,
+) -> String {
+    format!(
+        r#"
+[run]
+name = "{name}"
+output_dir = "{runs}"
+epochs = {epochs}
+seed = 7
+log_every = 1
+
+[data]
+format = "idx"
+root = "{root}"
+train_per_class = {per_class}
+test_per_class = 20
+batch_size = 16
+eval_batch_size = 100
+
+[schedule]
+kind = "constant"
+
+[networks.student]
+arch = "{arch}"
+{extra}
+"#,
+        runs = dir.join("runs").display(),
+        root = subset().display(),
+    )
+}
+
+/// The directory of a run written by [`tiny_config`].
+pub fn run_dir(dir: &Path, name: &str) -> PathBuf {
+    dir.join("runs").join(name)
+}
+
+/// Every row of a run's `metrics.jsonl`.
+pub fn metrics(run: &Path) -> Vec<serde_json::Map<String, serde_json::Value>> {
+    std::fs::read_to_string(run.join("metrics.jsonl"))
+        .unwrap()
+        .lines()
+        .map(|l| {
+            serde_json::from_str::<serde_json::Value>(l)
+                .unwrap()
+                .as_object()
+                .unwrap()
+                .clone()
+        })
+        .collect()
+}
+
+/// Trains a tiny teacher and returns its best checkpoint.
+pub fn tiny_teacher(dir: &Path, name: &str, arch: &str) -> PathBuf {
+    let config = write(
+        dir,
+        &format!("{name}.toml"),
+        &tiny_config(dir, name, arch, 20, 1, ""),
+    );
+    success(kd(dir, &["train", config.to_str().unwrap()]));
+    run_dir(dir, name).join("checkpoints").join("best.kdc")
+}

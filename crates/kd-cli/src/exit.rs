@@ -1,16 +1,29 @@
 //! How a failed command ends: the message on stderr, and status 2 for errors the user can fix
-//! (configuration, data, plan) or 1 for everything else.
+//! (configuration, data, plan, checkpoints, flags) or 1 for everything else (a failed run).
 
 use std::process::ExitCode;
 
 use kd_core::config::ConfigError;
 use kd_core::data::DataError;
+use kd_core::method::RegistryError;
+use kd_core::runtime::TrainError;
+
+/// An error in what the user asked for, outside the library's error types (a bad flag value).
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct UsageError(pub String);
 
 /// Whether the error is the user's to fix.
 pub fn is_user_error(error: &anyhow::Error) -> bool {
-    error
-        .chain()
-        .any(|cause| cause.is::<ConfigError>() || cause.is::<DataError>())
+    error.chain().any(|cause| {
+        cause.is::<ConfigError>()
+            || cause.is::<DataError>()
+            || cause.is::<RegistryError>()
+            || cause.is::<UsageError>()
+            || cause
+                .downcast_ref::<TrainError>()
+                .is_some_and(TrainError::is_user_error)
+    })
 }
 
 /// Prints the error chain and picks the exit status. A closed stdout (`kd models | head`) is not

@@ -1,12 +1,15 @@
 //! `kd`: knowledge distillation from the command line.
 //!
-//! Parses the command line (clap), sets up logging (`KD_LOG`, default `info`, to stderr) and
+//! Parses the command line (clap), sets up logging (`KD_LOG`, default `warn`, to stderr) and
 //! dispatches to one file per subcommand under `commands/`. User errors (bad config, bad data,
 //! an impossible plan) exit with status 2 and a message naming the key or file; anything else
 //! exits with status 1.
 
 mod commands;
 mod exit;
+mod plugins;
+mod progress;
+mod report;
 
 use std::process::ExitCode;
 
@@ -29,11 +32,21 @@ enum Command {
     Data(commands::data::DataCommand),
     /// Print the resolved configuration and the source of every key.
     PrintConfig(commands::print_config::Args),
+    /// List the registered distillation methods.
+    Methods(commands::methods::Args),
+    /// Resolve and check a run (roles, taps, shapes, files) without allocating a tensor.
+    Plan(commands::plan::ConfigArgs),
+    /// Train (or, with --resume, continue) a run.
+    Train(commands::train::Args),
+    /// Evaluate a checkpoint on a dataset: top-1, top-5 and per-class accuracy.
+    Eval(commands::eval::Args),
+    /// Run a list of experiments in order and compare their results.
+    Suite(commands::suite::Args),
 }
 
 fn main() -> ExitCode {
     let filter = tracing_subscriber::EnvFilter::try_from_env("KD_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
@@ -43,6 +56,11 @@ fn main() -> ExitCode {
         Command::Models(args) => commands::models::run(args),
         Command::Data(command) => commands::data::run(command),
         Command::PrintConfig(args) => commands::print_config::run(args),
+        Command::Methods(args) => commands::methods::run(args),
+        Command::Plan(args) => commands::plan::run(args),
+        Command::Train(args) => commands::train::run(args),
+        Command::Eval(args) => commands::eval::run(args),
+        Command::Suite(args) => commands::suite::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -9,4 +9,10 @@
 pub mod backend;
 pub mod config;
 pub mod data;
+pub mod loss;
+pub mod method;
+pub mod runtime;
 pub mod zoo;
+
+#[doc(hidden)]
+pub use inventory; // reached by `register_method!`; plugins never depend on inventory directly

@@ -1,5 +1,7 @@
 //! Layered configuration: the order of the layers, provenance, and every class of error naming
 //! its full key and source. Each test runs in a `figment::Jail` (own directory and environment).
+// `Jail::expect_with` closures return figment's (large) error type; that is its API.
+#![allow(clippy::result_large_err)]
 
 use figment::Jail;
 use kd_core::config::{self, ConfigError};

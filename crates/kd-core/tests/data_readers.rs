@@ -221,13 +221,13 @@ fn cifar10_planes_are_r_then_g_then_b() {
     );
     let stats = data::stats(&set);
     let expected = [105.0 / 255.0, 60.0 / 255.0, 40.0 / 255.0];
-    for c in 0..3 {
-        assert!((stats.mean[c] - expected[c]).abs() < 1e-12, "{stats:?}");
+    for (mean, expected) in stats.mean.iter().zip(expected) {
+        assert!((mean - expected).abs() < 1e-12, "{stats:?}");
     }
     // Each channel holds two values, 95, 40 and 10 away from its mean.
     let expected_std = [95.0 / 255.0, 40.0 / 255.0, 10.0 / 255.0];
-    for c in 0..3 {
-        assert!((stats.std[c] - expected_std[c]).abs() < 1e-9, "{stats:?}");
+    for (std, expected) in stats.std.iter().zip(expected_std) {
+        assert!((std - expected).abs() < 1e-9, "{stats:?}");
     }
 }
 

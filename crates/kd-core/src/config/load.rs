@@ -2,6 +2,8 @@
 //! built-in defaults < `configs/base.toml` < the experiment file < `KD_` environment variables
 //! (`__` between levels) < `--set key=value`.
 //!
+//! A file may name others to merge before itself with `include = ["../methods/kd.toml"]`
+//! (paths relative to the including file): that is how experiments use the method presets.
 //! `configs/base.toml` is found by walking up from the experiment file to a `configs/` folder
 //! that holds one (so a config works from any working directory), else `./configs/base.toml`.
 //! `KD_DATA` and `KD_LOG` are not configuration keys (a dataset root and the log filter) and
@@ -70,6 +72,17 @@ impl Provider for SetArg {
     }
 }
 
+/// A `--set` value: TOML syntax where it parses (`1e-3`, `[100, 150]`, `"text"`, `{ a = 1 }`),
+/// else figment's lenient parse, which takes a bare word as a string (`--set run.name=x`).
+fn parse_value(text: &str) -> Result<Value, String> {
+    if let Ok(table) = format!("v = {text}").parse::<toml::Table>()
+        && let Some(value) = table.get("v")
+    {
+        return Value::serialize(value).map_err(|e| e.to_string());
+    }
+    text.parse::<Value>().map_err(|e| e.to_string())
+}
+
 fn parse_set(raw: &str) -> Result<SetArg, ConfigIssue> {
     let issue = |message: String| ConfigIssue {
         key: None,
@@ -92,10 +105,7 @@ fn parse_set(raw: &str) -> Result<SetArg, ConfigIssue> {
             "`{key}` is not a dotted key like `run.seed`"
         )));
     }
-    let value: Value = value
-        .trim()
-        .parse()
-        .map_err(|e| issue(format!("cannot parse value: {e}")))?;
+    let value = parse_value(value.trim()).map_err(|e| issue(format!("cannot parse value: {e}")))?;
     Ok(SetArg {
         raw: raw.to_string(),
         key: key.to_string(),
@@ -183,25 +193,29 @@ pub fn load(experiment: Option<&Path>, sets: &[String]) -> Result<LoadedConfig, 
         .iter()
         .filter_map(|raw| parse_set(raw).map_err(|issue| issues.push(issue)).ok())
         .collect();
-    if let Some(path) = experiment {
-        if !path.is_file() {
-            issues.push(ConfigIssue {
-                key: None,
-                source: Some(format!("file {}", path.display())),
-                message: "config file not found".into(),
-            });
-        }
+    if let Some(path) = experiment
+        && !path.is_file()
+    {
+        issues.push(ConfigIssue {
+            key: None,
+            source: Some(format!("file {}", path.display())),
+            message: "config file not found".into(),
+        });
     }
     if !issues.is_empty() {
         return Err(ConfigError { issues });
     }
     let base = find_base(experiment);
-    let mut figment = Figment::from(Defaults);
-    if let Some(base) = &base {
-        figment = figment.merge(Toml::file(base));
+    let mut files = Vec::new();
+    for file in base.iter().chain(experiment.map(Path::to_path_buf).iter()) {
+        expand_includes(file, &mut Vec::new(), &mut files, &mut issues);
     }
-    if let Some(experiment) = experiment {
-        figment = figment.merge(Toml::file(experiment));
+    if !issues.is_empty() {
+        return Err(ConfigError { issues });
+    }
+    let mut figment = Figment::from(Defaults);
+    for file in &files {
+        figment = figment.merge(Toml::file(file));
     }
     figment = figment.merge(KdEnv);
     for set in parsed_sets {
@@ -216,6 +230,49 @@ pub fn load(experiment: Option<&Path>, sets: &[String]) -> Result<LoadedConfig, 
         experiment: experiment.map(Path::to_path_buf),
         base,
     })
+}
+
+/// Appends `file`'s includes (depth first, in order) and then `file` itself to `out`.
+fn expand_includes(
+    file: &Path,
+    stack: &mut Vec<PathBuf>,
+    out: &mut Vec<PathBuf>,
+    issues: &mut Vec<ConfigIssue>,
+) {
+    let source = Some(format!("file {}", display_path(file)));
+    if stack.iter().any(|f| f == file) {
+        issues.push(ConfigIssue {
+            key: Some("include".into()),
+            source,
+            message: "include cycle".into(),
+        });
+        return;
+    }
+    // Syntax errors are left to figment, which reports them with line and column.
+    let includes: Vec<String> = std::fs::read_to_string(file)
+        .ok()
+        .and_then(|text| text.parse::<toml::Table>().ok())
+        .and_then(|table| table.get("include").cloned())
+        .and_then(|value| value.try_into().ok())
+        .unwrap_or_default();
+    stack.push(file.to_path_buf());
+    let dir = file.parent().unwrap_or(Path::new("."));
+    for include in includes {
+        let path = dir.join(&include);
+        if path.is_file() {
+            expand_includes(&path, stack, out, issues);
+        } else {
+            issues.push(ConfigIssue {
+                key: Some("include".into()),
+                source: source.clone(),
+                message: format!("included file {} not found", display_path(&path)),
+            });
+        }
+    }
+    stack.pop();
+    if !out.iter().any(|f| f == file) {
+        out.push(file.to_path_buf());
+    }
 }
 
 /// The built-in defaults, named so provenance listings say what they are.

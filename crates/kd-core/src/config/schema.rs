@@ -19,6 +19,10 @@ use crate::data::{DataFormat, PadMode};
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct RunConfig {
+    /// Files merged before this one (paths relative to the file that names them), e.g. the
+    /// method presets `configs/methods/kd.toml`. Read by the loader, not by the runtime.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub include: Vec<PathBuf>,
     /// Seed, length, output location, backend.
     pub run: RunSection,
     /// Dataset, batching and augmentation.
@@ -42,6 +46,7 @@ impl Default for RunConfig {
         let mut networks = BTreeMap::new();
         networks.insert("student".to_string(), NetworkConfig::new("resnet8"));
         RunConfig {
+            include: Vec::new(),
             run: RunSection::default(),
             data: DataSection::default(),
             networks,
@@ -142,6 +147,17 @@ impl Default for DataSection {
     }
 }
 
+impl DataSection {
+    /// The training augmentation as the loader takes it.
+    pub fn augment_spec(&self) -> crate::data::Augment {
+        crate::data::Augment {
+            crop_padding: self.augment.crop_padding,
+            pad_mode: self.augment.pad_mode,
+            flip: self.augment.flip,
+        }
+    }
+}
+
 /// `[data.augment]`
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -226,7 +242,7 @@ impl Default for OptimConfig {
 pub enum ScheduleKind {
     /// Multiply by `gamma` at each milestone epoch.
     Multistep,
-    /// Cosine from the base rate to `min_lr` over the run.
+    /// Cosine from the base rate to `min_factor` times it over the run.
     Cosine,
     /// The base rate throughout.
     Constant,
@@ -244,8 +260,8 @@ pub struct ScheduleConfig {
     pub gamma: f64,
     /// Epochs of linear warm-up from 0 (step-wise), before the shape applies.
     pub warmup_epochs: usize,
-    /// Final rate of a cosine schedule.
-    pub min_lr: f64,
+    /// Final rate of a cosine schedule, as a fraction of each base rate.
+    pub min_factor: f64,
 }
 
 impl Default for ScheduleConfig {
@@ -255,7 +271,7 @@ impl Default for ScheduleConfig {
             milestones: vec![150, 180, 210],
             gamma: 0.1,
             warmup_epochs: 0,
-            min_lr: 0.0,
+            min_factor: 0.0,
         }
     }
 }

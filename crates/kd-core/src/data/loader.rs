@@ -61,6 +61,13 @@ pub fn mix(mut z: u64) -> u64 {
     z ^ (z >> 31)
 }
 
+/// A seed for an independent stream named `label` (an extra phase's own batches, say).
+pub fn derive_seed(seed: u64, label: &str) -> u64 {
+    label
+        .bytes()
+        .fold(mix(seed ^ 0x5eed), |h, b| mix(h ^ b as u64))
+}
+
 /// The order in which an epoch visits the set.
 pub fn epoch_order(len: usize, seed: u64, epoch: usize, shuffle: bool) -> Vec<usize> {
     let mut order: Vec<usize> = (0..len).collect();

@@ -10,6 +10,7 @@ mod base;
 pub mod cifar;
 mod error;
 pub mod folder;
+mod geometry;
 pub mod idx;
 mod loader;
 mod read;
@@ -19,8 +20,9 @@ mod stats;
 pub use augment::{Augment, Draw, PadMode, Transform};
 pub use base::{DataFormat, ImageSet, Split};
 pub use error::DataError;
+pub use geometry::Geometry;
 pub use loader::{
-    Batch, BatchStream, StreamSpec, batches_per_epoch, build_batch, epoch_order, mix,
+    Batch, BatchStream, StreamSpec, batches_per_epoch, build_batch, derive_seed, epoch_order, mix,
 };
 pub use source::{DATA_ENV, DEBIAN_FASHION_MNIST, DataSource, default_root, load_path};
 pub use stats::{Stats, stats};

@@ -19,6 +19,8 @@ use super::vgg::{Vgg, VggConfig, vgg_groups};
 use super::wrn::{WideResNet, WideResNetConfig};
 
 /// Any network of the zoo.
+/// Variants differ in size; a run holds one per role, so boxing them would buy nothing.
+#[allow(clippy::large_enum_variant)]
 #[derive(Module, Debug)]
 pub enum Network {
     /// resnet8 … resnet110, resnet8x4, resnet32x4.

@@ -95,7 +95,7 @@ impl CifarResNetConfig {
     /// Builds the network with the reference initialisation.
     pub fn init(&self, device: &Device) -> CifarResNet {
         assert!(
-            self.depth >= 8 && (self.depth - 2) % 6 == 0,
+            self.depth >= 8 && (self.depth - 2).is_multiple_of(6),
             "depth must be 6n+2"
         );
         let n = (self.depth - 2) / 6;

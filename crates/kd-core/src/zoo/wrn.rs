@@ -97,7 +97,7 @@ impl WideResNetConfig {
     /// Builds the network with the reference initialisation.
     pub fn init(&self, device: &Device) -> WideResNet {
         assert!(
-            self.depth >= 10 && (self.depth - 4) % 6 == 0,
+            self.depth >= 10 && (self.depth - 4).is_multiple_of(6),
             "depth must be 6n+4"
         );
         let n = (self.depth - 4) / 6;

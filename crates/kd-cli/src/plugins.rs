@@ -1,0 +1,4 @@
+//! The method plugins linked into `kd`. Naming each crate here keeps the linker from dropping
+//! its registration; the integration tests check every plugin kind is registered.
+
+use kd_method_kd as _;

@@ -1,0 +1,141 @@
+//! What a split looks like, read from headers and file sizes only: image count, channels, size,
+//! classes. The plan uses it to size networks and check shapes before loading any pixels.
+
+use std::io::{Read, Seek, SeekFrom};
+use std::path::Path;
+
+use serde::Serialize;
+
+use super::base::{DataFormat, Split};
+use super::error::DataError;
+use super::source::DataSource;
+
+/// Shape of a split.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct Geometry {
+    /// Number of images.
+    pub count: usize,
+    /// Channels per image.
+    pub channels: usize,
+    /// Image height.
+    pub height: usize,
+    /// Image width.
+    pub width: usize,
+    /// Classes of the dataset.
+    pub num_classes: usize,
+}
+
+fn idx_header(path: &Path) -> Result<[usize; 3], DataError> {
+    let io = |e| DataError::io(path, e);
+    let mut file = std::fs::File::open(path).map_err(io)?;
+    let mut magic = [0u8; 2];
+    file.read_exact(&mut magic).map_err(io)?;
+    file.seek(SeekFrom::Start(0)).map_err(io)?;
+    let file = std::io::BufReader::new(file);
+    let mut reader: Box<dyn Read> = if magic == [0x1f, 0x8b] {
+        Box::new(flate2::read::GzDecoder::new(file))
+    } else {
+        Box::new(file)
+    };
+    let mut head = [0u8; 16];
+    reader.read_exact(&mut head).map_err(io)?;
+    let word = |i: usize| u32::from_be_bytes([head[i], head[i + 1], head[i + 2], head[i + 3]]);
+    if word(0) != 0x0000_0803 {
+        return Err(DataError::BadMagic {
+            path: path.into(),
+            found: word(0),
+            expected: "00 00 08 03 (IDX, unsigned bytes, 3 dimensions)".into(),
+        });
+    }
+    Ok([word(4) as usize, word(8) as usize, word(12) as usize])
+}
+
+impl DataSource {
+    /// The geometry of `split`, from headers, file sizes and (for folders) image headers.
+    pub fn geometry(&self, split: Split) -> Result<Geometry, DataError> {
+        let paths = self.split_paths(split)?;
+        match self.format {
+            DataFormat::Idx => {
+                let [count, height, width] = idx_header(&paths[0])?;
+                Ok(Geometry {
+                    count,
+                    channels: 1,
+                    height,
+                    width,
+                    num_classes: 10,
+                })
+            }
+            DataFormat::Cifar10 | DataFormat::Cifar100 => {
+                let (record, num_classes) = if self.format == DataFormat::Cifar10 {
+                    (3073, 10)
+                } else {
+                    (3074, 100)
+                };
+                let mut count = 0;
+                for path in &paths {
+                    let size = std::fs::metadata(path)
+                        .map_err(|e| DataError::io(path, e))?
+                        .len();
+                    count += (size / record) as usize;
+                }
+                Ok(Geometry {
+                    count,
+                    channels: 3,
+                    height: 32,
+                    width: 32,
+                    num_classes,
+                })
+            }
+            DataFormat::Folder => folder_geometry(&paths[0]),
+        }
+    }
+}
+
+fn folder_geometry(root: &Path) -> Result<Geometry, DataError> {
+    let mut classes: Vec<_> = std::fs::read_dir(root)
+        .map_err(|e| DataError::io(root, e))?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.is_dir())
+        .collect();
+    classes.sort();
+    let (mut count, mut size, mut colour) = (0, None, false);
+    for class in &classes {
+        for entry in std::fs::read_dir(class).map_err(|e| DataError::io(class, e))? {
+            let path = entry.map_err(|e| DataError::io(class, e))?.path();
+            let is_image = path
+                .extension()
+                .and_then(|e| e.to_str())
+                .is_some_and(|e| ["png", "jpg", "jpeg"].contains(&e.to_ascii_lowercase().as_str()));
+            if !is_image {
+                continue;
+            }
+            let decode = |e: image::ImageError| DataError::Decode {
+                path: path.clone(),
+                message: e.to_string(),
+            };
+            let decoder = image::ImageReader::open(&path)
+                .map_err(|e| DataError::io(&path, e))?
+                .with_guessed_format()
+                .map_err(|e| DataError::io(&path, e))?
+                .into_decoder()
+                .map_err(decode)?;
+            use image::ImageDecoder;
+            colour |= decoder.color_type().has_color();
+            size.get_or_insert(decoder.dimensions());
+            count += 1;
+        }
+    }
+    let Some((width, height)) = size else {
+        return Err(DataError::Missing {
+            path: root.into(),
+            message: "no PNG or JPEG files in class folders".into(),
+        });
+    };
+    Ok(Geometry {
+        count,
+        channels: if colour { 3 } else { 1 },
+        height: height as usize,
+        width: width as usize,
+        num_classes: classes.len(),
+    })
+}

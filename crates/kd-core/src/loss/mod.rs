@@ -1,0 +1,8 @@
+//! Loss primitives every method is built from: the task cross-entropy and the temperature-scaled
+//! KL divergence to a soft target (METHODS.md §0's `soft_kl`).
+
+mod cross_entropy;
+mod soft_kl;
+
+pub use cross_entropy::cross_entropy;
+pub use soft_kl::{kl_to_target, soft_kl};

@@ -1,0 +1,153 @@
+//! The method registry: constant registrations submitted by plugin crates through
+//! [`register_method!`](crate::register_method), collected once into a sorted map.
+//!
+//! As typetag and inventory do it: a registration is constant data with function pointers; a
+//! duplicate kind is an error naming both crates; an unknown kind lists the known ones. Plugins
+//! never name `inventory` themselves — the macro reaches it through kd-core's re-export. Every
+//! binary and test crate must name each plugin crate (`extern crate kd_method_kd;`), or the
+//! linker drops its registration.
+
+use std::collections::BTreeMap;
+use std::sync::OnceLock;
+
+use super::args::MethodArgs;
+use super::base::Method;
+use crate::config::ConfigError;
+
+/// One method kind, as a plugin crate registers it.
+#[derive(Debug)]
+pub struct MethodRegistration {
+    /// The name written in `method.<instance>.kind`.
+    pub kind: &'static str,
+    /// One line on what it does.
+    pub summary: &'static str,
+    /// The paper (authors, year, venue or arXiv id).
+    pub paper: &'static str,
+    /// The crate that registered it (filled in by the macro).
+    pub crate_name: &'static str,
+    /// Builds an instance from its table; errors name the key.
+    pub build: fn(&MethodArgs<'_>) -> Result<Box<dyn Method>, ConfigError>,
+    /// The instance's keys with their defaults, for documentation and `kd methods --json`.
+    pub defaults: fn() -> serde_json::Value,
+}
+
+inventory::collect!(MethodRegistration);
+
+/// Registers a method kind. Use once per plugin crate, at module level:
+///
+/// ```ignore
+/// kd_core::register_method! {
+///     kind: "kd",
+///     summary: "Hinton et al.'s soft-target distillation",
+///     paper: "Hinton, Vinyals, Dean 2015, arXiv:1503.02531",
+///     build: build,
+///     defaults: defaults,
+/// }
+/// ```
+#[macro_export]
+macro_rules! register_method {
+    {
+        kind: $kind:expr,
+        summary: $summary:expr,
+        paper: $paper:expr,
+        build: $build:expr,
+        defaults: $defaults:expr $(,)?
+    } => {
+        $crate::inventory::submit! {
+            $crate::method::MethodRegistration {
+                kind: $kind,
+                summary: $summary,
+                paper: $paper,
+                crate_name: env!("CARGO_PKG_NAME"),
+                build: $build,
+                defaults: $defaults,
+            }
+        }
+    };
+}
+
+/// Why the registry could not be built.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum RegistryError {
+    /// Two crates registered the same kind.
+    #[error("method kind `{kind}` is registered twice: by crate `{first}` and by crate `{second}`")]
+    Duplicate {
+        /// The kind.
+        kind: String,
+        /// The first registering crate.
+        first: String,
+        /// The second registering crate.
+        second: String,
+    },
+}
+
+/// Every known method kind, sorted.
+#[derive(Debug)]
+pub struct Registry {
+    kinds: BTreeMap<&'static str, &'static MethodRegistration>,
+}
+
+impl Registry {
+    /// Builds a registry from registrations, rejecting duplicate kinds.
+    pub fn from_entries(
+        entries: impl IntoIterator<Item = &'static MethodRegistration>,
+    ) -> Result<Registry, RegistryError> {
+        let mut kinds: BTreeMap<&'static str, &'static MethodRegistration> = BTreeMap::new();
+        for entry in entries {
+            if let Some(previous) = kinds.insert(entry.kind, entry) {
+                let (mut first, mut second) = (previous.crate_name, entry.crate_name);
+                if first > second {
+                    std::mem::swap(&mut first, &mut second);
+                }
+                return Err(RegistryError::Duplicate {
+                    kind: entry.kind.into(),
+                    first: first.into(),
+                    second: second.into(),
+                });
+            }
+        }
+        Ok(Registry { kinds })
+    }
+
+    /// The registry of every plugin linked into this binary, built on first use.
+    pub fn global() -> Result<&'static Registry, RegistryError> {
+        static GLOBAL: OnceLock<Result<Registry, RegistryError>> = OnceLock::new();
+        GLOBAL
+            .get_or_init(|| Registry::from_entries(inventory::iter::<MethodRegistration>))
+            .as_ref()
+            .map_err(Clone::clone)
+    }
+
+    /// Looks a kind up.
+    pub fn get(&self, kind: &str) -> Option<&'static MethodRegistration> {
+        self.kinds.get(kind).copied()
+    }
+
+    /// Every registration, sorted by kind.
+    pub fn entries(&self) -> impl Iterator<Item = &'static MethodRegistration> + '_ {
+        self.kinds.values().copied()
+    }
+
+    /// The known kinds, sorted.
+    pub fn kinds(&self) -> Vec<&'static str> {
+        self.kinds.keys().copied().collect()
+    }
+
+    /// The message for an unknown kind: the known ones, and the closest if one is close.
+    pub fn unknown_kind_message(&self, kind: &str) -> String {
+        let known = self.kinds();
+        let closest = known
+            .iter()
+            .map(|k| (strsim::levenshtein(k, kind), *k))
+            .min()
+            .filter(|(distance, _)| *distance <= 2)
+            .map(|(_, k)| format!(" (did you mean `{k}`?)"))
+            .unwrap_or_default();
+        let list = if known.is_empty() {
+            "none are linked in".to_string()
+        } else {
+            known.join(", ")
+        };
+        format!("unknown method kind `{kind}`{closest}; known kinds: {list}")
+    }
+}

@@ -1,0 +1,114 @@
+//! Errors of a training run. [`TrainError::is_user_error`] tells the CLI which ones the user can
+//! fix (exit status 2) from failures of the run itself (exit status 1).
+
+use std::path::PathBuf;
+
+use super::checkpoint::CheckpointError;
+use crate::backend::BackendError;
+use crate::data::DataError;
+use crate::method::{MethodError, PartError};
+
+/// Why a run stopped.
+#[derive(Debug, thiserror::Error)]
+pub enum TrainError {
+    /// A fresh run would overwrite an earlier one.
+    #[error(
+        "{dir} already holds a run (checkpoints/last.kdc exists): pass --resume to continue it, or choose another run.name"
+    )]
+    RunExists {
+        /// The run directory.
+        dir: PathBuf,
+    },
+    /// `--resume` without a checkpoint.
+    #[error("nothing to resume: {dir}/checkpoints/last.kdc does not exist")]
+    NothingToResume {
+        /// The run directory.
+        dir: PathBuf,
+    },
+    /// `--resume` with a configuration other than the one the run started with.
+    #[error(
+        "the configuration differs from the one {dir} was started with, at: {keys}; resume with the same configuration"
+    )]
+    ConfigChanged {
+        /// The run directory.
+        dir: PathBuf,
+        /// The differing keys.
+        keys: String,
+    },
+    /// A checkpoint could not be read or written.
+    #[error(transparent)]
+    Checkpoint(#[from] CheckpointError),
+    /// A checkpoint does not fit the network it should load into.
+    #[error("{path}: {message}")]
+    CheckpointMismatch {
+        /// The checkpoint.
+        path: PathBuf,
+        /// What does not fit.
+        message: String,
+    },
+    /// The dataset could not be read.
+    #[error(transparent)]
+    Data(#[from] DataError),
+    /// The device could not be opened.
+    #[error(transparent)]
+    Backend(#[from] BackendError),
+    /// A file of the run directory could not be written.
+    #[error("{path}: {source}")]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// The OS error.
+        source: std::io::Error,
+    },
+    /// A loss term became NaN or infinite; the last checkpoint written is the last good one.
+    #[error(
+        "loss term `{term}` is {value} at epoch {epoch}, batch {batch} (step {step}); stopped. \
+         The last good checkpoint is {last_good}"
+    )]
+    NonFinite {
+        /// The term (`ce/student`, `kd/kl`, ...).
+        term: String,
+        /// Its value.
+        value: f64,
+        /// Epoch (0-based).
+        epoch: usize,
+        /// Batch within the epoch.
+        batch: usize,
+        /// Global step.
+        step: usize,
+        /// Where the last good checkpoint is, or "none (no checkpoint was written yet)".
+        last_good: String,
+    },
+    /// A method failed.
+    #[error("method `{instance}`: {source}")]
+    Method {
+        /// The instance.
+        instance: String,
+        /// Its error.
+        source: MethodError,
+    },
+    /// A module could not be saved or restored.
+    #[error(transparent)]
+    Part(#[from] PartError),
+}
+
+impl TrainError {
+    /// Whether the user can fix it by changing the command, config or data.
+    pub fn is_user_error(&self) -> bool {
+        matches!(
+            self,
+            TrainError::RunExists { .. }
+                | TrainError::NothingToResume { .. }
+                | TrainError::ConfigChanged { .. }
+                | TrainError::Checkpoint(_)
+                | TrainError::CheckpointMismatch { .. }
+                | TrainError::Data(_)
+                | TrainError::Backend(_)
+        )
+    }
+
+    pub(crate) fn io(path: impl Into<PathBuf>) -> impl FnOnce(std::io::Error) -> TrainError {
+        let path = path.into();
+        move |source| TrainError::Io { path, source }
+    }
+}

@@ -1,0 +1,93 @@
+//! Networks out of checkpoints, for evaluation and prediction outside a run (`kd eval`).
+
+use std::path::Path;
+use std::sync::Arc;
+
+use burn::module::Module;
+use burn::tensor::{Device, Tensor, TensorData};
+
+use super::checkpoint::{self, NetworkEntry};
+use super::error::TrainError;
+use super::evaluate::Tally;
+use crate::data::{Augment, BatchStream, ImageSet, StreamSpec, Transform};
+use crate::method::{MAIN_PHASE, Part, SgdSettings, Trainable};
+use crate::zoo::{self, ModelSpec, Network, Staged};
+
+/// Loads the network stored for `role` in a checkpoint, on `device`, in evaluation mode.
+pub fn load_network(
+    path: &Path,
+    role: &str,
+    device: &Device,
+) -> Result<(Network, NetworkEntry), TrainError> {
+    let header = checkpoint::read_header(path)?;
+    let entry = header.network(role).cloned().ok_or_else(|| {
+        let have: Vec<&str> = header.networks.iter().map(|n| n.role.as_str()).collect();
+        TrainError::CheckpointMismatch {
+            path: path.into(),
+            message: format!("holds no role `{role}` (it holds {})", have.join(", ")),
+        }
+    })?;
+    let zoo_entry = zoo::find(&entry.arch).ok_or_else(|| TrainError::CheckpointMismatch {
+        path: path.into(),
+        message: format!("holds an unknown architecture `{}`", entry.arch),
+    })?;
+    let spec = ModelSpec {
+        num_classes: entry.num_classes,
+        in_channels: entry.in_channels,
+    };
+    let network = (zoo_entry.arch)(spec).init(device);
+    let sgd = SgdSettings {
+        momentum: 0.0,
+        nesterov: false,
+        weight_decay: 0.0,
+    };
+    let mut part = Trainable::new(role, MAIN_PHASE, network, 0.0, &sgd);
+    let (_, blobs) = checkpoint::read(path)?;
+    let name = format!("role:{role}/module");
+    let bytes = blobs
+        .into_iter()
+        .find(|(n, _)| *n == name)
+        .map(|(_, b)| b)
+        .ok_or_else(|| TrainError::CheckpointMismatch {
+            path: path.into(),
+            message: format!("holds no weights for role `{role}`"),
+        })?;
+    part.restore(bytes, None)
+        .map_err(|e| TrainError::CheckpointMismatch {
+            path: path.into(),
+            message: e.to_string(),
+        })?;
+    Ok((part.module().valid(), entry))
+}
+
+/// Evaluates one network on a set (evaluation mode, no augmentation).
+pub fn evaluate_network(
+    network: &Network,
+    set: &Arc<ImageSet>,
+    transform: &Transform,
+    batch_size: usize,
+    device: &Device,
+) -> Tally {
+    let spec = StreamSpec {
+        batch_size,
+        shuffle: false,
+        drop_last: false,
+        augment: Augment::NONE,
+        seed: 0,
+        epoch: 0,
+        start_batch: 0,
+        prefetch: 2,
+    };
+    let mut tally = Tally::default();
+    for batch in BatchStream::start(set.clone(), transform.clone(), spec) {
+        let images = Tensor::<4>::from_data(TensorData::new(batch.images, batch.shape), device);
+        let logits = network.forward(images);
+        let [_, classes] = logits.dims();
+        let values = logits
+            .into_data()
+            .try_to_vec::<f32>()
+            .expect("logits are f32");
+        tally.add(&values, classes, &batch.labels);
+    }
+    tally
+}

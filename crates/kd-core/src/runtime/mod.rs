@@ -1,0 +1,27 @@
+//! The training runtime: the plan (`plan.rs`), the roles (`roles.rs`), the loop
+//! (`trainer.rs`), evaluation, schedules, checkpoints, metrics and the end-of-run summary.
+
+pub mod checkpoint;
+mod curve;
+mod error;
+mod evaluate;
+mod inference;
+pub mod metrics;
+mod observer;
+mod plan;
+mod roles;
+mod schedule;
+mod state;
+mod summary;
+mod trainer;
+
+pub use error::TrainError;
+pub use evaluate::{Tally, evaluate};
+pub use inference::{evaluate_network, load_network};
+pub use observer::{EpochReport, Observer, Silent, StartInfo, StepReport};
+pub use plan::{DataPlan, MethodInstance, RolePlan, RunPlan, default_normalisation, plan};
+pub use roles::{RoleNet, Roles, materialize};
+pub use schedule::lr_factor;
+pub use state::{Accuracy, Best, EpochRecord, TrainState};
+pub use summary::{OutputSummary, Summary};
+pub use trainer::{RunFiles, TrainOptions, train};

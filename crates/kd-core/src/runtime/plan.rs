@@ -1,0 +1,777 @@
+//! From a resolved configuration to a validated [`RunPlan`], before any tensor exists.
+//!
+//! The second half of the two-phase configuration: method kinds are looked up in the registry
+//! and their tables parsed by their plugins; roles are resolved (who trains what, in which
+//! phase, from which checkpoint) and conflicts rejected; taps and shapes are checked; the data
+//! files are found and their geometry read from headers. Every problem becomes a
+//! [`ConfigIssue`] naming the full key and the source that set it, and all are reported
+//! together. `kd plan` prints the result; `kd train` runs it.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use crate::config::{ConfigError, ConfigIssue, LoadedConfig, RunConfig, display_path, source_of};
+use crate::data::{DataFormat, DataSource, Geometry, Split, default_root};
+use crate::method::{
+    BnMode, MAIN_PHASE, Method, MethodArgs, Needs, PhaseSpec, PlanView, PlannedNetwork, Registry,
+    SgdSettings,
+};
+use crate::zoo::{self, ModelSpec};
+
+use super::checkpoint;
+
+/// The dataset side of a plan.
+#[derive(Debug, Clone)]
+pub struct DataPlan {
+    /// Format and root.
+    pub source: DataSource,
+    /// Training split geometry (before any per-class limit).
+    pub train: Geometry,
+    /// Test split geometry (before any per-class limit).
+    pub test: Geometry,
+    /// Files of the training split.
+    pub train_files: Vec<PathBuf>,
+    /// Files of the test split.
+    pub test_files: Vec<PathBuf>,
+    /// Network input side.
+    pub input_size: usize,
+    /// Per-channel mean.
+    pub mean: Vec<f32>,
+    /// Per-channel std.
+    pub std: Vec<f32>,
+}
+
+/// One role as planned.
+#[derive(Debug, Clone)]
+pub struct RolePlan {
+    /// The network.
+    pub network: PlannedNetwork,
+    /// Phase that trains it.
+    pub trained_in: Option<String>,
+    /// BatchNorm behaviour where it is not trained.
+    pub bn: BnMode,
+    /// Checkpoint file and the role inside it.
+    pub checkpoint: Option<(PathBuf, String)>,
+    /// Base learning rate.
+    pub lr: f64,
+    /// Who uses it (`task loss`, method instances).
+    pub used_by: Vec<String>,
+}
+
+/// One method instance of the stack.
+pub struct MethodInstance {
+    /// Instance name.
+    pub instance: String,
+    /// Kind.
+    pub kind: String,
+    /// Instance weight.
+    pub weight: f64,
+    /// Crate that registered the kind.
+    pub crate_name: String,
+    /// What it asked for.
+    pub needs: Needs,
+    /// The instance.
+    pub method: Box<dyn Method>,
+}
+
+/// A validated run.
+pub struct RunPlan {
+    /// The resolved configuration.
+    pub config: RunConfig,
+    /// Provenance listing (TOML with a source comment per key).
+    pub sources: String,
+    /// `run.output_dir / run.name`.
+    pub run_dir: PathBuf,
+    /// Dataset.
+    pub data: DataPlan,
+    /// Roles in order: `student` first, then the others by name.
+    pub roles: Vec<RolePlan>,
+    /// The planned networks, parallel to `roles` (for [`PlanView`]).
+    pub networks: Vec<PlannedNetwork>,
+    /// The stack, in order.
+    pub methods: Vec<MethodInstance>,
+    /// Phases in the order they run each step, `main` first.
+    pub phases: Vec<PhaseSpec>,
+    /// Optimiser settings.
+    pub sgd: SgdSettings,
+    /// Things worth knowing that are not errors.
+    pub warnings: Vec<String>,
+}
+
+impl RunPlan {
+    /// The view methods check against.
+    pub fn view(&self) -> PlanView<'_> {
+        PlanView {
+            networks: &self.networks,
+            input_size: self.data.input_size,
+            num_classes: self.data.train.num_classes,
+            in_channels: self.data.train.channels,
+        }
+    }
+
+    /// Names of every evaluated output: roles, then method outputs as `<instance>.<output>`.
+    pub fn eval_outputs(&self) -> Vec<String> {
+        let mut names: Vec<String> = self.roles.iter().map(|r| r.network.role.clone()).collect();
+        for m in &self.methods {
+            names.extend(
+                m.needs
+                    .eval_outputs
+                    .iter()
+                    .map(|o| format!("{}.{o}", m.instance)),
+            );
+        }
+        names
+    }
+
+    /// Names of every logged loss term: `ce/<role>` for each role trained in the main phase,
+    /// then `<instance>/<term>`.
+    pub fn term_columns(&self) -> Vec<String> {
+        let mut names: Vec<String> = self
+            .roles
+            .iter()
+            .filter(|r| r.trained_in.as_deref() == Some(MAIN_PHASE))
+            .map(|r| format!("ce/{}", r.network.role))
+            .collect();
+        for m in &self.methods {
+            names.extend(
+                m.needs
+                    .terms
+                    .iter()
+                    .map(|t| format!("{}/{}", m.instance, t.name)),
+            );
+        }
+        names
+    }
+
+    /// The metrics columns (after `kind`).
+    pub fn metric_columns(&self) -> Vec<String> {
+        let mut columns: Vec<String> = ["epoch", "batch", "step", "lr_factor", "loss"]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
+        columns.extend(self.term_columns());
+        for output in self.eval_outputs() {
+            columns.push(format!("{output}/top1"));
+            columns.push(format!("{output}/top5"));
+        }
+        columns.extend(super::metrics::TIMING_COLUMNS.iter().map(|s| s.to_string()));
+        columns
+    }
+
+    /// A human-readable account of the plan.
+    pub fn describe(&self) -> String {
+        let c = &self.config;
+        let mut out = String::new();
+        let mut line = |s: String| {
+            out.push_str(&s);
+            out.push('\n');
+        };
+        line(format!(
+            "run `{}` → {}  (seed {}, {} epochs, backend {:?})",
+            c.run.name,
+            display_path(&self.run_dir),
+            c.run.seed,
+            c.run.epochs,
+            c.run.backend
+        ));
+        let d = &self.data;
+        let limit = |per_class: Option<usize>, g: &Geometry| match per_class {
+            Some(n) => format!(
+                "{} (first {n} per class of {})",
+                (n * g.num_classes).min(g.count),
+                g.count
+            ),
+            None => g.count.to_string(),
+        };
+        line(format!(
+            "data  {} at {}: train {} · test {} · {}x{}x{} → {}x{}x{} · {} classes",
+            d.source.format,
+            display_path(&d.source.root),
+            limit(c.data.train_per_class, &d.train),
+            limit(c.data.test_per_class, &d.test),
+            d.train.channels,
+            d.train.height,
+            d.train.width,
+            d.train.channels,
+            d.input_size,
+            d.input_size,
+            d.train.num_classes
+        ));
+        line(format!(
+            "      batch {} (eval {}), crop padding {} ({:?}), flip {}, mean {:?}, std {:?}",
+            c.data.batch_size,
+            c.data.eval_batch_size,
+            c.data.augment.crop_padding,
+            c.data.augment.pad_mode,
+            c.data.augment.flip,
+            d.mean,
+            d.std
+        ));
+        line("networks".into());
+        for r in &self.roles {
+            let mode = match (&r.trained_in, r.bn) {
+                (Some(phase), _) => format!("trained in `{phase}`, lr {}", r.lr),
+                (None, BnMode::Eval) => "frozen".to_string(),
+                (None, BnMode::Train) => "frozen weights, BatchNorm in training mode".to_string(),
+            };
+            let start = match &r.checkpoint {
+                Some((path, inner)) => format!("from {}#{inner}", display_path(path)),
+                None => "from scratch".to_string(),
+            };
+            line(format!(
+                "  {:<10} {:<12} {mode}; {start}; used by {}",
+                r.network.role,
+                r.network.arch_name,
+                r.used_by.join(", ")
+            ));
+            let taps: Vec<String> = r
+                .network
+                .taps
+                .iter()
+                .map(|t| {
+                    format!(
+                        "{} {}",
+                        t.name,
+                        t.shape
+                            .iter()
+                            .map(|d| d.to_string())
+                            .collect::<Vec<_>>()
+                            .join("x")
+                    )
+                })
+                .collect();
+            line(format!("             taps: {}", taps.join(", ")));
+        }
+        line(format!(
+            "optimiser  SGD lr {} momentum {} nesterov {} weight decay {}; schedule {:?} milestones {:?} γ {} warm-up {}",
+            c.optim.lr,
+            c.optim.momentum,
+            c.optim.nesterov,
+            c.optim.weight_decay,
+            c.schedule.kind,
+            c.schedule.milestones,
+            c.schedule.gamma,
+            c.schedule.warmup_epochs
+        ));
+        for phase in &self.phases {
+            let mut terms: Vec<String> = Vec::new();
+            if phase.name == MAIN_PHASE {
+                for r in self
+                    .roles
+                    .iter()
+                    .filter(|r| r.trained_in.as_deref() == Some(MAIN_PHASE))
+                {
+                    terms.push(format!("{} × CE({})", c.loss.ce_weight, r.network.role));
+                }
+            }
+            for m in &self.methods {
+                for t in m.needs.terms.iter().filter(|t| t.phase == phase.name) {
+                    terms.push(format!(
+                        "{} × {}/{} [{}]",
+                        m.weight, m.instance, t.name, t.formula
+                    ));
+                }
+            }
+            let trains: Vec<&str> = self
+                .roles
+                .iter()
+                .filter(|r| r.trained_in.as_deref() == Some(phase.name.as_str()))
+                .map(|r| r.network.role.as_str())
+                .collect();
+            line(format!(
+                "phase `{}`{}{}: trains {} (+ method modules); loss = {}",
+                phase.name,
+                if phase.own_batch { ", own batch" } else { "" },
+                if phase.from_epoch > 0 {
+                    format!(", from epoch {}", phase.from_epoch)
+                } else {
+                    String::new()
+                },
+                if trains.is_empty() {
+                    "no role".to_string()
+                } else {
+                    trains.join(", ")
+                },
+                if terms.is_empty() {
+                    "0".to_string()
+                } else {
+                    terms.join(" + ")
+                }
+            ));
+        }
+        for m in &self.methods {
+            line(format!(
+                "method `{}`: kind {} (crate {}), weight {}",
+                m.instance, m.kind, m.crate_name, m.weight
+            ));
+        }
+        line(format!(
+            "evaluated each epoch: {}",
+            self.eval_outputs().join(", ")
+        ));
+        for w in &self.warnings {
+            line(format!("warning: {w}"));
+        }
+        out
+    }
+}
+
+/// The standard normalisation constants of a format (the dataset's own statistics).
+pub fn default_normalisation(format: DataFormat, channels: usize) -> (Vec<f32>, Vec<f32>) {
+    match format {
+        DataFormat::Idx => (vec![0.2860], vec![0.3530]),
+        DataFormat::Cifar10 => (vec![0.4914, 0.4822, 0.4465], vec![0.2470, 0.2435, 0.2616]),
+        DataFormat::Cifar100 => (vec![0.5071, 0.4867, 0.4408], vec![0.2675, 0.2565, 0.2761]),
+        DataFormat::Folder => (vec![0.5; channels], vec![0.5; channels]),
+    }
+}
+
+struct Issues<'a> {
+    loaded: &'a LoadedConfig,
+    list: Vec<ConfigIssue>,
+}
+
+impl Issues<'_> {
+    fn push(&mut self, key: &str, message: impl Into<String>) {
+        let source = source_of(&self.loaded.figment, key);
+        self.list.push(ConfigIssue {
+            key: Some(key.to_string()),
+            source,
+            message: message.into(),
+        });
+    }
+}
+
+fn plan_data(loaded: &LoadedConfig, issues: &mut Issues<'_>) -> Option<DataPlan> {
+    let c = &loaded.config.data;
+    let root = c.root.clone().or_else(|| default_root(c.format));
+    let Some(root) = root else {
+        issues.push(
+            "data.root",
+            format!(
+                "no dataset root: set data.root or the {} variable",
+                crate::data::DATA_ENV
+            ),
+        );
+        return None;
+    };
+    let source = DataSource {
+        format: c.format,
+        root,
+    };
+    let mut split = |split: Split| match source
+        .split_paths(split)
+        .and_then(|files| Ok((files, source.geometry(split)?)))
+    {
+        Ok(found) => Some(found),
+        Err(e) => {
+            issues.push("data.root", e.to_string());
+            None
+        }
+    };
+    let (train_files, train) = split(Split::Train)?;
+    let (test_files, test) = split(Split::Test)?;
+    if c.batch_size == 0 {
+        issues.push("data.batch_size", "must be at least 1");
+    }
+    if c.eval_batch_size == 0 {
+        issues.push("data.eval_batch_size", "must be at least 1");
+    }
+    if c.input_size < train.height.max(train.width) {
+        issues.push(
+            "data.input_size",
+            format!(
+                "{} is smaller than the {}x{} images",
+                c.input_size, train.height, train.width
+            ),
+        );
+    }
+    if (train.channels, train.height, train.width) != (test.channels, test.height, test.width) {
+        issues.push("data.root", "train and test images differ in shape");
+    }
+    let (default_mean, default_std) = default_normalisation(c.format, train.channels);
+    let mean = c.mean.clone().unwrap_or(default_mean);
+    let std = c.std.clone().unwrap_or(default_std);
+    for (key, values) in [("data.mean", &mean), ("data.std", &std)] {
+        if values.len() != train.channels {
+            issues.push(
+                key,
+                format!(
+                    "has {} values but the images have {} channel(s)",
+                    values.len(),
+                    train.channels
+                ),
+            );
+        }
+    }
+    if std.iter().any(|&s| s <= 0.0) {
+        issues.push("data.std", "every value must be positive");
+    }
+    Some(DataPlan {
+        source,
+        train,
+        test,
+        train_files,
+        test_files,
+        input_size: c.input_size,
+        mean,
+        std,
+    })
+}
+
+fn as_f64(value: &serde_json::Value) -> Option<f64> {
+    value.as_f64()
+}
+
+fn plan_methods(
+    loaded: &LoadedConfig,
+    registry: &Registry,
+    issues: &mut Issues<'_>,
+) -> Vec<MethodInstance> {
+    let config = &loaded.config;
+    let mut methods = Vec::new();
+    let mut seen = Vec::new();
+    for instance in &config.stack {
+        if seen.contains(instance) {
+            issues.push("stack", format!("instance `{instance}` appears twice"));
+            continue;
+        }
+        seen.push(instance.clone());
+        let Some(table) = config.method.get(instance) else {
+            issues.push(
+                "stack",
+                format!("`{instance}` has no [method.{instance}] table"),
+            );
+            continue;
+        };
+        let Some(object) = table.as_object() else {
+            issues.push(&format!("method.{instance}"), "must be a table");
+            continue;
+        };
+        let Some(kind) = object.get("kind").and_then(|k| k.as_str()) else {
+            issues.push(
+                &format!("method.{instance}.kind"),
+                "missing: every method instance names its kind",
+            );
+            continue;
+        };
+        let Some(registration) = registry.get(kind) else {
+            issues.push(
+                &format!("method.{instance}.kind"),
+                registry.unknown_kind_message(kind),
+            );
+            continue;
+        };
+        let weight = match object.get("weight") {
+            None => 1.0,
+            Some(w) => match as_f64(w) {
+                Some(w) if w.is_finite() => w,
+                _ => {
+                    issues.push(
+                        &format!("method.{instance}.weight"),
+                        "must be a finite number",
+                    );
+                    continue;
+                }
+            },
+        };
+        let mut params = object.clone();
+        params.remove("kind");
+        params.remove("weight");
+        let figment = &loaded.figment;
+        let source_of = |key: &str| source_of(figment, key);
+        let args = MethodArgs {
+            instance,
+            params: serde_json::Value::Object(params),
+            source_of: &source_of,
+        };
+        match (registration.build)(&args) {
+            Ok(method) => methods.push(MethodInstance {
+                instance: instance.clone(),
+                kind: kind.to_string(),
+                weight,
+                crate_name: registration.crate_name.to_string(),
+                needs: method.needs(),
+                method,
+            }),
+            Err(e) => issues.list.extend(e.issues),
+        }
+    }
+    methods
+}
+
+/// Builds the plan; every problem found is reported at once.
+pub fn plan(loaded: &LoadedConfig, registry: &Registry) -> Result<RunPlan, ConfigError> {
+    let config = &loaded.config;
+    let mut issues = Issues {
+        loaded,
+        list: Vec::new(),
+    };
+    let mut warnings = Vec::new();
+    let data = plan_data(loaded, &mut issues);
+    let methods = plan_methods(loaded, registry, &mut issues);
+    for instance in config.method.keys() {
+        if !config.stack.contains(instance) {
+            warnings.push(format!(
+                "[method.{instance}] is configured but not in `stack`; it is ignored"
+            ));
+        }
+    }
+    if config.run.epochs == 0 {
+        issues.push("run.epochs", "must be at least 1");
+    }
+
+    // Roles: the student always; the others as the stack needs them.
+    struct Merged {
+        trained_in: Option<String>,
+        pretrained: Vec<String>,
+        bn: BnMode,
+        bn_key: Option<String>,
+        used_by: Vec<String>,
+    }
+    let mut merged: BTreeMap<String, Merged> = BTreeMap::new();
+    merged.insert(
+        "student".into(),
+        Merged {
+            trained_in: Some(MAIN_PHASE.into()),
+            pretrained: vec![],
+            bn: BnMode::Eval,
+            bn_key: None,
+            used_by: vec!["task loss".into()],
+        },
+    );
+    if !config.networks.contains_key("student") {
+        issues.push("networks.student", "every run needs a [networks.student]");
+    }
+    for m in &methods {
+        for need in &m.needs.roles {
+            if !config.networks.contains_key(&need.role) {
+                issues.push(
+                    &need.key,
+                    format!(
+                        "names role `{}`, but there is no [networks.{}]",
+                        need.role, need.role
+                    ),
+                );
+                continue;
+            }
+            let entry = merged.entry(need.role.clone()).or_insert(Merged {
+                trained_in: None,
+                pretrained: vec![],
+                bn: BnMode::Eval,
+                bn_key: None,
+                used_by: vec![],
+            });
+            if let Some(phase) = &need.trained_in {
+                match &entry.trained_in {
+                    Some(existing) if existing != phase => issues.push(
+                        &need.key,
+                        format!("trains role `{}` in phase `{phase}`, but it is already trained in `{existing}`", need.role),
+                    ),
+                    _ => entry.trained_in = Some(phase.clone()),
+                }
+            }
+            if need.pretrained {
+                entry.pretrained.push(need.key.clone());
+            }
+            if need.bn == BnMode::Train {
+                entry.bn = BnMode::Train;
+                entry.bn_key = Some(need.key.clone());
+            }
+            entry.used_by.push(m.instance.clone());
+        }
+    }
+    for (role, entry) in &merged {
+        if entry.trained_in.is_some()
+            && entry.bn == BnMode::Train
+            && let Some(key) = &entry.bn_key
+        {
+            issues.push(key, format!("asks for role `{role}` frozen with BatchNorm in training mode, but it is trained"));
+        }
+    }
+
+    let (num_classes, in_channels) = data
+        .as_ref()
+        .map(|d| (d.train.num_classes, d.train.channels))
+        .unwrap_or((10, 1));
+    let input_size = config.data.input_size;
+    let spec = ModelSpec {
+        num_classes,
+        in_channels,
+    };
+    let mut role_names: Vec<&String> = config.networks.keys().collect();
+    role_names.sort_by_key(|r| (r.as_str() != "student", r.as_str()));
+    let mut roles = Vec::new();
+    for role in role_names {
+        let network = &config.networks[role];
+        let Some(entry) = merged.get(role) else {
+            warnings.push(format!("[networks.{role}] is not used by the student or any method in `stack`; it is not built"));
+            continue;
+        };
+        let arch_key = format!("networks.{role}.arch");
+        let Some(zoo_entry) = zoo::find(&network.arch) else {
+            let names = zoo::names();
+            let closest = names
+                .iter()
+                .map(|n| (strsim::levenshtein(n, &network.arch), *n))
+                .min()
+                .filter(|(d, _)| *d <= 3)
+                .map(|(_, n)| format!(" (did you mean `{n}`?)"))
+                .unwrap_or_default();
+            issues.push(
+                &arch_key,
+                format!(
+                    "unknown architecture `{}`{closest}; `kd models` lists: {}",
+                    network.arch,
+                    names.join(", ")
+                ),
+            );
+            continue;
+        };
+        let arch = (zoo_entry.arch)(spec);
+        let planned = PlannedNetwork {
+            role: role.clone(),
+            arch_name: zoo_entry.name.to_string(),
+            taps: arch.tap_shapes(input_size, input_size),
+            arch,
+            spec,
+        };
+        let checkpoint_key = format!("networks.{role}.checkpoint");
+        let checkpoint = match &network.checkpoint {
+            None => {
+                for key in &entry.pretrained {
+                    issues.push(
+                        &checkpoint_key,
+                        format!("role `{role}` must start from a checkpoint ({key} needs a trained network); set {checkpoint_key}"),
+                    );
+                }
+                None
+            }
+            Some(reference) => {
+                let (path, inner) = checkpoint::split_reference(reference);
+                match checkpoint::read_header(&path) {
+                    Err(e) => issues.push(&checkpoint_key, e.to_string()),
+                    Ok(header) => match header.network(&inner) {
+                        None => {
+                            let have: Vec<&str> = header.networks.iter().map(|n| n.role.as_str()).collect();
+                            issues.push(
+                                &checkpoint_key,
+                                format!("{} holds no role `{inner}` (it holds {})", display_path(&path), have.join(", ")),
+                            )
+                        }
+                        Some(stored) if stored.arch != planned.arch_name => issues.push(
+                            &checkpoint_key,
+                            format!(
+                                "{} holds a {} for role `{inner}`, but networks.{role}.arch is {}",
+                                display_path(&path),
+                                stored.arch,
+                                planned.arch_name
+                            ),
+                        ),
+                        Some(stored) if (stored.num_classes, stored.in_channels) != (num_classes, in_channels) => issues.push(
+                            &checkpoint_key,
+                            format!(
+                                "{} holds a network for {} classes and {} channel(s); the data has {num_classes} and {in_channels}",
+                                display_path(&path),
+                                stored.num_classes,
+                                stored.in_channels
+                            ),
+                        ),
+                        Some(_) => {}
+                    },
+                }
+                Some((path, inner))
+            }
+        };
+        if let Some(lr) = network.lr
+            && !(lr.is_finite() && lr >= 0.0)
+        {
+            issues.push(
+                &format!("networks.{role}.lr"),
+                "must be a non-negative number",
+            );
+        }
+        roles.push(RolePlan {
+            network: planned,
+            trained_in: entry.trained_in.clone(),
+            bn: entry.bn,
+            checkpoint,
+            lr: network.lr.unwrap_or(config.optim.lr),
+            used_by: entry.used_by.clone(),
+        });
+    }
+    let networks: Vec<PlannedNetwork> = roles.iter().map(|r| r.network.clone()).collect();
+
+    // Taps, then each method's own checks.
+    for m in &methods {
+        for tap in &m.needs.taps {
+            if let Some(network) = networks.iter().find(|n| n.role == tap.role)
+                && network.tap(&tap.tap).is_none()
+            {
+                let known: Vec<&str> = network.taps.iter().map(|t| t.name.as_str()).collect();
+                issues.push(
+                    &tap.key,
+                    format!(
+                        "{} ({}) has no tap `{}`; it has {}",
+                        tap.role,
+                        network.arch_name,
+                        tap.tap,
+                        known.join(", ")
+                    ),
+                );
+            }
+        }
+    }
+    let mut phases = vec![PhaseSpec {
+        name: MAIN_PHASE.into(),
+        own_batch: false,
+        from_epoch: 0,
+    }];
+    for m in &methods {
+        for phase in &m.needs.phases {
+            if phases.iter().any(|p| p.name == phase.name) {
+                issues.push(
+                    &format!("method.{}.kind", m.instance),
+                    format!("phase `{}` is declared twice", phase.name),
+                );
+            } else {
+                phases.push(phase.clone());
+            }
+        }
+    }
+    if issues.list.is_empty()
+        && let Some(data) = &data
+    {
+        let view = PlanView {
+            networks: &networks,
+            input_size,
+            num_classes: data.train.num_classes,
+            in_channels: data.train.channels,
+        };
+        for m in &methods {
+            issues.list.extend(m.method.check(&view));
+        }
+    }
+    if !issues.list.is_empty() {
+        return Err(ConfigError {
+            issues: issues.list,
+        });
+    }
+    let data = data.expect("no issues means the data was planned");
+    Ok(RunPlan {
+        config: config.clone(),
+        sources: loaded.provenance_toml(),
+        run_dir: config.run.output_dir.join(&config.run.name),
+        data,
+        roles,
+        networks,
+        methods,
+        phases,
+        sgd: SgdSettings {
+            momentum: config.optim.momentum,
+            nesterov: config.optim.nesterov,
+            weight_decay: config.optim.weight_decay,
+        },
+        warnings,
+    })
+}

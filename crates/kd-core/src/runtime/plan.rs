@@ -520,6 +520,9 @@ pub fn plan(loaded: &LoadedConfig, registry: &Registry) -> Result<RunPlan, Confi
     if config.run.epochs == 0 {
         issues.push("run.epochs", "must be at least 1");
     }
+    if let Err(e) = crate::backend::check(config.run.backend) {
+        issues.push("run.backend", e.to_string());
+    }
 
     // Roles: the student always; the others as the stack needs them.
     struct Merged {

@@ -1,0 +1,425 @@
+//! The plan: every user error it must catch before a tensor exists, each naming its key, all
+//! reported together; and the registry's own errors. A test-only method kind, `probe`, declares
+//! whatever needs its table asks for, so every rule of role resolution is exercised through the
+//! public plugin API (this test binary links no other plugin).
+// `Jail::expect_with` closures return figment's (large) error type; that is its API.
+#![allow(clippy::result_large_err)]
+
+use figment::Jail;
+use kd_core::config::{self, ConfigError, ConfigIssue};
+use kd_core::method::{
+    BnMode, Method, MethodArgs, MethodError, MethodRegistration, Needs, PhaseSpec, Registry,
+    RegistryError, RoleNeed, StepContext, TapNeed, Term,
+};
+use kd_core::runtime::{self, RunPlan};
+use serde::Deserialize;
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+struct ProbeRole {
+    role: String,
+    trained_in: Option<String>,
+    pretrained: bool,
+    bn_train: bool,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+struct Probe {
+    roles: Vec<ProbeRole>,
+    taps: Vec<[String; 2]>,
+    phases: Vec<String>,
+}
+
+struct ProbeMethod {
+    probe: Probe,
+    key: String,
+}
+
+impl Method for ProbeMethod {
+    fn needs(&self) -> Needs {
+        Needs {
+            roles: self
+                .probe
+                .roles
+                .iter()
+                .map(|r| RoleNeed {
+                    role: r.role.clone(),
+                    key: format!("{}.roles", self.key),
+                    trained_in: r.trained_in.clone(),
+                    pretrained: r.pretrained,
+                    bn: if r.bn_train {
+                        BnMode::Train
+                    } else {
+                        BnMode::Eval
+                    },
+                })
+                .collect(),
+            taps: self
+                .probe
+                .taps
+                .iter()
+                .map(|[role, tap]| TapNeed {
+                    role: role.clone(),
+                    tap: tap.clone(),
+                    key: format!("{}.taps", self.key),
+                })
+                .collect(),
+            phases: self
+                .probe
+                .phases
+                .iter()
+                .map(|name| PhaseSpec {
+                    name: name.clone(),
+                    own_batch: false,
+                    from_epoch: 0,
+                })
+                .collect(),
+            ..Needs::default()
+        }
+    }
+
+    fn terms(&mut self, _ctx: &mut StepContext<'_>) -> Result<Vec<Term>, MethodError> {
+        Ok(Vec::new())
+    }
+}
+
+fn build_probe(args: &MethodArgs<'_>) -> Result<Box<dyn Method>, ConfigError> {
+    Ok(Box::new(ProbeMethod {
+        probe: args.parse()?,
+        key: format!("method.{}", args.instance),
+    }))
+}
+
+kd_core::register_method! {
+    kind: "probe",
+    summary: "declares whatever its table says (tests only)",
+    paper: "none",
+    build: build_probe,
+    defaults: || serde_json::json!({}),
+}
+
+const HEADER: &str = r#"
+[run]
+epochs = 1
+[networks.student]
+arch = "resnet8"
+"#;
+
+fn data_root() -> String {
+    format!(
+        "{}/../../data/fashion-mnist-subset",
+        env!("CARGO_MANIFEST_DIR")
+    )
+}
+
+fn plan(jail: &mut Jail, body: &str) -> Result<RunPlan, ConfigError> {
+    // The body's top-level keys (`stack`) must precede any table header.
+    let text = format!("{body}\n{HEADER}\n[data]\nroot = \"{}\"\n", data_root());
+    jail.create_file("x.toml", &text).unwrap();
+    let loaded = config::load(Some("x.toml".as_ref()), &[])?;
+    runtime::plan(&loaded, Registry::global().expect("registry"))
+}
+
+fn issues(jail: &mut Jail, body: &str) -> Vec<ConfigIssue> {
+    match plan(jail, body) {
+        Ok(_) => panic!("expected plan errors for:\n{body}"),
+        Err(e) => e.issues,
+    }
+}
+
+fn has(issues: &[ConfigIssue], key: &str, text: &str) -> bool {
+    issues
+        .iter()
+        .any(|i| i.key.as_deref() == Some(key) && i.message.contains(text))
+}
+
+#[test]
+fn a_valid_plan_resolves_roles_phases_and_columns() {
+    Jail::expect_with(|jail| {
+        let body = r#"
+stack = ["p"]
+[networks.peer]
+arch = "resnet14"
+[networks.spare]
+arch = "resnet8"
+[method.p]
+kind = "probe"
+roles = [{ role = "peer", trained_in = "main" }]
+taps = [["peer", "stage3"]]
+phases = ["p.extra"]
+[method.unused]
+kind = "probe"
+"#;
+        let plan = plan(jail, body).unwrap();
+        let roles: Vec<&str> = plan.roles.iter().map(|r| r.network.role.as_str()).collect();
+        assert_eq!(
+            roles,
+            ["student", "peer"],
+            "the unused `spare` is not built"
+        );
+        assert!(plan.warnings.iter().any(|w| w.contains("networks.spare")));
+        assert!(plan.warnings.iter().any(|w| w.contains("method.unused")));
+        let phases: Vec<&str> = plan.phases.iter().map(|p| p.name.as_str()).collect();
+        assert_eq!(phases, ["main", "p.extra"]);
+        assert_eq!(plan.term_columns(), ["ce/student", "ce/peer"]);
+        assert_eq!(plan.data.train.count, 10_000);
+        assert_eq!((plan.data.train.channels, plan.data.train.height), (1, 28));
+        let text = plan.describe();
+        assert!(
+            text.contains("peer") && text.contains("resnet14") && text.contains("stage3 64x8x8"),
+            "{text}"
+        );
+        Ok(())
+    });
+}
+
+#[test]
+fn stack_and_method_table_errors_name_their_keys() {
+    Jail::expect_with(|jail| {
+        let found = issues(
+            jail,
+            "stack = [\"a\", \"a\", \"b\", \"c\"]\n[method.a]\nkind = \"probe\"\n[method.c]\nweight = 1\n",
+        );
+        assert!(has(&found, "stack", "appears twice"), "{found:?}");
+        assert!(
+            has(&found, "stack", "`b` has no [method.b] table"),
+            "{found:?}"
+        );
+        assert!(has(&found, "method.c.kind", "missing"), "{found:?}");
+        let found = issues(
+            jail,
+            "stack = [\"a\"]\n[method.a]\nkind = \"probe\"\nweight = \"heavy\"\n",
+        );
+        assert!(has(&found, "method.a.weight", "finite number"), "{found:?}");
+        let found = issues(
+            jail,
+            "stack = [\"a\"]\n[method.a]\nkind = \"probe\"\nrolez = []\n",
+        );
+        assert!(has(&found, "method.a.rolez", "unknown field"), "{found:?}");
+        assert_eq!(found[0].source.as_deref(), Some("file x.toml"));
+        Ok(())
+    });
+}
+
+#[test]
+fn role_errors_name_the_key_that_asked() {
+    Jail::expect_with(|jail| {
+        // A role the config does not define.
+        let found = issues(
+            jail,
+            "stack = [\"a\"]\n[method.a]\nkind = \"probe\"\nroles = [{ role = \"ghost\" }]\n",
+        );
+        assert!(
+            has(&found, "method.a.roles", "no [networks.ghost]"),
+            "{found:?}"
+        );
+        // Trained in two phases by two instances.
+        let body = r#"
+stack = ["a", "b"]
+[networks.t]
+arch = "resnet8"
+[method.a]
+kind = "probe"
+roles = [{ role = "t", trained_in = "main" }]
+[method.b]
+kind = "probe"
+roles = [{ role = "t", trained_in = "b.phase" }]
+phases = ["b.phase"]
+"#;
+        let found = issues(jail, body);
+        assert!(
+            has(&found, "method.b.roles", "already trained in `main`"),
+            "{found:?}"
+        );
+        // Frozen with training-mode BatchNorm, yet trained.
+        let body = r#"
+stack = ["a", "b"]
+[networks.t]
+arch = "resnet8"
+[method.a]
+kind = "probe"
+roles = [{ role = "t", trained_in = "main" }]
+[method.b]
+kind = "probe"
+roles = [{ role = "t", bn_train = true }]
+"#;
+        let found = issues(jail, body);
+        assert!(
+            has(&found, "method.b.roles", "BatchNorm in training mode"),
+            "{found:?}"
+        );
+        // A pretrained role without a checkpoint.
+        let body = "stack = [\"a\"]\n[networks.t]\narch = \"resnet8\"\n[method.a]\nkind = \"probe\"\nroles = [{ role = \"t\", pretrained = true }]\n";
+        let found = issues(jail, body);
+        assert!(
+            has(
+                &found,
+                "networks.t.checkpoint",
+                "must start from a checkpoint"
+            ),
+            "{found:?}"
+        );
+        Ok(())
+    });
+}
+
+#[test]
+fn tap_and_phase_errors_name_their_keys() {
+    Jail::expect_with(|jail| {
+        let body = r#"
+stack = ["a", "b"]
+[method.a]
+kind = "probe"
+taps = [["student", "stage4"]]
+phases = ["x"]
+[method.b]
+kind = "probe"
+phases = ["x"]
+"#;
+        let found = issues(jail, body);
+        assert!(
+            has(&found, "method.a.taps", "has no tap `stage4`"),
+            "{found:?}"
+        );
+        assert!(
+            has(&found, "method.b.kind", "phase `x` is declared twice"),
+            "{found:?}"
+        );
+        Ok(())
+    });
+}
+
+#[test]
+fn data_and_run_errors_are_all_reported_together() {
+    Jail::expect_with(|jail| {
+        jail.create_file(
+            "x.toml",
+            &format!(
+                "{HEADER}\n[data]\nroot = \"{}\"\nmean = [0.1, 0.2]\ninput_size = 24\n",
+                data_root()
+            ),
+        )?;
+        let loaded = config::load(
+            Some("x.toml".as_ref()),
+            &["run.backend=\"cuda\"".into(), "run.epochs=0".into()],
+        )
+        .unwrap();
+        let found = runtime::plan(&loaded, Registry::global().unwrap())
+            .err()
+            .unwrap()
+            .issues;
+        assert!(
+            has(
+                &found,
+                "data.mean",
+                "2 values but the images have 1 channel"
+            ),
+            "{found:?}"
+        );
+        assert!(
+            has(&found, "data.input_size", "smaller than the 28x28 images"),
+            "{found:?}"
+        );
+        assert!(has(&found, "run.epochs", "at least 1"), "{found:?}");
+        assert!(has(&found, "run.backend", "cuda"), "{found:?}");
+        let backend = found
+            .iter()
+            .find(|i| i.key.as_deref() == Some("run.backend"))
+            .unwrap();
+        assert_eq!(
+            backend.source.as_deref(),
+            Some("--set run.backend=\"cuda\"")
+        );
+        // A missing dataset root.
+        jail.create_file("y.toml", &format!("{HEADER}\n[data]\nroot = \"nowhere\"\n"))?;
+        let loaded = config::load(Some("y.toml".as_ref()), &[]).unwrap();
+        let found = runtime::plan(&loaded, Registry::global().unwrap())
+            .err()
+            .unwrap()
+            .issues;
+        assert!(has(&found, "data.root", "nowhere"), "{found:?}");
+        Ok(())
+    });
+}
+
+#[test]
+fn includes_merge_in_order_and_their_errors_name_the_file() {
+    Jail::expect_with(|jail| {
+        jail.create_dir("presets")?;
+        jail.create_file("presets/a.toml", "[optim]\nlr = 0.3\nmomentum = 0.5\n")?;
+        jail.create_file(
+            "main.toml",
+            "include = [\"presets/a.toml\"]\n[optim]\nlr = 0.1\n",
+        )?;
+        let loaded = config::load(Some("main.toml".as_ref()), &[]).unwrap();
+        assert_eq!(
+            (loaded.config.optim.lr, loaded.config.optim.momentum),
+            (0.1, 0.5)
+        );
+        jail.create_file("bad.toml", "include = [\"presets/none.toml\"]\n")?;
+        let err = config::load(Some("bad.toml".as_ref()), &[]).err().unwrap();
+        assert_eq!(err.issues[0].key.as_deref(), Some("include"));
+        assert!(
+            err.issues[0].message.contains("none.toml")
+                && err.issues[0].source.as_deref() == Some("file bad.toml")
+        );
+        jail.create_file("loop.toml", "include = [\"loop.toml\"]\n")?;
+        let err = config::load(Some("loop.toml".as_ref()), &[]).err().unwrap();
+        assert!(err.issues[0].message.contains("cycle"), "{err}");
+        Ok(())
+    });
+}
+
+fn no_build(_: &MethodArgs<'_>) -> Result<Box<dyn Method>, ConfigError> {
+    Err(ConfigError::one(None, None, "not buildable"))
+}
+
+static FIRST: MethodRegistration = MethodRegistration {
+    kind: "twin",
+    summary: "",
+    paper: "",
+    crate_name: "kd-method-first",
+    build: no_build,
+    defaults: || serde_json::json!({}),
+};
+
+static SECOND: MethodRegistration = MethodRegistration {
+    kind: "twin",
+    summary: "",
+    paper: "",
+    crate_name: "kd-method-second",
+    build: no_build,
+    defaults: || serde_json::json!({}),
+};
+
+#[test]
+fn a_duplicate_kind_names_both_crates() {
+    let err = Registry::from_entries([&SECOND, &FIRST]).unwrap_err();
+    assert_eq!(
+        err,
+        RegistryError::Duplicate {
+            kind: "twin".into(),
+            first: "kd-method-first".into(),
+            second: "kd-method-second".into()
+        }
+    );
+    assert!(
+        err.to_string().contains("kd-method-first") && err.to_string().contains("kd-method-second")
+    );
+}
+
+#[test]
+fn an_unknown_kind_lists_the_known_ones() {
+    let registry = Registry::from_entries([&FIRST]).unwrap();
+    assert_eq!(
+        registry.unknown_kind_message("twn"),
+        "unknown method kind `twn` (did you mean `twin`?); known kinds: twin"
+    );
+    assert_eq!(
+        registry.unknown_kind_message("zzzzzz"),
+        "unknown method kind `zzzzzz`; known kinds: twin"
+    );
+    // The global registry of this test binary holds the probe only.
+    assert_eq!(Registry::global().unwrap().kinds(), ["probe"]);
+}

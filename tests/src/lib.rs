@@ -8,10 +8,12 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::sync::OnceLock;
 
+use kd_method_dml as _;
 use kd_method_kd as _;
+use kd_method_sokd as _;
 
 /// Every method kind the workspace ships; the registry must hold exactly these.
-pub const ALL_KINDS: [&str; 1] = ["kd"];
+pub const ALL_KINDS: [&str; 3] = ["dml", "kd", "sokd"];
 
 /// The repository root.
 pub fn repo_root() -> PathBuf {
@@ -183,4 +185,73 @@ pub fn tiny_teacher(dir: &Path, name: &str, arch: &str) -> PathBuf {
     );
     success(kd(dir, &["train", config.to_str().unwrap()]));
     run_dir(dir, name).join("checkpoints").join("best.kdc")
+}
+
+/// Every tensor of a module with its dotted name and whether it is trainable (BatchNorm running
+/// statistics are not).
+pub fn named_tensors<M: burn::module::Module>(module: &M) -> Vec<(String, bool, Vec<f32>)> {
+    use burn::module::{ModuleVisitor, Param};
+    use burn::tensor::Tensor;
+    struct Collect {
+        path: Vec<String>,
+        out: Vec<(String, bool, Vec<f32>)>,
+    }
+    impl ModuleVisitor for Collect {
+        fn enter_module(&mut self, name: &str, container: &str) {
+            if !container.starts_with("Enum:") {
+                self.path.push(name.to_string());
+            }
+        }
+        fn exit_module(&mut self, _name: &str, container: &str) {
+            if !container.starts_with("Enum:") {
+                self.path.pop();
+            }
+        }
+        fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
+            let name = self.path.join(".");
+            let trainable = !(name.ends_with("running_mean") || name.ends_with("running_var"));
+            self.out.push((
+                name,
+                trainable,
+                param.val().into_data().try_to_vec::<f32>().unwrap(),
+            ));
+        }
+    }
+    let mut collect = Collect {
+        path: Vec::new(),
+        out: Vec::new(),
+    };
+    module.visit(&mut collect);
+    collect.out
+}
+
+/// The tensors of `role` in a checkpoint.
+pub fn role_tensors(checkpoint: &Path, role: &str) -> Vec<(String, bool, Vec<f32>)> {
+    let device = burn::tensor::Device::flex();
+    let (network, _) = kd_core::runtime::load_network(checkpoint, role, &device).unwrap();
+    named_tensors(&network)
+}
+
+/// The tensors of a method part stored in a checkpoint, loaded into a fresh network of `arch`
+/// (a branch holds only some stages, so the load is partial: compare only what it holds).
+pub fn part_tensors(
+    checkpoint: &Path,
+    part: &str,
+    arch: &str,
+    spec: kd_core::zoo::ModelSpec,
+) -> Vec<(String, bool, Vec<f32>)> {
+    use burn::module::Module;
+    let (_, blobs) = kd_core::runtime::checkpoint::read(checkpoint).unwrap();
+    let name = format!("part:{part}/module");
+    let bytes = blobs
+        .into_iter()
+        .find(|(n, _)| *n == name)
+        .map(|(_, b)| b)
+        .expect("part stored");
+    let record = burn::store::ModuleRecord::from_bytes(burn::tensor::Bytes::from_bytes_vec(bytes))
+        .unwrap()
+        .allow_partial(true);
+    let device = burn::tensor::Device::flex();
+    let network = (kd_core::zoo::find(arch).unwrap().arch)(spec).init(&device);
+    named_tensors(&network.try_load_record(record).unwrap())
 }

@@ -35,7 +35,7 @@ enum Command {
     /// List the registered distillation methods.
     Methods(commands::methods::Args),
     /// Resolve and check a run (roles, taps, shapes, files) without allocating a tensor.
-    Plan(commands::plan::ConfigArgs),
+    Plan(commands::plan::Args),
     /// Train (or, with --resume, continue) a run.
     Train(commands::train::Args),
     /// Evaluate a checkpoint on a dataset: top-1, top-5 and per-class accuracy.

@@ -17,7 +17,7 @@ pub struct Args {
 
 /// Runs the command.
 pub fn run(args: Args) -> anyhow::Result<()> {
-    let plan = load_plan(&args.config)?;
+    let plan = load_plan(&args.config, Default::default())?;
     for warning in &plan.warnings {
         tracing::warn!("{warning}");
     }

@@ -192,6 +192,10 @@ pub struct NetworkConfig {
     /// Learning rate for this role instead of `optim.lr`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub lr: Option<f64>,
+    /// Weight of this role's cross-entropy instead of `loss.ce_weight` (roles trained in the main
+    /// phase only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ce_weight: Option<f64>,
 }
 
 impl NetworkConfig {
@@ -201,6 +205,7 @@ impl NetworkConfig {
             arch: arch.into(),
             checkpoint: None,
             lr: None,
+            ce_weight: None,
         }
     }
 }

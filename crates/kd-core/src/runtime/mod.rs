@@ -19,7 +19,10 @@ pub use error::TrainError;
 pub use evaluate::{Tally, evaluate};
 pub use inference::{evaluate_network, load_network};
 pub use observer::{EpochReport, Observer, Silent, StartInfo, StepReport};
-pub use plan::{DataPlan, MethodInstance, RolePlan, RunPlan, default_normalisation, plan};
+pub use plan::{
+    DataPlan, MethodInstance, PlanOptions, RolePlan, RunPlan, default_normalisation, plan,
+    plan_with,
+};
 pub use roles::{RoleNet, Roles, materialize};
 pub use schedule::lr_factor;
 pub use state::{Accuracy, Best, EpochRecord, TrainState};

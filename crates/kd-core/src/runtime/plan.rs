@@ -18,7 +18,7 @@ use crate::method::{
 };
 use crate::zoo::{self, ModelSpec};
 
-use super::checkpoint;
+use super::checkpoint::{self, CheckpointError};
 
 /// The dataset side of a plan.
 #[derive(Debug, Clone)]
@@ -54,6 +54,8 @@ pub struct RolePlan {
     pub checkpoint: Option<(PathBuf, String)>,
     /// Base learning rate.
     pub lr: f64,
+    /// Weight of its cross-entropy when trained in the main phase.
+    pub ce_weight: f64,
     /// Who uses it (`task loss`, method instances).
     pub used_by: Vec<String>,
 }
@@ -261,7 +263,7 @@ impl RunPlan {
                     .iter()
                     .filter(|r| r.trained_in.as_deref() == Some(MAIN_PHASE))
                 {
-                    terms.push(format!("{} × CE({})", c.loss.ce_weight, r.network.role));
+                    terms.push(format!("{} × CE({})", r.ce_weight, r.network.role));
                 }
             }
             for m in &self.methods {
@@ -502,6 +504,23 @@ fn plan_methods(
 
 /// Builds the plan; every problem found is reported at once.
 pub fn plan(loaded: &LoadedConfig, registry: &Registry) -> Result<RunPlan, ConfigError> {
+    plan_with(loaded, registry, PlanOptions::default())
+}
+
+/// What the plan may take for granted.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct PlanOptions {
+    /// A checkpoint file that does not exist yet is a warning, not an error (a dry run of a
+    /// sequence whose earlier runs produce it). An existing one is still checked.
+    pub allow_missing_checkpoints: bool,
+}
+
+/// Builds the plan with options.
+pub fn plan_with(
+    loaded: &LoadedConfig,
+    registry: &Registry,
+    options: PlanOptions,
+) -> Result<RunPlan, ConfigError> {
     let config = &loaded.config;
     let mut issues = Issues {
         loaded,
@@ -653,6 +672,14 @@ pub fn plan(loaded: &LoadedConfig, registry: &Registry) -> Result<RunPlan, Confi
             Some(reference) => {
                 let (path, inner) = checkpoint::split_reference(reference);
                 match checkpoint::read_header(&path) {
+                    Err(CheckpointError::Io { source, .. })
+                        if options.allow_missing_checkpoints && source.kind() == std::io::ErrorKind::NotFound =>
+                    {
+                        warnings.push(format!(
+                            "{checkpoint_key}: {} does not exist yet; assumed to be produced before training",
+                            display_path(&path)
+                        ));
+                    }
                     Err(e) => issues.push(&checkpoint_key, e.to_string()),
                     Ok(header) => match header.network(&inner) {
                         None => {
@@ -700,6 +727,7 @@ pub fn plan(loaded: &LoadedConfig, registry: &Registry) -> Result<RunPlan, Confi
             bn: entry.bn,
             checkpoint,
             lr: network.lr.unwrap_or(config.optim.lr),
+            ce_weight: network.ce_weight.unwrap_or(config.loss.ce_weight),
             used_by: entry.used_by.clone(),
         });
     }
@@ -752,7 +780,15 @@ pub fn plan(loaded: &LoadedConfig, registry: &Registry) -> Result<RunPlan, Confi
             in_channels: data.train.channels,
         };
         for m in &methods {
-            issues.list.extend(m.method.check(&view));
+            for mut issue in m.method.check(&view) {
+                if issue.source.is_none() {
+                    issue.source = issue
+                        .key
+                        .as_deref()
+                        .and_then(|k| source_of(&loaded.figment, k));
+                }
+                issues.list.push(issue);
+            }
         }
     }
     if !issues.list.is_empty() {

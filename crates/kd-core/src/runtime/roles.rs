@@ -25,6 +25,8 @@ pub struct RoleNet {
     pub trained_in: Option<String>,
     /// BatchNorm behaviour where it is not trained.
     pub bn: BnMode,
+    /// Weight of its cross-entropy when trained in the main phase.
+    pub ce_weight: f64,
     /// The module and its optimiser (unused for roles never trained).
     pub net: Trainable<Network>,
 }

@@ -212,7 +212,6 @@ fn run_phase(
     phase: &PhaseSpec,
     batch: &Batch,
     device: &Device,
-    plan_ce_weight: f64,
     num_classes: usize,
     seed: u64,
     epochs: usize,
@@ -244,12 +243,12 @@ fn run_phase(
             &mut cache,
         );
         if phase.name == MAIN_PHASE {
-            let trained: Vec<String> = roles
+            let trained: Vec<(String, f64)> = roles
                 .iter()
                 .filter(|r| r.trained_in.as_deref() == Some(MAIN_PHASE))
-                .map(|r| r.name.clone())
+                .map(|r| (r.name.clone(), r.ce_weight))
                 .collect();
-            for role in trained {
+            for (role, ce_weight) in trained {
                 let logits = ctx
                     .features(&role)
                     .map_err(|source| TrainError::Method {
@@ -261,7 +260,7 @@ fn run_phase(
                 terms.push((
                     format!("ce/{role}"),
                     cross_entropy(logits, labels.clone()),
-                    plan_ce_weight,
+                    ce_weight,
                 ));
             }
         }
@@ -430,6 +429,7 @@ pub fn train(
             spec: r.network.spec,
             trained_in: r.trained_in.clone(),
             bn: r.bn,
+            ce_weight: r.ce_weight,
             net,
         });
     }
@@ -557,7 +557,6 @@ pub fn train(
                     phase,
                     phase_batch,
                     &device,
-                    c.loss.ce_weight,
                     num_classes,
                     c.run.seed,
                     c.run.epochs,

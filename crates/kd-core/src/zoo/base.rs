@@ -30,6 +30,11 @@ pub trait Staged {
     /// - `x`: the shape of the previous tap → the shape of tap `stage{index+1}`
     fn stage(&self, index: usize, x: Tensor<4>) -> Tensor<4>;
 
+    /// Drops the layers of stages `0 .. index`, keeping the stem, the later stages and the head:
+    /// what remains is a "tail" that runs from stage `index` on (SOKD's branch). A dropped stage
+    /// must not be run again.
+    fn clear_stages_before(&mut self, index: usize);
+
     /// Everything between the last stage and the classifier (final BN-ReLU or 1x1 conv where the
     /// architecture has one, then global average pooling).
     ///

@@ -175,6 +175,14 @@ impl Staged for MobileNetV2 {
         global_avg_pool(sequential(&self.conv2, x))
     }
 
+    fn clear_stages_before(&mut self, index: usize) {
+        for range in STAGES.iter().take(index) {
+            for group in range.clone() {
+                self.blocks[group].clear();
+            }
+        }
+    }
+
     fn classify(&self, pooled: Tensor<2>) -> Tensor<2> {
         let [n, d] = pooled.dims();
         let out = sequential(&self.classifier, pooled.reshape([n, d, 1, 1]));

@@ -5,6 +5,7 @@
 //! [`Arch`], `registry.rs` the name table, `params.rs` the parameter inventory; every other file
 //! is one architecture headed by its paper.
 
+pub mod adapter;
 mod base;
 pub mod layers;
 pub mod mobilenetv2;
@@ -18,7 +19,8 @@ pub mod shufflenetv2;
 pub mod vgg;
 pub mod wrn;
 
+pub use adapter::{Adapter, AdapterError};
 pub use base::{Features, Staged, stage_tap};
 pub use network::{Arch, Network, TapShape};
-pub use params::{ParamInfo, param_inventory, torch_key, trainable_params};
+pub use params::{ParamInfo, independent_copy, param_inventory, torch_key, trainable_params};
 pub use registry::{ModelSpec, ZOO, ZooEntry, find, names};

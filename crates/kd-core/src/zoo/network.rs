@@ -70,6 +70,10 @@ impl Staged for Network {
         each_network!(self, net => net.pool(x))
     }
 
+    fn clear_stages_before(&mut self, index: usize) {
+        each_network!(self, net => net.clear_stages_before(index))
+    }
+
     fn classify(&self, pooled: Tensor<2>) -> Tensor<2> {
         each_network!(self, net => net.classify(pooled))
     }

@@ -7,7 +7,7 @@
 //! initialised parameters report their shape without being drawn. `kd models`, the plan and the
 //! checkpoint checks call this.
 
-use burn::module::{Module, ModuleVisitor, Param};
+use burn::module::{Module, ModuleMapper, ModuleVisitor, Param, ParamId};
 use burn::tensor::Tensor;
 use serde::Serialize;
 
@@ -81,4 +81,18 @@ pub fn torch_key(name: &str) -> String {
     } else {
         name.to_string()
     }
+}
+
+/// The same module with new parameter identities, every tensor detached and trainable: an
+/// independent copy (SOKD's branch initialised from its teacher) whose gradients and optimiser
+/// state cannot be confused with the original's.
+pub fn independent_copy<M: Module>(module: M) -> M {
+    struct Fresh;
+    impl ModuleMapper for Fresh {
+        fn map_float<const D: usize>(&mut self, param: Param<Tensor<D>>) -> Param<Tensor<D>> {
+            let (_, tensor, _) = param.consume();
+            Param::initialized(ParamId::new(), tensor.detach().require_grad())
+        }
+    }
+    module.map(&mut Fresh)
 }

@@ -180,6 +180,20 @@ impl Staged for ImageNetResNet {
         global_avg_pool(x)
     }
 
+    fn clear_stages_before(&mut self, index: usize) {
+        for stage in [
+            &mut self.layer1,
+            &mut self.layer2,
+            &mut self.layer3,
+            &mut self.layer4,
+        ]
+        .into_iter()
+        .take(index)
+        {
+            stage.clear();
+        }
+    }
+
     fn classify(&self, pooled: Tensor<2>) -> Tensor<2> {
         self.linear.forward(pooled)
     }

@@ -174,6 +174,15 @@ impl Staged for ShuffleNetV1 {
         global_avg_pool(x)
     }
 
+    fn clear_stages_before(&mut self, index: usize) {
+        for stage in [&mut self.layer1, &mut self.layer2, &mut self.layer3]
+            .into_iter()
+            .take(index)
+        {
+            stage.clear();
+        }
+    }
+
     fn classify(&self, pooled: Tensor<2>) -> Tensor<2> {
         self.linear.forward(pooled)
     }

@@ -140,6 +140,20 @@ impl Staged for Vgg {
         global_avg_pool(x)
     }
 
+    fn clear_stages_before(&mut self, index: usize) {
+        for stage in [
+            &mut self.block1,
+            &mut self.block2,
+            &mut self.block3,
+            &mut self.block4,
+        ]
+        .into_iter()
+        .take(index)
+        {
+            stage.clear();
+        }
+    }
+
     fn classify(&self, pooled: Tensor<2>) -> Tensor<2> {
         self.classifier.forward(pooled)
     }

@@ -152,6 +152,19 @@ impl Staged for WideResNet {
         global_avg_pool(relu(self.bn1.forward(x)))
     }
 
+    fn clear_stages_before(&mut self, index: usize) {
+        for stage in [
+            &mut self.block1.layer,
+            &mut self.block2.layer,
+            &mut self.block3.layer,
+        ]
+        .into_iter()
+        .take(index)
+        {
+            stage.clear();
+        }
+    }
+
     fn classify(&self, pooled: Tensor<2>) -> Tensor<2> {
         self.fc.forward(pooled)
     }

@@ -101,7 +101,8 @@ fn unknown_method_kind_lists_the_known_kinds() {
         "{stderr}"
     );
     assert!(
-        stderr.contains("did you mean `kd`") && stderr.contains("known kinds: dml, kd, sokd"),
+        stderr.contains("did you mean `kd`")
+            && stderr.contains("known kinds: ctsl-mkt, dml, iakd, kd, sokd"),
         "{stderr}"
     );
 }

@@ -173,3 +173,157 @@ fn sokd_without_a_stage_to_grow_from_is_a_plan_error() {
         "{stderr}"
     );
 }
+
+#[test]
+fn iakd_swaps_teacher_stages_without_changing_the_teacher() {
+    let dir = tempfile::tempdir().unwrap();
+    let teacher = tiny_teacher(dir.path(), "teacher", "resnet14");
+    let extra = format!(
+        "[loss]\nce_weight = 0.0\n[networks.teacher]\narch = \"resnet14\"\ncheckpoint = \"{}\"\n[method.iakd]\nkind = \"iakd\"\np0 = 0.5\nschedule = \"constant\"\n",
+        teacher.display()
+    );
+    let config = config_with(dir.path(), "iakd", "\"iakd\"", &extra);
+    success(kd(dir.path(), &["train", config.to_str().unwrap()]));
+    let run = run_dir(dir.path(), "iakd");
+    assert_eq!(
+        role_tensors(&teacher, "student"),
+        role_tensors(&run.join("checkpoints/last.kdc"), "teacher")
+    );
+    let rows = metrics(&run);
+    let step = rows.iter().find(|r| r["kind"] == "step").unwrap();
+    assert!(
+        step["iakd/ce_hybrid"].as_f64().unwrap().is_finite()
+            && step["iakd/kl_hybrid"].as_f64().unwrap().is_finite()
+    );
+    assert!(
+        !step.contains_key("ce/student"),
+        "a zero CE weight computes no plain CE: {step:?}"
+    );
+}
+
+#[test]
+fn iakd_rejects_mismatched_stages_unless_adapters_are_asked_for() {
+    let dir = tempfile::tempdir().unwrap();
+    let teacher = tiny_teacher(dir.path(), "teacher", "wrn_16_2");
+    let body = |adapters: bool| {
+        format!(
+            "[networks.teacher]\narch = \"wrn_16_2\"\ncheckpoint = \"{}\"\n[method.iakd]\nkind = \"iakd\"\nadapters = {adapters}\n",
+            teacher.display()
+        )
+    };
+    let text = format!(
+        "stack = [\"iakd\"]\n{}",
+        tiny_config(dir.path(), "plain", "wrn_16_1", 10, 1, &body(false))
+    );
+    write(dir.path(), "plain.toml", &text);
+    let stderr = failure(kd(dir.path(), &["plan", "plain.toml"]), 2);
+    assert!(
+        stderr.contains("`method.iakd.teacher`") && stderr.contains("stage 1 does not fit"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("16x32x32 to 16x32x32") && stderr.contains("16x32x32 to 32x32x32"),
+        "{stderr}"
+    );
+    let text = format!(
+        "stack = [\"iakd\"]\n{}",
+        tiny_config(dir.path(), "adapted", "wrn_16_1", 10, 1, &body(true))
+    );
+    write(dir.path(), "adapted.toml", &text);
+    let out = success(kd(dir.path(), &["plan", "adapted.toml"]));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("remark: iakd: adapters = true"));
+    success(kd(dir.path(), &["train", "adapted.toml"]));
+    let summary =
+        std::fs::read_to_string(run_dir(dir.path(), "adapted").join("summary.json")).unwrap();
+    assert!(
+        summary.contains("not the canonical IAKD pairing"),
+        "{summary}"
+    );
+}
+
+#[test]
+fn ctsl_mkt_pretrains_then_distils_from_frozen_self_copies() {
+    let dir = tempfile::tempdir().unwrap();
+    // Stage 1 of CTSL-MKT is plain supervised training: a one-epoch plain run of the same student
+    // with the same seed and schedule ends exactly where CTSL-MKT's self-teacher is copied.
+    let plain = write(
+        dir.path(),
+        "plain.toml",
+        &tiny_config(dir.path(), "plain", "resnet8", 10, 1, ""),
+    );
+    success(kd(dir.path(), &["train", plain.to_str().unwrap()]));
+    let extra = "[networks.peer]\narch = \"resnet8\"\n[method.ctsl]\nkind = \"ctsl-mkt\"\npretrain_epochs = 1\n";
+    let text = format!(
+        "stack = [\"ctsl\"]\n{}",
+        tiny_config(dir.path(), "ctsl", "resnet8", 10, 2, extra)
+    )
+    .replace("kind = \"constant\"", "kind = \"constant\"\nrestarts = [1]");
+    let config = write(dir.path(), "ctsl.toml", &text);
+    success(kd(dir.path(), &["train", config.to_str().unwrap()]));
+    let run = run_dir(dir.path(), "ctsl");
+    let last = run.join("checkpoints/last.kdc");
+    let spec = ModelSpec {
+        num_classes: 10,
+        in_channels: 1,
+    };
+    let self_teacher = part_tensors(&last, "ctsl.self/student", "resnet8", spec);
+    let after_stage_1 = role_tensors(
+        &run_dir(dir.path(), "plain").join("checkpoints/last.kdc"),
+        "student",
+    );
+    let differing: Vec<&String> = self_teacher
+        .iter()
+        .zip(&after_stage_1)
+        .filter(|(a, b)| a != b)
+        .map(|(a, _)| &a.0)
+        .collect();
+    assert_eq!(self_teacher.len(), after_stage_1.len());
+    assert!(
+        differing.is_empty(),
+        "the self-teacher is the student as stage 1 left it, unchanged since; differing: {differing:?}"
+    );
+    assert_ne!(
+        role_tensors(&last, "student"),
+        after_stage_1,
+        "the student itself trained on in stage 2"
+    );
+
+    let rows = metrics(&run);
+    let stage1 = rows
+        .iter()
+        .find(|r| r["kind"] == "step" && r["epoch"] == 0)
+        .unwrap();
+    assert!(
+        !stage1.contains_key("ctsl/self/student"),
+        "no distillation in stage 1"
+    );
+    let stage2 = rows
+        .iter()
+        .find(|r| r["kind"] == "step" && r["epoch"] == 1)
+        .unwrap();
+    for key in [
+        "ctsl/mutual/student",
+        "ctsl/relation/peer",
+        "ctsl/self/student",
+        "ctsl/self/peer",
+    ] {
+        assert!(
+            stage2[key].as_f64().unwrap().is_finite(),
+            "{key}: {stage2:?}"
+        );
+    }
+    let epoch = rows.iter().rfind(|r| r["kind"] == "epoch").unwrap();
+    assert!(epoch["ctsl.ensemble/top1"].as_f64().is_some());
+}
+
+#[test]
+fn ctsl_mkt_without_pretraining_needs_checkpoints() {
+    let dir = tempfile::tempdir().unwrap();
+    let extra = "[networks.peer]\narch = \"resnet8\"\n[method.ctsl]\nkind = \"ctsl-mkt\"\n";
+    let config = config_with(dir.path(), "c", "\"ctsl\"", extra);
+    let stderr = failure(kd(dir.path(), &["plan", config.to_str().unwrap()]), 2);
+    assert!(
+        stderr.contains("`method.ctsl.pretrain_epochs`") && stderr.contains("starts from scratch"),
+        "{stderr}"
+    );
+}

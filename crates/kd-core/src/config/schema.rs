@@ -267,6 +267,8 @@ pub struct ScheduleConfig {
     pub warmup_epochs: usize,
     /// Final rate of a cosine schedule, as a fraction of each base rate.
     pub min_factor: f64,
+    /// Epochs at which the schedule starts over and every optimiser's state is reset.
+    pub restarts: Vec<usize>,
 }
 
 impl Default for ScheduleConfig {
@@ -277,6 +279,7 @@ impl Default for ScheduleConfig {
             gamma: 0.1,
             warmup_epochs: 0,
             min_factor: 0.0,
+            restarts: Vec::new(),
         }
     }
 }

@@ -116,6 +116,8 @@ pub struct Needs {
     pub terms: Vec<TermSpec>,
     /// Names of extra outputs it evaluates each epoch (`ensemble`, `branch`, ...).
     pub eval_outputs: Vec<String>,
+    /// Things the plan and the summary should say about this run (a non-canonical option).
+    pub remarks: Vec<String>,
 }
 
 /// One named loss term of one step.
@@ -172,6 +174,12 @@ pub trait Method: Send {
 
     /// Allocates method-owned modules, once the role networks exist.
     fn init(&mut self, _ctx: &mut InitContext<'_>) -> Result<(), MethodError> {
+        Ok(())
+    }
+
+    /// Called at the start of every phase step, before any network of the step has run (so
+    /// before BatchNorm statistics move): the place to take snapshots or update schedules.
+    fn begin_step(&mut self, _ctx: &mut StepContext<'_>) -> Result<(), MethodError> {
         Ok(())
     }
 

@@ -33,6 +33,8 @@ pub struct PlannedNetwork {
     pub spec: ModelSpec,
     /// Per-sample shapes of every tap.
     pub taps: Vec<TapShape>,
+    /// Whether it starts from a checkpoint.
+    pub has_checkpoint: bool,
 }
 
 impl PlannedNetwork {
@@ -56,6 +58,8 @@ pub struct PlanView<'a> {
     pub num_classes: usize,
     /// Image channels.
     pub in_channels: usize,
+    /// The resolved configuration (epochs, schedule, ...).
+    pub config: &'a crate::config::RunConfig,
 }
 
 impl PlanView<'_> {
@@ -91,7 +95,7 @@ impl InitContext<'_> {
 /// One batch of one phase of one step.
 pub struct StepContext<'a> {
     phase: &'a str,
-    instance: &'a str,
+    instance: String,
     /// Epoch (0-based).
     pub epoch: usize,
     /// Total epochs of the run.
@@ -129,7 +133,7 @@ impl<'a> StepContext<'a> {
     ) -> Self {
         StepContext {
             phase,
-            instance: "",
+            instance: String::new(),
             epoch,
             epochs,
             batch,
@@ -144,8 +148,9 @@ impl<'a> StepContext<'a> {
     }
 
     /// Sets the method instance the context is handed to (names its random stream).
-    pub(crate) fn for_instance(&mut self, instance: &'a str) {
-        self.instance = instance;
+    pub(crate) fn for_instance(&mut self, instance: &str) {
+        self.instance.clear();
+        self.instance.push_str(instance);
     }
 
     /// The phase being computed.
@@ -195,7 +200,7 @@ impl<'a> StepContext<'a> {
     /// resume, independent of everything else that draws.
     pub fn rng(&self) -> ChaCha8Rng {
         let mut h = mix(self.seed ^ 0x6b64_5f6d_6574_686f);
-        for part in [self.instance, self.phase] {
+        for part in [self.instance.as_str(), self.phase] {
             for byte in part.bytes() {
                 h = mix(h ^ byte as u64);
             }

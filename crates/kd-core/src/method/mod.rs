@@ -13,5 +13,5 @@ pub use base::{
     BnMode, MAIN_PHASE, Method, MethodError, Needs, PhaseSpec, RoleNeed, TapNeed, Term, TermSpec,
 };
 pub use context::{EvalContext, InitContext, PlanView, PlannedNetwork, StepContext};
-pub use part::{Part, PartError, SgdSettings, Trainable};
+pub use part::{Frozen, Part, PartError, SgdSettings, Trainable, module_is_finite};
 pub use registry::{MethodRegistration, Registry, RegistryError};

@@ -72,6 +72,32 @@ pub trait Part: Send {
     fn optimizer_bytes(&self) -> Result<Vec<u8>, PartError>;
     /// Restores module and optimiser state.
     fn restore(&mut self, module: Vec<u8>, optimizer: Option<Vec<u8>>) -> Result<(), PartError>;
+    /// Whether an optimiser trains it (a [`Frozen`] part has none).
+    fn is_trained(&self) -> bool {
+        true
+    }
+    /// Forgets the optimiser's state (momentum), as a fresh optimiser would start.
+    fn reset_optimizer(&mut self) {}
+    /// Whether every tensor is finite (checked before a checkpoint is written).
+    fn is_finite(&self) -> bool;
+}
+
+/// Whether every float tensor of a module (running statistics included) is finite.
+pub fn module_is_finite<M: Module>(module: &M) -> bool {
+    struct Check(bool);
+    impl burn::module::ModuleVisitor for Check {
+        fn visit_float<const D: usize>(
+            &mut self,
+            param: &burn::module::Param<burn::tensor::Tensor<D>>,
+        ) {
+            if self.0 {
+                self.0 = param.val().is_finite().all().into_scalar::<bool>();
+            }
+        }
+    }
+    let mut check = Check(true);
+    module.visit(&mut check);
+    check.0
 }
 
 /// A module with its optimiser.
@@ -81,6 +107,7 @@ pub struct Trainable<M: Module> {
     base_lr: f64,
     module: Option<M>,
     optimizer: ModuleOptimizer,
+    sgd: SgdSettings,
 }
 
 impl<M: Module + 'static> Trainable<M> {
@@ -92,6 +119,7 @@ impl<M: Module + 'static> Trainable<M> {
             base_lr,
             module: Some(module),
             optimizer: sgd.build(),
+            sgd: *sgd,
         }
     }
 
@@ -157,6 +185,14 @@ impl<M: Module + 'static> Part for Trainable<M> {
         Ok(bytes.to_vec())
     }
 
+    fn reset_optimizer(&mut self) {
+        self.optimizer = self.sgd.build();
+    }
+
+    fn is_finite(&self) -> bool {
+        module_is_finite(self.module())
+    }
+
     fn optimizer_bytes(&self) -> Result<Vec<u8>, PartError> {
         let bytes = self
             .optimizer
@@ -185,5 +221,89 @@ impl<M: Module + 'static> Part for Trainable<M> {
             self.optimizer = fresh.load_record(record);
         }
         Ok(())
+    }
+}
+
+/// A method-owned module that never trains (CTSL-MKT's self-teachers): frozen (no gradients,
+/// BatchNorm in evaluation mode), saved and restored with the run, never stepped.
+pub struct Frozen<M: Module> {
+    name: String,
+    module: M,
+}
+
+impl<M: Module + 'static> Frozen<M> {
+    /// Freezes `module` and wraps it.
+    pub fn new(name: &str, module: M) -> Self {
+        Frozen {
+            name: name.into(),
+            module: module.freeze(),
+        }
+    }
+
+    /// The frozen module.
+    pub fn module(&self) -> &M {
+        &self.module
+    }
+
+    /// Replaces the module, freezing it.
+    pub fn set_module(&mut self, module: M) {
+        self.module = module.freeze();
+    }
+}
+
+impl<M: Module + 'static> Part for Frozen<M> {
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn phase(&self) -> &str {
+        ""
+    }
+
+    fn base_lr(&self) -> f64 {
+        0.0
+    }
+
+    fn step(&mut self, _lr: f64, _grads: &mut Gradients) {}
+
+    fn trainable_params(&self) -> usize {
+        0
+    }
+
+    fn module_bytes(&self) -> Result<Vec<u8>, PartError> {
+        let _ = self.module.valid(); // sync running statistics, as for `Trainable`
+        let bytes = self.module.clone().into_record().into_bytes();
+        bytes.map(|b| b.to_vec()).map_err(|e| PartError {
+            part: self.name.clone(),
+            message: e.to_string(),
+        })
+    }
+
+    fn optimizer_bytes(&self) -> Result<Vec<u8>, PartError> {
+        Ok(Vec::new())
+    }
+
+    fn restore(&mut self, module: Vec<u8>, _optimizer: Option<Vec<u8>>) -> Result<(), PartError> {
+        let error = |e: &dyn std::fmt::Display| PartError {
+            part: self.name.clone(),
+            message: e.to_string(),
+        };
+        let record =
+            ModuleRecord::from_bytes(Bytes::from_bytes_vec(module)).map_err(|e| error(&e))?;
+        let loaded = self
+            .module
+            .clone()
+            .try_load_record(record)
+            .map_err(|e| error(&e))?;
+        self.module = loaded.freeze();
+        Ok(())
+    }
+
+    fn is_trained(&self) -> bool {
+        false
+    }
+
+    fn is_finite(&self) -> bool {
+        module_is_finite(&self.module)
     }
 }

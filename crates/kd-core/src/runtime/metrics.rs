@@ -93,7 +93,11 @@ impl MetricsWriter {
     }
 }
 
+/// Whole numbers (epoch, batch, step) as JSON integers, the rest as floats.
 fn json_number(v: f64) -> serde_json::Value {
+    if v.fract() == 0.0 && v.abs() < 1e15 {
+        return serde_json::Value::from(v as i64);
+    }
     serde_json::Number::from_f64(v)
         .map(serde_json::Value::Number)
         .unwrap_or(serde_json::Value::Null)

@@ -108,6 +108,7 @@ impl RunPlan {
             input_size: self.data.input_size,
             num_classes: self.data.train.num_classes,
             in_channels: self.data.train.channels,
+            config: &self.config,
         }
     }
 
@@ -131,7 +132,7 @@ impl RunPlan {
         let mut names: Vec<String> = self
             .roles
             .iter()
-            .filter(|r| r.trained_in.as_deref() == Some(MAIN_PHASE))
+            .filter(|r| r.trained_in.as_deref() == Some(MAIN_PHASE) && r.ce_weight != 0.0)
             .map(|r| format!("ce/{}", r.network.role))
             .collect();
         for m in &self.methods {
@@ -311,10 +312,26 @@ impl RunPlan {
             "evaluated each epoch: {}",
             self.eval_outputs().join(", ")
         ));
+        for remark in self.remarks() {
+            line(format!("remark: {remark}"));
+        }
         for w in &self.warnings {
             line(format!("warning: {w}"));
         }
         out
+    }
+
+    /// What the methods of the stack want said about the run (non-canonical options, say).
+    pub fn remarks(&self) -> Vec<String> {
+        self.methods
+            .iter()
+            .flat_map(|m| {
+                m.needs
+                    .remarks
+                    .iter()
+                    .map(move |r| format!("{}: {r}", m.instance))
+            })
+            .collect()
     }
 }
 
@@ -539,6 +556,18 @@ pub fn plan_with(
     if config.run.epochs == 0 {
         issues.push("run.epochs", "must be at least 1");
     }
+    let restarts = &config.schedule.restarts;
+    if restarts.iter().any(|&r| r == 0 || r >= config.run.epochs)
+        || restarts.windows(2).any(|w| w[0] >= w[1])
+    {
+        issues.push(
+            "schedule.restarts",
+            format!(
+                "must be increasing epochs strictly between 0 and run.epochs ({})",
+                config.run.epochs
+            ),
+        );
+    }
     if let Err(e) = crate::backend::check(config.run.backend) {
         issues.push("run.backend", e.to_string());
     }
@@ -657,6 +686,7 @@ pub fn plan_with(
             taps: arch.tap_shapes(input_size, input_size),
             arch,
             spec,
+            has_checkpoint: network.checkpoint.is_some(),
         };
         let checkpoint_key = format!("networks.{role}.checkpoint");
         let checkpoint = match &network.checkpoint {
@@ -778,6 +808,7 @@ pub fn plan_with(
             input_size,
             num_classes: data.train.num_classes,
             in_channels: data.train.channels,
+            config,
         };
         for m in &methods {
             for mut issue in m.method.check(&view) {

@@ -46,6 +46,9 @@ pub struct Summary {
     pub git_revision: Option<String>,
     /// kd version.
     pub kd_version: String,
+    /// The methods' remarks on the run (non-canonical options).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub remarks: Vec<String>,
 }
 
 impl Summary {
@@ -87,6 +90,7 @@ impl Summary {
             outputs,
             git_revision,
             kd_version: env!("CARGO_PKG_VERSION").into(),
+            remarks: plan.remarks(),
         }
     }
 }

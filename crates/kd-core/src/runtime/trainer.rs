@@ -118,7 +118,8 @@ fn parts_mut<'a>(
         .collect();
     for m in methods.iter_mut() {
         for part in m.method.parts() {
-            parts.push((format!("part:{}", part.name()), true, part));
+            let trained = part.is_trained();
+            parts.push((format!("part:{}", part.name()), trained, part));
         }
     }
     parts
@@ -131,6 +132,24 @@ fn save_checkpoint(
     methods: &mut [MethodInstance],
     state: &TrainState,
 ) -> Result<(), TrainError> {
+    // Finite losses can still send non-finite gradients into the weights; never let such weights
+    // replace the last good checkpoint.
+    for (name, _, part) in parts_mut(roles, methods) {
+        if !part.is_finite() {
+            return Err(TrainError::NonFinite {
+                term: format!("weights of {name}"),
+                value: f64::NAN,
+                epoch: state.epoch,
+                batch: state.next_batch.saturating_sub(1),
+                step: state.global_step,
+                last_good: if path.is_file() {
+                    path.display().to_string()
+                } else {
+                    "none (no checkpoint was written yet)".into()
+                },
+            });
+        }
+    }
     let networks = roles
         .iter()
         .map(|r| NetworkEntry {
@@ -242,10 +261,20 @@ fn run_phase(
             roles,
             &mut cache,
         );
+        for m in methods.iter_mut() {
+            ctx.for_instance(&m.instance);
+            m.method
+                .begin_step(&mut ctx)
+                .map_err(|source| TrainError::Method {
+                    instance: m.instance.clone(),
+                    source,
+                })?;
+        }
         if phase.name == MAIN_PHASE {
             let trained: Vec<(String, f64)> = roles
                 .iter()
-                .filter(|r| r.trained_in.as_deref() == Some(MAIN_PHASE))
+                // A zero weight skips the term entirely: no forward is spent on it.
+                .filter(|r| r.trained_in.as_deref() == Some(MAIN_PHASE) && r.ce_weight != 0.0)
                 .map(|r| (r.name.clone(), r.ce_weight))
                 .collect();
             for (role, ce_weight) in trained {
@@ -434,11 +463,13 @@ pub fn train(
         });
     }
     let view_networks = plan.networks.clone();
+    let view_config = plan.config.clone();
     let view = crate::method::PlanView {
         networks: &view_networks,
         input_size: plan.data.input_size,
         num_classes,
         in_channels: train_set.channels,
+        config: &view_config,
     };
     for m in plan.methods.iter_mut() {
         let mut ctx = InitContext {
@@ -514,6 +545,13 @@ pub fn train(
 
     while state.epoch < c.run.epochs {
         let epoch = state.epoch;
+        if state.next_batch == 0 && c.schedule.restarts.contains(&epoch) {
+            // A new segment of the schedule: every optimiser starts afresh, as a second stage
+            // run separately would.
+            for (_, _, part) in parts_mut(&mut roles, &mut plan.methods) {
+                part.reset_optimizer();
+            }
+        }
         let spec = StreamSpec {
             batch_size: c.data.batch_size,
             shuffle: true,

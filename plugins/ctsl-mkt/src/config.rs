@@ -1,0 +1,55 @@
+//! The keys of a `ctsl-mkt` instance, with METHODS.md §5's proposed defaults.
+
+use serde::{Deserialize, Serialize};
+
+/// Which representation the relation loss compares.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RelationOn {
+    /// The pooled feature fed to the classifier (RKD's convention, RepDistiller's `feat[-1]`).
+    Pooled,
+    /// The logits.
+    Logits,
+}
+
+/// `[method.<instance>]` of kind `ctsl-mkt`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct CtslConfig {
+    /// Roles of the peers.
+    pub peers: Vec<String>,
+    /// Epochs of stage 1 (supervised pre-training); 0 when the peers start from checkpoints.
+    pub pretrain_epochs: usize,
+    /// β: weight of the mutual (relation + instance) part.
+    pub beta: f64,
+    /// β1: weight of the angle loss within the relation loss.
+    pub beta1: f64,
+    /// β2: weight of the instance KL within the mutual part.
+    pub beta2: f64,
+    /// γ: weight of self-distillation.
+    pub gamma: f64,
+    /// t: temperature of self-distillation.
+    pub self_temperature: f64,
+    /// Representation of the relation loss.
+    pub relation_on: RelationOn,
+}
+
+impl Default for CtslConfig {
+    fn default() -> Self {
+        CtslConfig {
+            peers: vec!["student".into(), "peer".into()],
+            pretrain_epochs: 0,
+            beta: 1.0,
+            beta1: 2.0,
+            beta2: 1.0,
+            gamma: 1.0,
+            self_temperature: 3.0,
+            relation_on: RelationOn::Pooled,
+        }
+    }
+}
+
+/// The defaults as JSON, for `kd methods --json`.
+pub fn defaults() -> serde_json::Value {
+    serde_json::to_value(CtslConfig::default()).expect("CtslConfig serialises")
+}

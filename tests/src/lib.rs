@@ -10,12 +10,13 @@ use std::sync::OnceLock;
 
 use kd_method_ctsl_mkt as _;
 use kd_method_dml as _;
+use kd_method_ffkd as _;
 use kd_method_iakd as _;
 use kd_method_kd as _;
 use kd_method_sokd as _;
 
 /// Every method kind the workspace ships; the registry must hold exactly these.
-pub const ALL_KINDS: [&str; 5] = ["ctsl-mkt", "dml", "iakd", "kd", "sokd"];
+pub const ALL_KINDS: [&str; 6] = ["ctsl-mkt", "dml", "ffkd", "iakd", "kd", "sokd"];
 
 /// The repository root.
 pub fn repo_root() -> PathBuf {

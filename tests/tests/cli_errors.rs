@@ -102,7 +102,7 @@ fn unknown_method_kind_lists_the_known_kinds() {
     );
     assert!(
         stderr.contains("did you mean `kd`")
-            && stderr.contains("known kinds: ctsl-mkt, dml, iakd, kd, sokd"),
+            && stderr.contains("known kinds: ctsl-mkt, dml, ffkd, iakd, kd, sokd"),
         "{stderr}"
     );
 }

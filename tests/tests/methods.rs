@@ -327,3 +327,99 @@ fn ctsl_mkt_without_pretraining_needs_checkpoints() {
         "{stderr}"
     );
 }
+
+#[test]
+fn ffkd_changes_the_teacher_only_in_feedback_steps_from_the_configured_epoch() {
+    let dir = tempfile::tempdir().unwrap();
+    let teacher = tiny_teacher(dir.path(), "teacher", "resnet14");
+    let extra = format!(
+        "[networks.teacher]\narch = \"resnet14\"\ncheckpoint = \"{}\"\n[method.ffkd]\nkind = \"ffkd\"\nfeedback_from = 1\n",
+        teacher.display()
+    );
+    // One epoch: feedback never runs, so the forward phase alone leaves the teacher untouched.
+    let one = format!(
+        "stack = [\"ffkd\"]\n{}",
+        tiny_config(dir.path(), "one", "resnet8", 10, 1, &extra)
+    );
+    write(dir.path(), "one.toml", &one);
+    let plan = success(kd(dir.path(), &["plan", "one.toml"]));
+    let plan = String::from_utf8_lossy(&plan.stdout);
+    assert!(
+        plan.contains("trained in `ffkd.feedback`, lr 0.005")
+            && plan.contains("phase `ffkd.feedback`, own batch, from epoch 1"),
+        "{plan}"
+    );
+    success(kd(dir.path(), &["train", "one.toml"]));
+    let original = role_tensors(&teacher, "student");
+    assert_eq!(
+        role_tensors(
+            &run_dir(dir.path(), "one").join("checkpoints/last.kdc"),
+            "teacher"
+        ),
+        original
+    );
+    // Two epochs: the second has feedback steps, which refine the teacher.
+    let two = format!(
+        "stack = [\"ffkd\"]\n{}",
+        tiny_config(dir.path(), "two", "resnet8", 10, 2, &extra)
+    );
+    write(dir.path(), "two.toml", &two);
+    success(kd(dir.path(), &["train", "two.toml"]));
+    let run = run_dir(dir.path(), "two");
+    let refined = role_tensors(&run.join("checkpoints/last.kdc"), "teacher");
+    assert_ne!(
+        trainable(&refined),
+        trainable(&original),
+        "the feedback steps trained the teacher"
+    );
+    let rows = metrics(&run);
+    let forward_only = rows
+        .iter()
+        .find(|r| r["kind"] == "step" && r["epoch"] == 0)
+        .unwrap();
+    assert!(forward_only["ffkd/feature"].as_f64().unwrap().is_finite());
+    assert!(
+        !forward_only.contains_key("ffkd/ce_teacher"),
+        "no feedback before epoch 1"
+    );
+    let with_feedback = rows
+        .iter()
+        .find(|r| r["kind"] == "step" && r["epoch"] == 1)
+        .unwrap();
+    for key in [
+        "ffkd/ce_teacher",
+        "ffkd/kl_teacher",
+        "ffkd/feature_back",
+        "ffkd/kl",
+    ] {
+        assert!(
+            with_feedback[key].as_f64().unwrap().is_finite(),
+            "{key}: {with_feedback:?}"
+        );
+    }
+    let summary: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(run.join("summary.json")).unwrap()).unwrap();
+    assert!(
+        summary["outputs"]["teacher"]["initial_top1"]
+            .as_f64()
+            .is_some(),
+        "the teacher before training is reported"
+    );
+}
+
+#[test]
+fn ffkd_needs_matching_stage_counts() {
+    let dir = tempfile::tempdir().unwrap();
+    let teacher = tiny_teacher(dir.path(), "teacher", "vgg8");
+    let extra = format!(
+        "[networks.teacher]\narch = \"vgg8\"\ncheckpoint = \"{}\"\n[method.ffkd]\nkind = \"ffkd\"\n",
+        teacher.display()
+    );
+    let config = config_with(dir.path(), "f", "\"ffkd\"", &extra);
+    let stderr = failure(kd(dir.path(), &["plan", config.to_str().unwrap()]), 2);
+    assert!(
+        stderr.contains("`method.ffkd.teacher`")
+            && stderr.contains("has 4, the student (resnet8) 3"),
+        "{stderr}"
+    );
+}

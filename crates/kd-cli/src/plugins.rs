@@ -3,6 +3,7 @@
 
 use kd_method_ctsl_mkt as _;
 use kd_method_dml as _;
+use kd_method_ffkd as _;
 use kd_method_iakd as _;
 use kd_method_kd as _;
 use kd_method_sokd as _;

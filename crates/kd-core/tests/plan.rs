@@ -53,6 +53,7 @@ impl Method for ProbeMethod {
                     } else {
                         BnMode::Eval
                     },
+                    lr: None,
                 })
                 .collect(),
             taps: self

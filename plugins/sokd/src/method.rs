@@ -147,6 +147,7 @@ impl Method for Sokd {
                         TeacherBn::Train => BnMode::Train,
                         TeacherBn::Eval => BnMode::Eval,
                     },
+                    lr: None,
                 },
                 RoleNeed::trained(&c.student, &self.key("student")),
             ],

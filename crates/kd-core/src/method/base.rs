@@ -43,6 +43,9 @@ pub struct RoleNeed {
     pub pretrained: bool,
     /// BatchNorm behaviour where the role is not being trained.
     pub bn: BnMode,
+    /// The learning rate the method suggests for the role where it trains it (FFKD's teacher);
+    /// `networks.<role>.lr` overrides it.
+    pub lr: Option<f64>,
 }
 
 impl RoleNeed {
@@ -54,6 +57,7 @@ impl RoleNeed {
             trained_in: None,
             pretrained: true,
             bn: BnMode::Eval,
+            lr: None,
         }
     }
 
@@ -65,6 +69,7 @@ impl RoleNeed {
             trained_in: Some(super::MAIN_PHASE.into()),
             pretrained: false,
             bn: BnMode::Eval,
+            lr: None,
         }
     }
 }

@@ -578,6 +578,7 @@ pub fn plan_with(
         pretrained: Vec<String>,
         bn: BnMode,
         bn_key: Option<String>,
+        lr: Option<f64>,
         used_by: Vec<String>,
     }
     let mut merged: BTreeMap<String, Merged> = BTreeMap::new();
@@ -588,6 +589,7 @@ pub fn plan_with(
             pretrained: vec![],
             bn: BnMode::Eval,
             bn_key: None,
+            lr: None,
             used_by: vec!["task loss".into()],
         },
     );
@@ -611,8 +613,12 @@ pub fn plan_with(
                 pretrained: vec![],
                 bn: BnMode::Eval,
                 bn_key: None,
+                lr: None,
                 used_by: vec![],
             });
+            if need.lr.is_some() {
+                entry.lr = need.lr;
+            }
             if let Some(phase) = &need.trained_in {
                 match &entry.trained_in {
                     Some(existing) if existing != phase => issues.push(
@@ -756,7 +762,8 @@ pub fn plan_with(
             trained_in: entry.trained_in.clone(),
             bn: entry.bn,
             checkpoint,
-            lr: network.lr.unwrap_or(config.optim.lr),
+            // The role's own key first, then the rate a method suggests, then the run's.
+            lr: network.lr.or(entry.lr).unwrap_or(config.optim.lr),
             ce_weight: network.ce_weight.unwrap_or(config.loss.ce_weight),
             used_by: entry.used_by.clone(),
         });

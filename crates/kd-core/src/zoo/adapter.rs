@@ -1,14 +1,15 @@
 //! Adapters between feature maps of different networks: a convolution and BatchNorm (and an
-//! optional ReLU) taking a `[C, H, W]` map to another channel count at the same size or half of
-//! it, as FitNets' regressors do.
+//! optional ReLU) taking a `[C, H, W]` map to another channel count at the same size (1x1
+//! conv), half the size (3x3 stride-2 conv) or twice the size (2x2 stride-2 transposed conv), as
+//! FitNets' regressors and their descendants do.
 //!
 //! Paper: A. Romero, N. Ballas, S. E. Kahou, A. Chassang, C. Gatta, Y. Bengio, "FitNets: Hints
 //! for Thin Deep Nets", ICLR 2015 (arXiv:1412.6550). SOKD's feature extension, IAKD's width
 //! adapters and FFKD's regressors are built from this.
 
 use burn::module::Module;
-use burn::nn::BatchNorm;
-use burn::nn::conv::Conv2d;
+use burn::nn::conv::{Conv2d, ConvTranspose2d, ConvTranspose2dConfig};
+use burn::nn::{BatchNorm, Initializer};
 use burn::tensor::activation::relu;
 use burn::tensor::{Device, Tensor};
 
@@ -16,7 +17,7 @@ use super::layers::{ConvInit, ConvSpec, batch_norm};
 
 /// Why two shapes cannot be adapted.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("cannot adapt a {from:?} map to {to:?}: sizes must be equal or halve")]
+#[error("cannot adapt a {from:?} map to {to:?}: the target size must equal, halve or double it")]
 pub struct AdapterError {
     /// Source shape `[C, H, W]`.
     pub from: [usize; 3],
@@ -24,10 +25,32 @@ pub struct AdapterError {
     pub to: [usize; 3],
 }
 
-/// A conv + BN (+ ReLU) adapter.
+/// How the spatial size changes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Resize {
+    Same,
+    Halve,
+    Double,
+}
+
+fn resize(from: [usize; 3], to: [usize; 3]) -> Result<Resize, AdapterError> {
+    let (fh, fw, th, tw) = (from[1], from[2], to[1], to[2]);
+    if (fh, fw) == (th, tw) {
+        Ok(Resize::Same)
+    } else if (fh.div_ceil(2), fw.div_ceil(2)) == (th, tw) {
+        Ok(Resize::Halve)
+    } else if (2 * fh, 2 * fw) == (th, tw) {
+        Ok(Resize::Double)
+    } else {
+        Err(AdapterError { from, to })
+    }
+}
+
+/// A conv (or transposed conv) + BN (+ ReLU) adapter.
 #[derive(Module, Debug)]
 pub struct Adapter {
-    conv: Conv2d,
+    conv: Option<Conv2d>,
+    up: Option<ConvTranspose2d>,
     bn: BatchNorm,
     relu: bool,
 }
@@ -35,30 +58,42 @@ pub struct Adapter {
 impl Adapter {
     /// Checks that `from` can be adapted to `to` (plan time: no tensor).
     pub fn check(from: [usize; 3], to: [usize; 3]) -> Result<(), AdapterError> {
-        let same = from[1] == to[1] && from[2] == to[2];
-        let halved = from[1] == 2 * to[1] && from[2] == 2 * to[2];
-        if same || halved {
-            Ok(())
-        } else {
-            Err(AdapterError { from, to })
-        }
+        resize(from, to).map(|_| ())
     }
 
-    /// A 1x1 conv (same size) or 3x3 stride-2 conv (half size), then BN, then ReLU if asked.
+    /// Builds the adapter, He-initialised (fan-out), BN 1/0.
     pub fn new(
         from: [usize; 3],
         to: [usize; 3],
         relu: bool,
         device: &Device,
     ) -> Result<Adapter, AdapterError> {
-        Self::check(from, to)?;
-        let spec = if from[1] == to[1] {
-            ConvSpec::new(from[0], to[0], 1)
-        } else {
-            ConvSpec::new(from[0], to[0], 3).stride(2)
+        let (conv, up) = match resize(from, to)? {
+            Resize::Same => (
+                Some(ConvSpec::new(from[0], to[0], 1).init(ConvInit::HeFanOut, device)),
+                None,
+            ),
+            Resize::Halve => (
+                Some(
+                    ConvSpec::new(from[0], to[0], 3)
+                        .stride(2)
+                        .init(ConvInit::HeFanOut, device),
+                ),
+                None,
+            ),
+            Resize::Double => {
+                let std = (2.0 / (4 * to[0]) as f64).sqrt();
+                let up = ConvTranspose2dConfig::new([from[0], to[0]], [2, 2])
+                    .with_stride([2, 2])
+                    .with_bias(false)
+                    .with_initializer(Initializer::Normal { mean: 0.0, std })
+                    .init(device);
+                (None, Some(up))
+            }
         };
         Ok(Adapter {
-            conv: spec.init(ConvInit::HeFanOut, device),
+            conv,
+            up,
             bn: batch_norm(to[0], device),
             relu,
         })
@@ -67,7 +102,43 @@ impl Adapter {
     /// # Shapes
     /// - `x`: `[N, from…]` → `[N, to…]`
     pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
-        let out = self.bn.forward(self.conv.forward(x));
+        let x = match (&self.conv, &self.up) {
+            (Some(conv), _) => conv.forward(x),
+            (None, Some(up)) => up.forward(x),
+            (None, None) => x,
+        };
+        let out = self.bn.forward(x);
         if self.relu { relu(out) } else { out }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use burn::tensor::Distribution;
+
+    #[test]
+    fn every_resize_produces_the_target_shape() {
+        let device = Device::flex();
+        for (from, to) in [
+            ([16, 8, 8], [32, 8, 8]),
+            ([16, 8, 8], [64, 4, 4]),
+            ([16, 4, 4], [8, 8, 8]),
+        ] {
+            let adapter = Adapter::new(from, to, true, &device).unwrap();
+            let x = Tensor::<4>::random(
+                [2, from[0], from[1], from[2]],
+                Distribution::Default,
+                &device,
+            );
+            assert_eq!(adapter.forward(x).dims(), [2, to[0], to[1], to[2]]);
+        }
+        assert_eq!(
+            Adapter::check([16, 8, 8], [16, 3, 3]),
+            Err(AdapterError {
+                from: [16, 8, 8],
+                to: [16, 3, 3]
+            })
+        );
     }
 }

@@ -1,0 +1,327 @@
+//! The `ffkd` method: forward terms in the main phase, feedback terms in its own phase, CKA
+//! weights and stage selection computed on each batch.
+
+use burn::module::Module;
+use burn::tensor::Tensor;
+use kd_core::config::{ConfigError, ConfigIssue};
+use kd_core::loss::{cross_entropy, soft_kl};
+use kd_core::method::{
+    BnMode, InitContext, MAIN_PHASE, Method, MethodArgs, MethodError, Needs, Part, PhaseSpec,
+    PlanView, PlannedNetwork, RoleNeed, StepContext, Term, TermSpec, Trainable,
+};
+use kd_core::runtime::materialize;
+use kd_core::zoo::{Adapter, Features, stage_tap};
+
+use crate::cka::{feedback_stages, linear_cka};
+use crate::config::FfkdConfig;
+use crate::loss::channel_kl;
+
+/// One regressor per stage, student shape → teacher shape.
+#[derive(Module, Debug)]
+pub struct Regressors {
+    stage: Vec<Adapter>,
+}
+
+/// An `ffkd` instance.
+pub struct Ffkd {
+    config: FfkdConfig,
+    instance: String,
+    forward: Option<Trainable<Regressors>>,
+    feedback: Option<Trainable<Regressors>>,
+}
+
+/// Builds an instance from its table.
+pub fn build(args: &MethodArgs<'_>) -> Result<Box<dyn Method>, ConfigError> {
+    let config: FfkdConfig = args.parse()?;
+    let mut issues = Vec::new();
+    if !(config.temperature.is_finite() && config.temperature > 0.0) {
+        issues.push(args.issue("temperature", "must be a positive number"));
+    }
+    for (key, value) in [
+        ("beta_forward", config.beta_forward),
+        ("gamma_forward", config.gamma_forward),
+        ("beta_feedback", config.beta_feedback),
+        ("gamma_feedback", config.gamma_feedback),
+        ("teacher_ce", config.teacher_ce),
+        ("cka_scale", config.cka_scale),
+        ("teacher_lr", config.teacher_lr),
+    ] {
+        if !(value.is_finite() && value >= 0.0) {
+            issues.push(args.issue(key, "must be a non-negative number"));
+        }
+    }
+    if config.teacher == config.student {
+        issues.push(args.issue(
+            "teacher",
+            "the teacher and the student must be different roles",
+        ));
+    }
+    if !issues.is_empty() {
+        return Err(ConfigError { issues });
+    }
+    Ok(Box::new(Ffkd {
+        config,
+        instance: args.instance.to_string(),
+        forward: None,
+        feedback: None,
+    }))
+}
+
+fn stage_shape(network: &PlannedNetwork, index: usize) -> [usize; 3] {
+    let s = network
+        .tap(&stage_tap(index))
+        .expect("every stage has a tap");
+    [s[0], s[1], s[2]]
+}
+
+fn flat(map: &Tensor<4>) -> Tensor<2> {
+    let [n, ..] = map.dims();
+    map.clone().detach().reshape([n as i32, -1])
+}
+
+/// CKA of every stage pair on this batch, on detached features.
+fn stage_ckas(teacher: &Features, student: &Features) -> Vec<f64> {
+    teacher
+        .stages
+        .iter()
+        .zip(&student.stages)
+        .map(|(t, s)| linear_cka(flat(t), flat(s)))
+        .collect()
+}
+
+impl Ffkd {
+    fn key(&self, key: &str) -> String {
+        format!("method.{}.{key}", self.instance)
+    }
+
+    fn phase(&self) -> String {
+        format!("{}.feedback", self.instance)
+    }
+
+    fn regressors(part: &Option<Trainable<Regressors>>) -> Result<&Regressors, MethodError> {
+        part.as_ref()
+            .map(Trainable::module)
+            .ok_or_else(|| MethodError::Other("regressors not built".into()))
+    }
+}
+
+impl Method for Ffkd {
+    fn needs(&self) -> Needs {
+        let c = &self.config;
+        let feedback = self.phase();
+        let term = |name: &str, phase: &str, formula: String| TermSpec {
+            name: name.into(),
+            phase: phase.into(),
+            formula,
+        };
+        Needs {
+            roles: vec![
+                RoleNeed {
+                    role: c.teacher.clone(),
+                    key: self.key("teacher"),
+                    trained_in: Some(feedback.clone()),
+                    pretrained: true,
+                    bn: BnMode::Eval,
+                    lr: Some(c.teacher_lr),
+                },
+                RoleNeed::trained(&c.student, &self.key("student")),
+            ],
+            phases: vec![PhaseSpec {
+                name: feedback.clone(),
+                own_batch: true,
+                from_epoch: c.feedback_from,
+            }],
+            terms: vec![
+                term(
+                    "kl",
+                    MAIN_PHASE,
+                    format!(
+                        "{} × τ²KL(p_{} ‖ p_{}), τ={}",
+                        c.beta_forward, c.teacher, c.student, c.temperature
+                    ),
+                ),
+                term(
+                    "feature",
+                    MAIN_PHASE,
+                    format!(
+                        "{} × Σ_b {}·CKA_b · L_ch(F_{}^b ‖ R_b(F_{}^b))",
+                        c.gamma_forward, c.cka_scale, c.teacher, c.student
+                    ),
+                ),
+                term(
+                    "ce_teacher",
+                    &feedback,
+                    format!("{} × CE({})", c.teacher_ce, c.teacher),
+                ),
+                term(
+                    "kl_teacher",
+                    &feedback,
+                    format!(
+                        "{} × τ²KL(p_{} ‖ p_{})",
+                        c.beta_feedback, c.student, c.teacher
+                    ),
+                ),
+                term(
+                    "feature_back",
+                    &feedback,
+                    format!(
+                        "{} × Σ_{{b: CKA_b ≤ mean}} L_ch(R′_b(F_{}^b) ‖ F_{}^b)",
+                        c.gamma_feedback, c.student, c.teacher
+                    ),
+                ),
+            ],
+            ..Needs::default()
+        }
+    }
+
+    fn check(&self, plan: &PlanView<'_>) -> Vec<ConfigIssue> {
+        let (Some(teacher), Some(student)) = (
+            plan.network(&self.config.teacher),
+            plan.network(&self.config.student),
+        ) else {
+            return Vec::new();
+        };
+        let (ts, ss) = (teacher.arch.num_stages(), student.arch.num_stages());
+        let issue = |message: String| ConfigIssue {
+            key: Some(self.key("teacher")),
+            source: None,
+            message,
+        };
+        if ts != ss {
+            return vec![issue(format!(
+                "FFKD pairs stages one to one: the teacher ({}) has {ts}, the student ({}) {ss}",
+                teacher.arch_name, student.arch_name
+            ))];
+        }
+        (0..ss)
+            .filter_map(|b| {
+                Adapter::check(stage_shape(student, b), stage_shape(teacher, b))
+                    .err()
+                    .map(|e| issue(format!("stage {}: no regressor fits: {e}", b + 1)))
+            })
+            .collect()
+    }
+
+    fn init(&mut self, ctx: &mut InitContext<'_>) -> Result<(), MethodError> {
+        let missing = |role: &str| MethodError::Missing(format!("no planned network `{role}`"));
+        let teacher = ctx
+            .plan
+            .network(&self.config.teacher)
+            .ok_or_else(|| missing(&self.config.teacher))?;
+        let student = ctx
+            .plan
+            .network(&self.config.student)
+            .ok_or_else(|| missing(&self.config.student))?;
+        let build = || -> Result<Regressors, MethodError> {
+            let stage = (0..student.arch.num_stages())
+                .map(|b| {
+                    Adapter::new(
+                        stage_shape(student, b),
+                        stage_shape(teacher, b),
+                        true,
+                        ctx.device,
+                    )
+                    .map_err(|e| MethodError::Other(e.to_string()))
+                })
+                .collect::<Result<Vec<_>, _>>()?;
+            let regressors = Regressors { stage };
+            materialize(&regressors);
+            Ok(regressors)
+        };
+        let forward = build()?;
+        let feedback = build()?;
+        let name = |what: &str| format!("{}.{what}", self.instance);
+        self.forward = Some(Trainable::new(
+            &name("forward"),
+            MAIN_PHASE,
+            forward,
+            ctx.base_lr,
+            &ctx.sgd,
+        ));
+        self.feedback = Some(Trainable::new(
+            &name("feedback"),
+            &self.phase(),
+            feedback,
+            self.config.teacher_lr,
+            &ctx.sgd,
+        ));
+        Ok(())
+    }
+
+    fn terms(&mut self, ctx: &mut StepContext<'_>) -> Result<Vec<Term>, MethodError> {
+        let c = &self.config;
+        let teacher = ctx.features(&c.teacher)?.clone();
+        let student = ctx.features(&c.student)?.clone();
+        let ckas = stage_ckas(&teacher, &student);
+        if ctx.phase() == MAIN_PHASE {
+            // Forward: the student learns; the teacher is frozen (its features carry no graph).
+            let regressors = Self::regressors(&self.forward)?;
+            let feature = teacher
+                .stages
+                .iter()
+                .zip(&student.stages)
+                .zip(&regressors.stage)
+                .zip(&ckas)
+                .map(|(((t, s), r), cka)| {
+                    channel_kl(r.forward(s.clone()), t.clone().detach(), c.temperature)
+                        .mul_scalar(cka * c.cka_scale)
+                })
+                .reduce(|a, b| a + b)
+                .expect("at least one stage");
+            let kl = soft_kl(
+                student.logits.clone(),
+                teacher.logits.clone(),
+                c.temperature,
+            );
+            return Ok(vec![
+                Term::weighted("kl", kl, c.beta_forward),
+                Term::weighted("feature", feature, c.gamma_forward),
+            ]);
+        }
+        if ctx.phase() != self.phase() {
+            return Ok(Vec::new());
+        }
+        // Feedback: the teacher (and R′) learn; the student is fixed (its features carry no graph).
+        let regressors = Self::regressors(&self.feedback)?;
+        let selected = feedback_stages(&ckas);
+        let feature_back = teacher
+            .stages
+            .iter()
+            .zip(&student.stages)
+            .zip(&regressors.stage)
+            .zip(&selected)
+            .filter(|(_, chosen)| **chosen)
+            .map(|(((t, s), r), _)| {
+                channel_kl(t.clone(), r.forward(s.clone().detach()), c.temperature)
+            })
+            .reduce(|a, b| a + b)
+            .expect("the least understood stage is always selected");
+        let ce = cross_entropy(teacher.logits.clone(), ctx.labels.clone());
+        let kl = soft_kl(
+            teacher.logits.clone(),
+            student.logits.clone(),
+            c.temperature,
+        );
+        Ok(vec![
+            Term::weighted("ce_teacher", ce, c.teacher_ce),
+            Term::weighted("kl_teacher", kl, c.beta_feedback),
+            Term::weighted("feature_back", feature_back, c.gamma_feedback),
+        ])
+    }
+
+    fn parts(&mut self) -> Vec<&mut dyn Part> {
+        self.forward
+            .iter_mut()
+            .chain(self.feedback.iter_mut())
+            .map(|p| p as &mut dyn Part)
+            .collect()
+    }
+
+    fn parts_ref(&self) -> Vec<&dyn Part> {
+        self.forward
+            .iter()
+            .chain(self.feedback.iter())
+            .map(|p| p as &dyn Part)
+            .collect()
+    }
+}

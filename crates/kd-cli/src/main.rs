@@ -36,6 +36,8 @@ enum Command {
     Methods(commands::methods::Args),
     /// Resolve and check a run (roles, taps, shapes, files) without allocating a tensor.
     Plan(commands::plan::Args),
+    /// Time a few steps of a run on synthetic batches and estimate its duration.
+    Time(commands::time::Args),
     /// Train (or, with --resume, continue) a run.
     Train(commands::train::Args),
     /// Evaluate a checkpoint on a dataset: top-1, top-5 and per-class accuracy.
@@ -58,6 +60,7 @@ fn main() -> ExitCode {
         Command::PrintConfig(args) => commands::print_config::run(args),
         Command::Methods(args) => commands::methods::run(args),
         Command::Plan(args) => commands::plan::run(args),
+        Command::Time(args) => commands::time::run(args),
         Command::Train(args) => commands::train::run(args),
         Command::Eval(args) => commands::eval::run(args),
         Command::Suite(args) => commands::suite::run(args),

@@ -7,4 +7,5 @@ pub mod models;
 pub mod plan;
 pub mod print_config;
 pub mod suite;
+pub mod time;
 pub mod train;

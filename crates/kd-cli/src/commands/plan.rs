@@ -7,7 +7,7 @@ use kd_core::config;
 use kd_core::method::Registry;
 use kd_core::runtime::{self, PlanOptions};
 
-/// Arguments shared by `kd plan` and `kd train`.
+/// Arguments shared by `kd plan`, `kd time` and `kd train`.
 #[derive(Debug, clap::Args)]
 pub struct ConfigArgs {
     /// The experiment file.
@@ -17,15 +17,35 @@ pub struct ConfigArgs {
     pub sets: Vec<String>,
 }
 
+/// What a dry run may take for granted.
+#[derive(Debug, Clone, Copy, clap::Args)]
+pub struct DryRunFlags {
+    /// Accept checkpoint files that do not exist yet (runs that produce them come first);
+    /// existing ones are still checked.
+    #[arg(long)]
+    pub allow_missing_checkpoints: bool,
+    /// Plan a dataset that is not on this machine with its format's standard geometry.
+    #[arg(long)]
+    pub allow_missing_data: bool,
+}
+
+impl DryRunFlags {
+    /// As plan options.
+    pub fn options(self) -> PlanOptions {
+        PlanOptions {
+            allow_missing_checkpoints: self.allow_missing_checkpoints,
+            allow_missing_data: self.allow_missing_data,
+        }
+    }
+}
+
 /// Arguments of `kd plan`.
 #[derive(Debug, clap::Args)]
 pub struct Args {
     #[command(flatten)]
     config: ConfigArgs,
-    /// Accept checkpoint files that do not exist yet (a dry run of runs that produce them);
-    /// existing ones are still checked.
-    #[arg(long)]
-    allow_missing_checkpoints: bool,
+    #[command(flatten)]
+    flags: DryRunFlags,
 }
 
 /// Loads the configuration and builds the plan.
@@ -37,10 +57,7 @@ pub fn load_plan(args: &ConfigArgs, options: PlanOptions) -> anyhow::Result<runt
 
 /// Runs the command.
 pub fn run(args: Args) -> anyhow::Result<()> {
-    let options = PlanOptions {
-        allow_missing_checkpoints: args.allow_missing_checkpoints,
-    };
-    let plan = load_plan(&args.config, options)?;
+    let plan = load_plan(&args.config, args.flags.options())?;
     let mut out = std::io::stdout().lock();
     write!(out, "{}", plan.describe())?;
     Ok(())

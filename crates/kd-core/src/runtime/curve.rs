@@ -1,54 +1,14 @@
 //! `curve.png`: top-1 accuracy of every evaluated output per epoch (left) and the mean training
 //! loss per epoch (right), drawn with plotters into a buffer and encoded with `image`.
 //!
-//! Text needs a font; none is shipped. The first of `KD_FONT` and the usual DejaVu/Arial paths
-//! that exists is used (Debian's `fonts-dejavu-core` provides one); without a font the curves
-//! are drawn with no text.
+//! Text needs a system font (`kd_plot::font_available`); without one the curves are drawn with
+//! no text.
 
 use std::path::Path;
-use std::sync::OnceLock;
 
 use plotters::prelude::*;
 
 use super::state::TrainState;
-
-const FONT_PATHS: [&str; 5] = [
-    "/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf",
-    "/usr/share/fonts/TTF/DejaVuSans.ttf",
-    "/usr/share/fonts/dejavu/DejaVuSans.ttf",
-    "/System/Library/Fonts/Supplemental/Arial.ttf",
-    "C:\\Windows\\Fonts\\arial.ttf",
-];
-
-/// Registers a system font with plotters once; whether one was found.
-fn font_available() -> bool {
-    static FOUND: OnceLock<bool> = OnceLock::new();
-    *FOUND.get_or_init(|| {
-        let candidates = std::env::var("KD_FONT")
-            .into_iter()
-            .chain(FONT_PATHS.iter().map(|s| s.to_string()));
-        for path in candidates {
-            if let Ok(bytes) = std::fs::read(&path) {
-                let bytes: &'static [u8] = Box::leak(bytes.into_boxed_slice());
-                if plotters::style::register_font("sans-serif", FontStyle::Normal, bytes).is_ok() {
-                    return true;
-                }
-            }
-        }
-        false
-    })
-}
-
-const COLOURS: [RGBColor; 8] = [
-    RGBColor(31, 119, 180),
-    RGBColor(255, 127, 14),
-    RGBColor(44, 160, 44),
-    RGBColor(214, 39, 40),
-    RGBColor(148, 103, 189),
-    RGBColor(140, 86, 75),
-    RGBColor(227, 119, 194),
-    RGBColor(127, 127, 127),
-];
 
 fn draw<'a>(
     buffer: &'a mut [u8],
@@ -83,7 +43,7 @@ fn draw<'a>(
     }
     mesh.draw()?;
     for (i, name) in names.iter().enumerate() {
-        let colour = COLOURS[i % COLOURS.len()];
+        let colour = kd_plot::COLOURS[i % kd_plot::COLOURS.len()];
         let points: Vec<(f64, f64)> = state
             .history
             .iter()
@@ -130,9 +90,9 @@ fn draw<'a>(
     loss.draw_series(
         losses
             .iter()
-            .map(|&p| Circle::new(p, 3, COLOURS[3].filled())),
+            .map(|&p| Circle::new(p, 3, kd_plot::COLOURS[3].filled())),
     )?;
-    loss.draw_series(LineSeries::new(losses, COLOURS[3].stroke_width(2)))?;
+    loss.draw_series(LineSeries::new(losses, kd_plot::COLOURS[3].stroke_width(2)))?;
     root.present()?;
     Ok(())
 }
@@ -140,15 +100,8 @@ fn draw<'a>(
 /// Draws the curves of a run's history into a PNG file.
 pub fn draw_curves(path: &Path, title: &str, state: &TrainState) -> Result<(), String> {
     let size = (1000u32, 420u32);
-    let mut buffer = vec![255u8; (size.0 * size.1 * 3) as usize];
-    let text = font_available();
+    let mut buffer = kd_plot::buffer(size);
+    let text = kd_plot::font_available();
     draw(&mut buffer, size, title, state, text).map_err(|e| e.to_string())?;
-    image::save_buffer(
-        path,
-        &buffer,
-        size.0,
-        size.1,
-        image::ExtendedColorType::Rgb8,
-    )
-    .map_err(|e| e.to_string())
+    kd_plot::save_png(path, &buffer, size)
 }

@@ -1,0 +1,242 @@
+//! How a [`RunPlan`] presents itself: the evaluated outputs, the logged terms, the metrics
+//! columns, the remarks, and the human-readable account `kd plan` prints.
+
+use super::plan::RunPlan;
+use crate::config::display_path;
+use crate::data::Geometry;
+use crate::method::{BnMode, MAIN_PHASE, PlanView};
+
+impl RunPlan {
+    /// The view methods check against.
+    pub fn view(&self) -> PlanView<'_> {
+        PlanView {
+            networks: &self.networks,
+            input_size: self.data.input_size,
+            num_classes: self.data.train.num_classes,
+            in_channels: self.data.train.channels,
+            config: &self.config,
+        }
+    }
+
+    /// Names of every evaluated output: roles, then method outputs as `<instance>.<output>`.
+    pub fn eval_outputs(&self) -> Vec<String> {
+        let mut names: Vec<String> = self.roles.iter().map(|r| r.network.role.clone()).collect();
+        for m in &self.methods {
+            names.extend(
+                m.needs
+                    .eval_outputs
+                    .iter()
+                    .map(|o| format!("{}.{o}", m.instance)),
+            );
+        }
+        names
+    }
+
+    /// Names of every logged loss term: `ce/<role>` for each role trained in the main phase,
+    /// then `<instance>/<term>`.
+    pub fn term_columns(&self) -> Vec<String> {
+        let mut names: Vec<String> = self
+            .roles
+            .iter()
+            .filter(|r| r.trained_in.as_deref() == Some(MAIN_PHASE) && r.ce_weight != 0.0)
+            .map(|r| format!("ce/{}", r.network.role))
+            .collect();
+        for m in &self.methods {
+            names.extend(
+                m.needs
+                    .terms
+                    .iter()
+                    .map(|t| format!("{}/{}", m.instance, t.name)),
+            );
+        }
+        names
+    }
+
+    /// The metrics columns (after `kind`).
+    pub fn metric_columns(&self) -> Vec<String> {
+        let mut columns: Vec<String> = ["epoch", "batch", "step", "lr_factor", "loss"]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
+        columns.extend(self.term_columns());
+        for output in self.eval_outputs() {
+            columns.push(format!("{output}/top1"));
+            columns.push(format!("{output}/top5"));
+        }
+        columns.extend(super::metrics::TIMING_COLUMNS.iter().map(|s| s.to_string()));
+        columns
+    }
+
+    /// A human-readable account of the plan.
+    pub fn describe(&self) -> String {
+        let c = &self.config;
+        let mut out = String::new();
+        let mut line = |s: String| {
+            out.push_str(&s);
+            out.push('\n');
+        };
+        line(format!(
+            "run `{}` → {}  (seed {}, {} epochs, backend {:?})",
+            c.run.name,
+            display_path(&self.run_dir),
+            c.run.seed,
+            c.run.epochs,
+            c.run.backend
+        ));
+        let d = &self.data;
+        let limit = |per_class: Option<usize>, g: &Geometry| match per_class {
+            Some(n) => format!(
+                "{} (first {n} per class of {})",
+                (n * g.num_classes).min(g.count),
+                g.count
+            ),
+            None => g.count.to_string(),
+        };
+        line(format!(
+            "data  {} at {}: train {} · test {} · {}x{}x{} → {}x{}x{} · {} classes",
+            d.source.format,
+            display_path(&d.source.root),
+            limit(c.data.train_per_class, &d.train),
+            limit(c.data.test_per_class, &d.test),
+            d.train.channels,
+            d.train.height,
+            d.train.width,
+            d.train.channels,
+            d.input_size,
+            d.input_size,
+            d.train.num_classes
+        ));
+        line(format!(
+            "      batch {} (eval {}), crop padding {} ({:?}), flip {}, mean {:?}, std {:?}",
+            c.data.batch_size,
+            c.data.eval_batch_size,
+            c.data.augment.crop_padding,
+            c.data.augment.pad_mode,
+            c.data.augment.flip,
+            d.mean,
+            d.std
+        ));
+        line("networks".into());
+        for r in &self.roles {
+            let mode = match (&r.trained_in, r.bn) {
+                (Some(phase), _) => format!("trained in `{phase}`, lr {}", r.lr),
+                (None, BnMode::Eval) => "frozen".to_string(),
+                (None, BnMode::Train) => "frozen weights, BatchNorm in training mode".to_string(),
+            };
+            let start = match &r.checkpoint {
+                Some((path, inner)) => format!("from {}#{inner}", display_path(path)),
+                None => "from scratch".to_string(),
+            };
+            line(format!(
+                "  {:<10} {:<12} {mode}; {start}; used by {}",
+                r.network.role,
+                r.network.arch_name,
+                r.used_by.join(", ")
+            ));
+            let taps: Vec<String> = r
+                .network
+                .taps
+                .iter()
+                .map(|t| {
+                    format!(
+                        "{} {}",
+                        t.name,
+                        t.shape
+                            .iter()
+                            .map(|d| d.to_string())
+                            .collect::<Vec<_>>()
+                            .join("x")
+                    )
+                })
+                .collect();
+            line(format!("             taps: {}", taps.join(", ")));
+        }
+        line(format!(
+            "optimiser  SGD lr {} momentum {} nesterov {} weight decay {}; schedule {:?} milestones {:?} γ {} warm-up {}",
+            c.optim.lr,
+            c.optim.momentum,
+            c.optim.nesterov,
+            c.optim.weight_decay,
+            c.schedule.kind,
+            c.schedule.milestones,
+            c.schedule.gamma,
+            c.schedule.warmup_epochs
+        ));
+        for phase in &self.phases {
+            let mut terms: Vec<String> = Vec::new();
+            if phase.name == MAIN_PHASE {
+                for r in self
+                    .roles
+                    .iter()
+                    .filter(|r| r.trained_in.as_deref() == Some(MAIN_PHASE))
+                {
+                    terms.push(format!("{} × CE({})", r.ce_weight, r.network.role));
+                }
+            }
+            for m in &self.methods {
+                for t in m.needs.terms.iter().filter(|t| t.phase == phase.name) {
+                    terms.push(format!(
+                        "{} × {}/{} [{}]",
+                        m.weight, m.instance, t.name, t.formula
+                    ));
+                }
+            }
+            let trains: Vec<&str> = self
+                .roles
+                .iter()
+                .filter(|r| r.trained_in.as_deref() == Some(phase.name.as_str()))
+                .map(|r| r.network.role.as_str())
+                .collect();
+            line(format!(
+                "phase `{}`{}{}: trains {} (+ method modules); loss = {}",
+                phase.name,
+                if phase.own_batch { ", own batch" } else { "" },
+                if phase.from_epoch > 0 {
+                    format!(", from epoch {}", phase.from_epoch)
+                } else {
+                    String::new()
+                },
+                if trains.is_empty() {
+                    "no role".to_string()
+                } else {
+                    trains.join(", ")
+                },
+                if terms.is_empty() {
+                    "0".to_string()
+                } else {
+                    terms.join(" + ")
+                }
+            ));
+        }
+        for m in &self.methods {
+            line(format!(
+                "method `{}`: kind {} (crate {}), weight {}",
+                m.instance, m.kind, m.crate_name, m.weight
+            ));
+        }
+        line(format!(
+            "evaluated each epoch: {}",
+            self.eval_outputs().join(", ")
+        ));
+        for remark in self.remarks() {
+            line(format!("remark: {remark}"));
+        }
+        for w in &self.warnings {
+            line(format!("warning: {w}"));
+        }
+        out
+    }
+
+    /// What the methods of the stack want said about the run (non-canonical options, say).
+    pub fn remarks(&self) -> Vec<String> {
+        self.methods
+            .iter()
+            .flat_map(|m| {
+                m.needs
+                    .remarks
+                    .iter()
+                    .map(move |r| format!("{}: {r}", m.instance))
+            })
+            .collect()
+    }
+}

@@ -1,0 +1,132 @@
+//! Measured cost of a planned run, without its data: every phase of a training step and an
+//! evaluation pass timed on synthetic batches of the run's shapes, and the run's duration
+//! estimated from them. `kd time` prints it; `cargo xtask reproduce --dry-run` adds it up over a
+//! table's cells.
+
+use std::time::Instant;
+
+use burn::module::Module;
+use burn::tensor::{Distribution, Tensor};
+use rand::{RngExt, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+use serde::Serialize;
+
+use super::error::TrainError;
+use super::plan::RunPlan;
+use super::session::{build_roles, init_methods, run_phase};
+use super::state::TrainState;
+use crate::backend;
+use crate::data::{Batch, batches_per_epoch};
+use crate::zoo::Staged;
+
+/// The measurement and the estimate.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Timing {
+    /// Steps timed (after one warm-up step).
+    pub steps: usize,
+    /// Seconds per training step, all phases included.
+    pub seconds_per_step: f64,
+    /// Seconds per evaluated image, every role included.
+    pub eval_seconds_per_image: f64,
+    /// Training images per epoch (after per-class limits).
+    pub train_images: usize,
+    /// Test images per evaluation.
+    pub test_images: usize,
+    /// Steps per epoch.
+    pub batches_per_epoch: usize,
+    /// Epochs.
+    pub epochs: usize,
+    /// `epochs × (batches × step + test × eval) + one initial evaluation`, in seconds.
+    pub estimated_seconds: f64,
+}
+
+fn limited(count: usize, per_class: Option<usize>, classes: usize) -> usize {
+    per_class.map_or(count, |n| count.min(n * classes))
+}
+
+/// Times `steps` training steps and one evaluation batch of the planned run.
+pub fn time_steps(mut plan: RunPlan, steps: usize) -> Result<Timing, TrainError> {
+    let c = plan.config.clone();
+    let plain = backend::device(c.run.backend)?;
+    let device = plain.clone().autodiff();
+    plain.seed(c.run.seed);
+    let (channels, classes) = (plan.data.train.channels, plan.data.train.num_classes);
+    let mut roles = build_roles(&plan, &device, false)?;
+    init_methods(&mut plan, &roles, &device, classes, channels)?;
+    let size = plan.data.input_size;
+    let mut rng = ChaCha8Rng::seed_from_u64(c.run.seed);
+    let synthetic = |n: usize, rng: &mut ChaCha8Rng| Batch {
+        index: 0,
+        shape: [n, channels, size, size],
+        images: (0..n * channels * size * size)
+            .map(|_| rng.random::<f32>() - 0.5)
+            .collect(),
+        labels: (0..n)
+            .map(|_| rng.random_range(0..classes) as i64)
+            .collect(),
+        indices: (0..n).collect(),
+    };
+    let batch = synthetic(c.data.batch_size, &mut rng);
+    let state = TrainState::default();
+    let phases = plan.phases.clone();
+    let step = |roles: &mut super::roles::Roles, plan: &mut RunPlan| -> Result<(), TrainError> {
+        for phase in &phases {
+            run_phase(
+                phase,
+                &batch,
+                &device,
+                classes,
+                c.run.seed,
+                c.run.epochs,
+                &state,
+                1.0,
+                roles,
+                &mut plan.methods,
+                &None,
+            )?;
+        }
+        Ok(())
+    };
+    for _ in 0..2 {
+        step(&mut roles, &mut plan)?; // warm-up: first-touch allocations, lazy initialisation
+    }
+    let start = Instant::now();
+    for _ in 0..steps.max(1) {
+        step(&mut roles, &mut plan)?;
+    }
+    let seconds_per_step = start.elapsed().as_secs_f64() / steps.max(1) as f64;
+
+    let eval_batch = c.data.eval_batch_size;
+    let images = Tensor::<4>::random(
+        [eval_batch, channels, size, size],
+        Distribution::Default,
+        &plain,
+    );
+    let networks: Vec<_> = roles.iter().map(|r| r.net.module().valid()).collect();
+    for network in &networks {
+        let _ = network.forward(images.clone()).into_data(); // warm-up
+    }
+    let start = Instant::now();
+    for network in &networks {
+        let logits = network.forward(images.clone());
+        let _ = logits.into_data();
+    }
+    let eval_seconds_per_image = start.elapsed().as_secs_f64() / eval_batch as f64;
+
+    let train_images = limited(plan.data.train.count, c.data.train_per_class, classes);
+    let test_images = limited(plan.data.test.count, c.data.test_per_class, classes);
+    let batches = batches_per_epoch(train_images, c.data.batch_size, c.data.drop_last);
+    let eval_seconds = test_images as f64 * eval_seconds_per_image;
+    let estimated_seconds =
+        c.run.epochs as f64 * (batches as f64 * seconds_per_step + eval_seconds) + eval_seconds;
+    Ok(Timing {
+        steps: steps.max(1),
+        seconds_per_step,
+        eval_seconds_per_image,
+        train_images,
+        test_images,
+        batches_per_epoch: batches,
+        epochs: c.run.epochs,
+        estimated_seconds,
+    })
+}

@@ -1,0 +1,253 @@
+//! `cargo xtask reproduce <table>`: every cell of a paper table run by the `kd` binary, resumed
+//! where it stopped, aggregated into `docs/results/<table>.md`, `.csv` and `.png`.
+//!
+//! `manifest.rs` reads `configs/reproduce/<table>.toml` and expands it into cells, `run.rs` runs
+//! them, `aggregate.rs` reads the results back, `report.rs` and `chart.rs` write them,
+//! `slurm.rs` emits job arrays for a cluster. `--dry-run` plans every cell and times a step of
+//! each (`kd plan`, `kd time`) instead of training.
+
+mod aggregate;
+mod chart;
+pub mod manifest;
+mod report;
+mod run;
+mod slurm;
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use anyhow::{Context, bail};
+
+use manifest::{Cell, Manifest};
+
+/// Arguments of `cargo xtask reproduce`.
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// The table: `configs/reproduce/<table>.toml`.
+    table: String,
+    /// Read the manifest from this file instead (the table name still names the results).
+    #[arg(long)]
+    manifest: Option<PathBuf>,
+    /// Where the results go (default `docs/results`).
+    #[arg(long)]
+    results: Option<PathBuf>,
+    /// Seeds (default: the manifest's, or its quick variant's).
+    #[arg(long)]
+    seeds: Option<usize>,
+    /// The manifest's quick variant (the shipped data, a small budget); writes `<table>-quick.*`.
+    #[arg(long)]
+    quick: bool,
+    /// Plan every cell and time a step of each; train nothing.
+    #[arg(long)]
+    dry_run: bool,
+    /// Cells run at once.
+    #[arg(long, default_value_t = 1)]
+    jobs: usize,
+    /// Write Slurm job arrays into DIR instead of running (`--emit slurm DIR`).
+    #[arg(long, num_args = 2, value_names = ["KIND", "DIR"])]
+    emit: Option<Vec<String>>,
+    /// Only aggregate the results already on disk.
+    #[arg(long)]
+    aggregate_only: bool,
+    /// The `kd` binary to use (default: build it with cargo).
+    #[arg(long)]
+    kd: Option<PathBuf>,
+}
+
+/// The repository root (xtask lives in `<root>/xtask`).
+pub fn repo_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("xtask sits in the repository")
+        .to_path_buf()
+}
+
+/// Builds the `kd` binary (a no-op when it is fresh) and returns its path.
+pub fn build_kd(repo: &Path) -> anyhow::Result<PathBuf> {
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let status = Command::new(cargo)
+        .args(["build", "--quiet", "-p", "kd-cli", "--bin", "kd"])
+        .current_dir(repo)
+        .env_remove("CARGO_TARGET_DIR")
+        .status()
+        .context("running cargo build")?;
+    if !status.success() {
+        bail!("building kd failed");
+    }
+    Ok(repo
+        .join("target")
+        .join("debug")
+        .join(format!("kd{}", std::env::consts::EXE_SUFFIX)))
+}
+
+fn dry_run(kd: &Path, repo: &Path, manifest: &Manifest, cells: &[Cell]) -> anyhow::Result<()> {
+    let flags = ["--allow-missing-checkpoints", "--allow-missing-data"];
+    let mut total = 0.0;
+    let mut seen: Vec<(String, String)> = Vec::new();
+    println!(
+        "{:<12} {:<28} {:>6} {:>12} {:>14}",
+        "row", "cell", "seeds", "s/step", "estimate"
+    );
+    for cell in cells {
+        let group = (cell.row.clone(), cell.key.clone());
+        if seen.contains(&group) {
+            continue;
+        }
+        seen.push(group);
+        let seeds = cells
+            .iter()
+            .filter(|c| c.row == cell.row && c.key == cell.key)
+            .count();
+        let plan = run::kd_command(kd, repo, cell, &["plan"])
+            .args(flags)
+            .output()
+            .context("running kd plan")?;
+        if !plan.status.success() {
+            bail!(
+                "cell {} does not plan:\n{}",
+                run::cell_name(cell),
+                String::from_utf8_lossy(&plan.stderr)
+            );
+        }
+        let timed = run::kd_command(kd, repo, cell, &["time"])
+            .args(flags)
+            .args(["--steps", "4", "--json"])
+            .output()
+            .context("running kd time")?;
+        if !timed.status.success() {
+            bail!(
+                "timing cell {} failed:\n{}",
+                run::cell_name(cell),
+                String::from_utf8_lossy(&timed.stderr)
+            );
+        }
+        let timing: serde_json::Value =
+            serde_json::from_slice(&timed.stdout).context("reading kd time's JSON")?;
+        let seconds = timing["estimated_seconds"].as_f64().unwrap_or(0.0) * seeds as f64;
+        total += seconds;
+        println!(
+            "{:<12} {:<28} {:>6} {:>12.3} {:>12.1} h",
+            cell.row,
+            cell.key,
+            seeds,
+            timing["seconds_per_step"].as_f64().unwrap_or(0.0),
+            seconds / 3600.0
+        );
+    }
+    println!(
+        "{}: {} cells plan; estimated {:.1} h of compute on this machine ({:.1} min)",
+        manifest.title,
+        cells.len(),
+        total / 3600.0,
+        total / 60.0
+    );
+    Ok(())
+}
+
+fn aggregate(
+    repo: &Path,
+    results: &Path,
+    table: &str,
+    manifest: &Manifest,
+    cells: &[Cell],
+    seeds: usize,
+    command: String,
+) -> anyhow::Result<PathBuf> {
+    let entries = aggregate::collect(repo, manifest, cells, seeds)?;
+    let verdicts = aggregate::verdicts(manifest, &entries, repo, cells);
+    std::fs::create_dir_all(results).with_context(|| format!("creating {}", results.display()))?;
+    let png_name = format!("{table}.png");
+    let chart = chart::draw_chart(&results.join(&png_name), manifest, &entries)
+        .map_err(|e| eprintln!("warning: no chart: {e}"))
+        .ok()
+        .map(|_| png_name.as_str());
+    let provenance = report::Provenance::here(repo, command);
+    let md = results.join(format!("{table}.md"));
+    report::write(
+        &md,
+        &report::markdown(manifest, &entries, &verdicts, &provenance, chart),
+    )?;
+    report::write(
+        &results.join(format!("{table}.csv")),
+        &report::csv(manifest, &entries),
+    )?;
+    Ok(md)
+}
+
+/// Runs the command.
+pub fn run(args: Args) -> anyhow::Result<()> {
+    let repo = repo_root();
+    let path = args.manifest.clone().unwrap_or_else(|| {
+        repo.join("configs")
+            .join("reproduce")
+            .join(format!("{}.toml", args.table))
+    });
+    if !path.is_file() {
+        let known: Vec<String> = std::fs::read_dir(repo.join("configs").join("reproduce"))
+            .map(|d| {
+                d.filter_map(|e| {
+                    e.ok()?
+                        .path()
+                        .file_stem()
+                        .map(|s| s.to_string_lossy().into_owned())
+                })
+                .collect()
+            })
+            .unwrap_or_default();
+        bail!(
+            "no table `{}` ({} does not exist); known: {}",
+            args.table,
+            path.display(),
+            known.join(", ")
+        );
+    }
+    let manifest = Manifest::load(&path)?;
+    let seeds = manifest.seeds(args.seeds, args.quick);
+    if args.quick && manifest.quick.is_none() {
+        bail!("table `{}` has no [quick] variant", args.table);
+    }
+    let cells = manifest.cells(seeds, args.quick)?;
+    let kd = match &args.kd {
+        Some(kd) => kd.clone(),
+        None => build_kd(&repo)?,
+    };
+    if args.dry_run {
+        return dry_run(&kd, &repo, &manifest, &cells);
+    }
+    if let Some(emit) = &args.emit {
+        let [kind, dir] = emit.as_slice() else {
+            bail!("--emit takes KIND DIR")
+        };
+        if kind != "slurm" {
+            bail!("unknown --emit kind `{kind}`; known: slurm");
+        }
+        slurm::emit(Path::new(dir), &args.table, &repo, &kd, &cells)?;
+        println!(
+            "wrote Slurm job arrays for {} cells into {dir}; run {dir}/submit.sh",
+            cells.len()
+        );
+        return Ok(());
+    }
+    if !args.aggregate_only {
+        run::run_cells(&kd, &repo, &cells, args.jobs)?;
+    }
+    let name = if args.quick {
+        format!("{}-quick", args.table)
+    } else {
+        args.table.clone()
+    };
+    let mut command = format!("cargo xtask reproduce {}", args.table);
+    if args.quick {
+        command.push_str(" --quick");
+    }
+    if let Some(s) = args.seeds {
+        command.push_str(&format!(" --seeds {s}"));
+    }
+    let results = args
+        .results
+        .clone()
+        .unwrap_or_else(|| repo.join("docs").join("results"));
+    let md = aggregate(&repo, &results, &name, &manifest, &cells, seeds, command)?;
+    println!("wrote {}", md.display());
+    Ok(())
+}

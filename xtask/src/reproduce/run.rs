@@ -1,0 +1,151 @@
+//! Running a table's cells with the `kd` binary: finished cells are skipped, interrupted ones
+//! resumed, independent ones run `--jobs` at a time, each into its own log file. A failed cell
+//! stops the command, naming its log.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail};
+
+use super::manifest::Cell;
+
+/// Where a cell stands on disk.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CellState {
+    /// `summary.json` exists.
+    Done,
+    /// A checkpoint exists but no summary.
+    Interrupted,
+    /// Nothing yet.
+    New,
+}
+
+/// The state of a cell, from its run directory.
+pub fn cell_state(repo: &Path, cell: &Cell) -> CellState {
+    let dir = repo.join(&cell.dir);
+    if dir.join("summary.json").is_file() {
+        CellState::Done
+    } else if dir.join("checkpoints").join("last.kdc").is_file() {
+        CellState::Interrupted
+    } else {
+        CellState::New
+    }
+}
+
+/// The log file of a cell: beside its run directory.
+pub fn log_path(repo: &Path, cell: &Cell) -> PathBuf {
+    repo.join(cell.dir.with_extension("log"))
+}
+
+/// `kd <subcommand> <config> --set …` for a cell.
+pub fn kd_command(kd: &Path, repo: &Path, cell: &Cell, subcommand: &[&str]) -> Command {
+    let mut command = Command::new(kd);
+    command
+        .current_dir(repo)
+        .args(subcommand)
+        .arg(&cell.config)
+        .env("KD_LOG", "warn");
+    for set in &cell.sets {
+        command.arg("--set").arg(set);
+    }
+    command
+}
+
+/// A human name for a cell.
+pub fn cell_name(cell: &Cell) -> String {
+    format!("{}/{}/seed{}", cell.row, cell.key, cell.seed)
+}
+
+fn start(kd: &Path, repo: &Path, cell: &Cell) -> anyhow::Result<Child> {
+    let log = log_path(repo, cell);
+    if let Some(dir) = log.parent() {
+        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    }
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&log)
+        .with_context(|| format!("opening {}", log.display()))?;
+    let mut command = kd_command(kd, repo, cell, &["train"]);
+    if cell_state(repo, cell) == CellState::Interrupted {
+        command.arg("--resume");
+    }
+    command
+        .stdout(Stdio::from(file.try_clone()?))
+        .stderr(Stdio::from(file));
+    command
+        .spawn()
+        .with_context(|| format!("starting {}", kd.display()))
+}
+
+/// Runs every unfinished cell, at most `jobs` at once, dependencies first.
+pub fn run_cells(kd: &Path, repo: &Path, cells: &[Cell], jobs: usize) -> anyhow::Result<()> {
+    let mut done: Vec<bool> = cells
+        .iter()
+        .map(|c| cell_state(repo, c) == CellState::Done)
+        .collect();
+    let total = cells.len();
+    let already = done.iter().filter(|d| **d).count();
+    eprintln!("{already} of {total} cells already finished");
+    let mut started = vec![false; total];
+    let mut running: Vec<(usize, Child, Instant)> = Vec::new();
+    let mut failure: Option<String> = None;
+    loop {
+        while failure.is_none() && running.len() < jobs.max(1) {
+            let Some(next) = (0..total)
+                .find(|&i| !done[i] && !started[i] && cells[i].needs.iter().all(|&n| done[n]))
+            else {
+                break;
+            };
+            started[next] = true;
+            let verb = if cell_state(repo, &cells[next]) == CellState::Interrupted {
+                "resuming"
+            } else {
+                "running"
+            };
+            eprintln!(
+                "[{}/{total}] {verb} {}",
+                done.iter().filter(|d| **d).count() + running.len() + 1,
+                cell_name(&cells[next])
+            );
+            running.push((next, start(kd, repo, &cells[next])?, Instant::now()));
+        }
+        if running.is_empty() {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+        let mut still = Vec::new();
+        for (index, mut child, since) in running {
+            match child.try_wait()? {
+                None => still.push((index, child, since)),
+                Some(status) if status.success() => {
+                    done[index] = true;
+                    eprintln!(
+                        "       finished {} in {:.0} s",
+                        cell_name(&cells[index]),
+                        since.elapsed().as_secs_f64()
+                    );
+                }
+                Some(status) => {
+                    failure.get_or_insert(format!(
+                        "cell {} failed ({status}); its log: {}",
+                        cell_name(&cells[index]),
+                        log_path(repo, &cells[index]).display()
+                    ));
+                }
+            }
+        }
+        running = still;
+    }
+    if let Some(message) = failure {
+        bail!(message);
+    }
+    if let Some(stuck) = (0..total).find(|&i| !done[i]) {
+        bail!(
+            "cell {} could not run: a cell it needs did not finish",
+            cell_name(&cells[stuck])
+        );
+    }
+    Ok(())
+}

@@ -1,0 +1,220 @@
+//! `cargo xtask reproduce` end to end on a tiny manifest: an interrupted sweep resumes where it
+//! stopped, the aggregation is exact on known numbers, and a failing cell names its log.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+fn repo() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .unwrap()
+        .to_path_buf()
+}
+
+fn manifest(dir: &Path, rows: &str) -> PathBuf {
+    let text = format!(
+        r#"
+title = "tiny"
+description = "a test table"
+output_dir = "{runs}"
+seeds = 2
+sets = [
+    "data.format=idx",
+    "data.root={data}",
+    "data.train_per_class=10",
+    "data.test_per_class=10",
+    "data.batch_size=16",
+    "run.epochs=1",
+    "schedule.kind=constant",
+]
+
+[[column]]
+name = "r14-r8"
+label = "resnet14 → resnet8"
+teacher = "resnet14"
+student = "resnet8"
+{rows}
+[[claim]]
+text = "KD beats the teacher"
+better = ["kd", "teacher"]
+"#,
+        runs = dir.join("runs").display(),
+        data = repo().join("data/fashion-mnist-subset").display(),
+    );
+    let path = dir.join("tiny.toml");
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+const ROWS: &str = r#"
+[[row]]
+name = "teacher"
+label = "Teacher"
+config = "configs/reproduce/cells/fashion/supervised.toml"
+key = "{teacher}"
+sets = ["networks.student.arch={teacher}"]
+paper_unknown = "test"
+
+[[row]]
+name = "kd"
+label = "KD"
+config = "configs/reproduce/cells/fashion/kd.toml"
+sets = ["networks.student.arch={student}", "networks.teacher.arch={teacher}", "networks.teacher.checkpoint={run:teacher}/checkpoints/last.kdc"]
+paper = { r14-r8 = { value = 50.0, source = "made up for the test" } }
+"#;
+
+fn xtask(args: &[&str]) -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_xtask"));
+    command.current_dir(repo()).arg("reproduce").args(args);
+    command
+}
+
+#[test]
+fn an_interrupted_sweep_resumes_and_aggregates() {
+    let dir = tempfile::tempdir().unwrap();
+    let manifest = manifest(dir.path(), ROWS);
+    let results = dir.path().join("results");
+    let args = [
+        "tiny",
+        "--manifest",
+        manifest.to_str().unwrap(),
+        "--results",
+        results.to_str().unwrap(),
+    ];
+    // Interrupt after the first cell (the seed-0 teacher) has finished.
+    let first = dir.path().join("runs/teacher/resnet14/seed0/summary.json");
+    let mut child = xtask(&args)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let start = Instant::now();
+    while !first.is_file() {
+        assert!(
+            start.elapsed() < Duration::from_secs(600),
+            "the first cell never finished"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let out = xtask(&args).output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    let finished: usize = stderr
+        .lines()
+        .find_map(|l| {
+            l.strip_suffix(" of 4 cells already finished")
+                .and_then(|n| n.trim().parse().ok())
+        })
+        .unwrap_or_else(|| panic!("{stderr}"));
+    assert!(finished >= 1, "the rerun kept the finished cell: {stderr}");
+    assert!(
+        !stderr.contains("running teacher/resnet14/seed0"),
+        "{stderr}"
+    );
+    let csv = std::fs::read_to_string(results.join("tiny.csv")).unwrap();
+    assert!(
+        csv.lines().any(|l| l.starts_with("teacher,r14-r8,2,2,")),
+        "{csv}"
+    );
+    assert!(
+        csv.lines()
+            .any(|l| l.starts_with("kd,r14-r8,2,2,") && l.contains(",50.0000,")),
+        "{csv}"
+    );
+    let md = std::fs::read_to_string(results.join("tiny.md")).unwrap();
+    assert!(
+        md.contains("| KD | 2/2 |")
+            && md.contains("made up for the test")
+            && md.contains("KD beats the teacher"),
+        "{md}"
+    );
+    assert!(results.join("tiny.png").is_file());
+}
+
+fn fake_summary(dir: &Path, last: f64, best: f64) {
+    std::fs::create_dir_all(dir).unwrap();
+    let text = format!(
+        r#"{{"outputs": {{"student": {{"best_top1": {best}, "best_epoch": 0, "last_top1": {last}, "last_top5": 99.0, "initial_top1": 10.0}}}}}}"#
+    );
+    std::fs::write(dir.join("summary.json"), text).unwrap();
+}
+
+#[test]
+fn aggregation_is_exact_on_known_numbers() {
+    let dir = tempfile::tempdir().unwrap();
+    let manifest = manifest(dir.path(), ROWS);
+    let runs = dir.path().join("runs");
+    fake_summary(&runs.join("teacher/resnet14/seed0"), 60.0, 61.0);
+    fake_summary(&runs.join("teacher/resnet14/seed1"), 64.0, 65.0);
+    fake_summary(&runs.join("kd/r14-r8/seed0"), 70.0, 72.0);
+    fake_summary(&runs.join("kd/r14-r8/seed1"), 71.0, 72.0);
+    let results = dir.path().join("results");
+    let out = xtask(&[
+        "tiny",
+        "--manifest",
+        manifest.to_str().unwrap(),
+        "--results",
+        results.to_str().unwrap(),
+        "--aggregate-only",
+    ])
+    .output()
+    .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let csv = std::fs::read_to_string(results.join("tiny.csv")).unwrap();
+    // Teacher: mean 62, sample std sqrt(((-2)² + 2²)/1) = 2.8284.
+    assert!(
+        csv.contains("teacher,r14-r8,2,2,62.0000,2.8284,63.0000,2.8284,,,"),
+        "{csv}"
+    );
+    // KD: mean 70.5, std 0.7071; paper 50 → difference +20.5.
+    assert!(
+        csv.contains("kd,r14-r8,2,2,70.5000,0.7071,72.0000,0.0000,50.0000,20.5000,"),
+        "{csv}"
+    );
+    let md = std::fs::read_to_string(results.join("tiny.md")).unwrap();
+    // KD − teacher = 8.5; standard error sqrt(0.7071²/2 + 2.8284²/2) = 2.06; 8.5 > 2·2.06.
+    assert!(
+        md.contains("supported: kd 70.50 vs teacher 62.00 (Δ +8.50)"),
+        "{md}"
+    );
+}
+
+#[test]
+fn a_failing_cell_fails_the_command_and_names_its_log() {
+    let dir = tempfile::tempdir().unwrap();
+    let rows = ROWS.replace(
+        "networks.student.arch={teacher}",
+        "networks.student.arch=resnet9",
+    );
+    let manifest = manifest(dir.path(), &rows);
+    let results = dir.path().join("results");
+    let out = xtask(&[
+        "tiny",
+        "--manifest",
+        manifest.to_str().unwrap(),
+        "--results",
+        results.to_str().unwrap(),
+    ])
+    .output()
+    .unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let log = dir.path().join("runs/teacher/resnet14/seed0.log");
+    assert!(
+        stderr.contains("cell teacher/resnet14/seed0 failed")
+            && stderr.contains(&log.display().to_string()),
+        "{stderr}"
+    );
+    assert!(
+        std::fs::read_to_string(&log)
+            .unwrap()
+            .contains("unknown architecture `resnet9`")
+    );
+}

@@ -218,3 +218,26 @@ fn a_failing_cell_fails_the_command_and_names_its_log() {
             .contains("unknown architecture `resnet9`")
     );
 }
+
+#[test]
+fn every_shipped_table_plans() {
+    // Every cell of every manifest in configs/reproduce resolves: configs, roles, taps, shapes
+    // (CIFAR-100 data and teacher checkpoints may be absent here; `kd plan` is told so).
+    let mut tables: Vec<String> = std::fs::read_dir(repo().join("configs/reproduce"))
+        .unwrap()
+        .flatten()
+        .filter(|e| e.path().extension().is_some_and(|x| x == "toml"))
+        .map(|e| e.path().file_stem().unwrap().to_string_lossy().into_owned())
+        .collect();
+    tables.sort();
+    assert!(tables.len() >= 7, "{tables:?}");
+    for table in tables {
+        let out = xtask(&[&table, "--plan-only"]).output().unwrap();
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            out.status.success() && stdout.contains("cells plan"),
+            "{table}:\n{stdout}\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+}

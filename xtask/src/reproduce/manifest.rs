@@ -43,6 +43,10 @@ pub struct Row {
     /// Extra overrides for this row in the quick variant (applied last).
     #[serde(default)]
     pub quick_sets: Vec<String>,
+    /// Whether the columns' `sets` apply to this row (a teacher row shared by several columns
+    /// should not take one column's student learning rate).
+    #[serde(default = "yes")]
+    pub column_sets: bool,
     /// Which evaluated output the row reports (default `student`).
     #[serde(default = "default_output")]
     pub report: String,
@@ -52,6 +56,10 @@ pub struct Row {
     /// Why the paper's numbers are not known, where they are not.
     #[serde(default)]
     pub paper_unknown: Option<String>,
+}
+
+fn yes() -> bool {
+    true
 }
 
 fn default_output() -> String {
@@ -260,10 +268,11 @@ impl Manifest {
                     };
                     let mut sets: Vec<String> = Vec::new();
                     let row_quick: &[String] = if quick { &row.quick_sets } else { &[] };
+                    let column_sets: &[String] = if row.column_sets { &column.sets } else { &[] };
                     for template in self
                         .sets
                         .iter()
-                        .chain(&column.sets)
+                        .chain(column_sets)
                         .chain(&row.sets)
                         .chain(&quick_sets)
                         .chain(row_quick)

@@ -40,6 +40,9 @@ pub struct Args {
     /// Plan every cell and time a step of each; train nothing.
     #[arg(long)]
     dry_run: bool,
+    /// Plan every cell (`kd plan`) and stop: no timing, no training.
+    #[arg(long, conflicts_with = "dry_run")]
+    plan_only: bool,
     /// Cells run at once.
     #[arg(long, default_value_t = 1)]
     jobs: usize,
@@ -80,7 +83,13 @@ pub fn build_kd(repo: &Path) -> anyhow::Result<PathBuf> {
         .join(format!("kd{}", std::env::consts::EXE_SUFFIX)))
 }
 
-fn dry_run(kd: &Path, repo: &Path, manifest: &Manifest, cells: &[Cell]) -> anyhow::Result<()> {
+fn dry_run(
+    kd: &Path,
+    repo: &Path,
+    manifest: &Manifest,
+    cells: &[Cell],
+    time: bool,
+) -> anyhow::Result<()> {
     let flags = ["--allow-missing-checkpoints", "--allow-missing-data"];
     let mut total = 0.0;
     let mut seen: Vec<(String, String)> = Vec::new();
@@ -109,6 +118,10 @@ fn dry_run(kd: &Path, repo: &Path, manifest: &Manifest, cells: &[Cell]) -> anyho
                 String::from_utf8_lossy(&plan.stderr)
             );
         }
+        if !time {
+            println!("{:<12} {:<28} {:>6} plans", cell.row, cell.key, seeds);
+            continue;
+        }
         let timed = run::kd_command(kd, repo, cell, &["time"])
             .args(flags)
             .args(["--steps", "4", "--json"])
@@ -133,6 +146,10 @@ fn dry_run(kd: &Path, repo: &Path, manifest: &Manifest, cells: &[Cell]) -> anyho
             timing["seconds_per_step"].as_f64().unwrap_or(0.0),
             seconds / 3600.0
         );
+    }
+    if !time {
+        println!("{}: all {} cells plan", manifest.title, cells.len());
+        return Ok(());
     }
     println!(
         "{}: {} cells plan; estimated {:.1} h of compute on this machine ({:.1} min)",
@@ -211,8 +228,8 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         Some(kd) => kd.clone(),
         None => build_kd(&repo)?,
     };
-    if args.dry_run {
-        return dry_run(&kd, &repo, &manifest, &cells);
+    if args.dry_run || args.plan_only {
+        return dry_run(&kd, &repo, &manifest, &cells, args.dry_run);
     }
     if let Some(emit) = &args.emit {
         let [kind, dir] = emit.as_slice() else {

@@ -331,3 +331,37 @@ fn eval_rejects_a_dataset_that_does_not_fit_the_checkpoint() {
     );
     assert!(stderr.contains("missing.kdc"), "{stderr}");
 }
+
+#[test]
+fn a_static_kd_refuses_plugin_libraries_before_writing_anything() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = tiny_config(
+        dir.path(),
+        "plugged",
+        "resnet8",
+        5,
+        1,
+        "\n[plugins]\nload = [\"libkd_method_x.so\"]\n",
+    );
+    // `[plugins]` after `[networks.student]` in the same file: TOML allows any table order.
+    let path = write(dir.path(), "plugged.toml", &config);
+    let stderr = failure(kd(dir.path(), &["train", path.to_str().unwrap()]), 2);
+    assert!(
+        stderr.contains("libkd_method_x.so") && stderr.contains("this kd is a static build"),
+        "{stderr}"
+    );
+    assert!(!run_dir(dir.path(), "plugged").exists());
+    let stderr = failure(kd(dir.path(), &["methods", "--load", "libx.so"]), 2);
+    assert!(
+        stderr.contains("libx.so") && stderr.contains("build-dynamic"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn plugins_load_of_the_wrong_type_names_the_key() {
+    let dir = tempfile::tempdir().unwrap();
+    write(dir.path(), "x.toml", "[plugins]\nload = \"libx.so\"\n");
+    let stderr = failure(kd(dir.path(), &["print-config", "x.toml"]), 2);
+    assert!(stderr.contains("plugins.load"), "{stderr}");
+}

@@ -20,6 +20,7 @@ pub fn is_user_error(error: &anyhow::Error) -> bool {
             || cause.is::<DataError>()
             || cause.is::<RegistryError>()
             || cause.is::<UsageError>()
+            || cause.is::<kd_core::plugin::PluginError>()
             || cause
                 .downcast_ref::<TrainError>()
                 .is_some_and(TrainError::is_user_error)

@@ -11,8 +11,13 @@ pub mod config;
 pub mod data;
 pub mod loss;
 pub mod method;
+pub mod plugin;
 pub mod runtime;
 pub mod zoo;
 
 #[doc(hidden)]
 pub use inventory; // reached by `register_method!`; plugins never depend on inventory directly
+
+/// burn, as kd-core is built against it: method crates use this one (`kd_core::burn`), so there
+/// is a single copy of it in any build.
+pub use burn;

@@ -28,6 +28,7 @@ fn layers_apply_in_order_and_provenance_names_each_source() {
         jail.set_env("KD_RUN__EPOCHS", "30");
         jail.set_env("KD_OPTIM__LR", "0.2");
         jail.set_env("KD_DATA", "/somewhere"); // a dataset root, not a config key
+        jail.set_env("KD_FONT", "/some/font.ttf"); // the chart font, not a config key
         let sets = vec![
             "run.epochs=40".to_string(),
             "networks.student.arch=resnet20".to_string(),

@@ -11,6 +11,9 @@ pub struct Args {
     /// Print a JSON array of `{kind, summary, paper, crate, defaults}`.
     #[arg(long)]
     json: bool,
+    /// Load a plugin library first (repeatable; a dynamic host only).
+    #[arg(long = "load", value_name = "LIBRARY")]
+    load: Vec<std::path::PathBuf>,
 }
 
 #[derive(Serialize)]
@@ -25,6 +28,7 @@ struct Row {
 
 /// Runs the command.
 pub fn run(args: Args) -> anyhow::Result<()> {
+    kd_core::plugin::load_plugins(&args.load)?;
     let registry = Registry::global()?;
     let rows: Vec<Row> = registry
         .entries()

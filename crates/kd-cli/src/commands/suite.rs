@@ -54,6 +54,23 @@ fn read_suite(path: &Path) -> anyhow::Result<SuiteFile> {
 pub fn run(args: Args) -> anyhow::Result<()> {
     let suite = read_suite(&args.suite)?;
     let dir = args.suite.parent().unwrap_or(Path::new("."));
+    // Plugin libraries load before the registry exists: gather them from every run first.
+    let mut libraries = Vec::new();
+    for entry in &suite.run {
+        let sets: Vec<String> = entry.set.iter().chain(&args.sets).cloned().collect();
+        let loaded = config::load(Some(&dir.join(&entry.config)), &sets)?;
+        libraries.extend(
+            loaded
+                .config
+                .plugins
+                .load
+                .iter()
+                .filter(|p| !libraries.contains(*p))
+                .cloned()
+                .collect::<Vec<_>>(),
+        );
+    }
+    kd_core::plugin::load_plugins(&libraries)?;
     let registry = Registry::global()?;
     let mut results: Vec<Finished> = Vec::new();
     for entry in &suite.run {

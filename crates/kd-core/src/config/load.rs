@@ -6,8 +6,8 @@
 //! (paths relative to the including file): that is how experiments use the method presets.
 //! `configs/base.toml` is found by walking up from the experiment file to a `configs/` folder
 //! that holds one (so a config works from any working directory), else `./configs/base.toml`.
-//! `KD_DATA` and `KD_LOG` are not configuration keys (a dataset root and the log filter) and
-//! are left out. Every extraction error is turned into a [`ConfigError`] naming key and source.
+//! `KD_DATA`, `KD_LOG` and `KD_FONT` are not configuration keys (a dataset root, the log filter
+//! and the chart font) and are left out. Every extraction error is turned into a [`ConfigError`] naming key and source.
 
 use std::path::{Path, PathBuf};
 
@@ -39,7 +39,9 @@ struct KdEnv;
 
 impl KdEnv {
     fn inner() -> Env {
-        Env::prefixed("KD_").ignore(&["data", "log"]).split("__")
+        Env::prefixed("KD_")
+            .ignore(&["data", "log", "font"])
+            .split("__")
     }
 }
 

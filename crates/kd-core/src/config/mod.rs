@@ -12,6 +12,6 @@ pub use load::{
 };
 pub use provenance::Provenance;
 pub use schema::{
-    AugmentSection, DataSection, LossConfig, NetworkConfig, OptimConfig, RunConfig, RunSection,
-    ScheduleConfig, ScheduleKind,
+    AugmentSection, DataSection, LossConfig, NetworkConfig, OptimConfig, PluginsSection, RunConfig,
+    RunSection, ScheduleConfig, ScheduleKind,
 };

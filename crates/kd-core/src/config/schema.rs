@@ -39,6 +39,18 @@ pub struct RunConfig {
     pub stack: Vec<String>,
     /// One table per instance named in `stack`: `kind`, `weight` and the method's own keys.
     pub method: BTreeMap<String, serde_json::Value>,
+    /// Method plugins loaded from dynamic libraries.
+    pub plugins: PluginsSection,
+}
+
+/// `[plugins]`
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct PluginsSection {
+    /// Dynamic libraries to load before the method registry is built (only a dynamic host can
+    /// load them: `cargo xtask build-dynamic`).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub load: Vec<PathBuf>,
 }
 
 impl Default for RunConfig {
@@ -55,6 +67,7 @@ impl Default for RunConfig {
             loss: LossConfig::default(),
             stack: Vec::new(),
             method: BTreeMap::new(),
+            plugins: PluginsSection::default(),
         }
     }
 }

@@ -44,8 +44,22 @@ inventory::collect!(MethodRegistration);
 ///     defaults: defaults,
 /// }
 /// ```
+///
+/// A crate that can also be loaded at run time writes its registration once as a `const` and
+/// registers it either way (see `export_plugin!` and `docs/writing-a-method.md`):
+///
+/// ```ignore
+/// const REGISTRATION: kd_core::method::MethodRegistration = kd_core::method::MethodRegistration { … };
+/// #[cfg(not(feature = "dynamic"))]
+/// kd_core::register_method!(REGISTRATION);
+/// #[cfg(feature = "dynamic")]
+/// kd_core::export_plugin!(REGISTRATION);
+/// ```
 #[macro_export]
 macro_rules! register_method {
+    ($registration:path) => {
+        $crate::inventory::submit! { $registration }
+    };
     {
         kind: $kind:expr,
         summary: $summary:expr,
@@ -109,11 +123,21 @@ impl Registry {
         Ok(Registry { kinds })
     }
 
-    /// The registry of every plugin linked into this binary, built on first use.
+    /// The registry of every plugin linked into this binary or loaded from a library
+    /// (`crate::plugin::load_plugins`, which must come first), built on first use.
     pub fn global() -> Result<&'static Registry, RegistryError> {
         static GLOBAL: OnceLock<Result<Registry, RegistryError>> = OnceLock::new();
         GLOBAL
-            .get_or_init(|| Registry::from_entries(inventory::iter::<MethodRegistration>))
+            .get_or_init(|| {
+                crate::plugin::load::REGISTRY_BUILT
+                    .store(true, std::sync::atomic::Ordering::SeqCst);
+                let dynamic = crate::plugin::dynamic_registrations();
+                Registry::from_entries(
+                    inventory::iter::<MethodRegistration>
+                        .into_iter()
+                        .chain(dynamic),
+                )
+            })
             .as_ref()
             .map_err(Clone::clone)
     }

@@ -1,0 +1,74 @@
+//! kd-cli: the `kd` command line as a library, so a binary built with extra method crates
+//! (`cargo xtask build-kd --with …`) is the same program with more plugins linked in.
+//!
+//! [`main`] parses the command line (clap), sets up logging (`KD_LOG`, default `warn`, to
+//! stderr) and dispatches to one file per subcommand under `commands/`. User errors (bad config,
+//! bad data, an impossible plan, a plugin library that does not fit) exit with status 2 and a
+//! message naming the key or file; anything else exits with status 1.
+
+mod commands;
+mod exit;
+mod plugins;
+mod progress;
+mod report;
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+/// Knowledge distillation: model zoo, methods as plugins, reproducible runs.
+#[derive(Debug, Parser)]
+#[command(name = "kd", version, about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// List every zoo architecture with its parameter count and tap shapes.
+    Models(commands::models::Args),
+    /// Inspect datasets.
+    #[command(subcommand)]
+    Data(commands::data::DataCommand),
+    /// Print the resolved configuration and the source of every key.
+    PrintConfig(commands::print_config::Args),
+    /// List the registered distillation methods.
+    Methods(commands::methods::Args),
+    /// Resolve and check a run (roles, taps, shapes, files) without allocating a tensor.
+    Plan(commands::plan::Args),
+    /// Time a few steps of a run on synthetic batches and estimate its duration.
+    Time(commands::time::Args),
+    /// Train (or, with --resume, continue) a run.
+    Train(commands::train::Args),
+    /// Evaluate a checkpoint on a dataset: top-1, top-5 and per-class accuracy.
+    Eval(commands::eval::Args),
+    /// Run a list of experiments in order and compare their results.
+    Suite(commands::suite::Args),
+}
+
+/// Runs `kd` with the process's arguments.
+pub fn main() -> ExitCode {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("KD_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Models(args) => commands::models::run(args),
+        Command::Data(command) => commands::data::run(command),
+        Command::PrintConfig(args) => commands::print_config::run(args),
+        Command::Methods(args) => commands::methods::run(args),
+        Command::Plan(args) => commands::plan::run(args),
+        Command::Time(args) => commands::time::run(args),
+        Command::Train(args) => commands::train::run(args),
+        Command::Eval(args) => commands::eval::run(args),
+        Command::Suite(args) => commands::suite::run(args),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => exit::report(&error),
+    }
+}

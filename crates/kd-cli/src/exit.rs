@@ -21,6 +21,7 @@ pub fn is_user_error(error: &anyhow::Error) -> bool {
             || cause.is::<RegistryError>()
             || cause.is::<UsageError>()
             || cause.is::<kd_core::plugin::PluginError>()
+            || cause.is::<kd_core::import::ImportError>()
             || cause
                 .downcast_ref::<TrainError>()
                 .is_some_and(TrainError::is_user_error)

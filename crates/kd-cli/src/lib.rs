@@ -35,7 +35,8 @@ enum Command {
     PrintConfig(commands::print_config::Args),
     /// List the registered distillation methods.
     Methods(commands::methods::Args),
-    /// Resolve and check a run (roles, taps, shapes, files) without allocating a tensor.
+    /// Resolve and check a run (roles, taps, shapes, files) before training; a PyTorch teacher
+    /// named in the config is imported here, once.
     Plan(commands::plan::Args),
     /// Time a few steps of a run on synthetic batches and estimate its duration.
     Time(commands::time::Args),
@@ -45,6 +46,10 @@ enum Command {
     Eval(commands::eval::Args),
     /// Run a list of experiments in order and compare their results.
     Suite(commands::suite::Args),
+    /// Import a PyTorch checkpoint (.pth) as a kd checkpoint, e.g. a published teacher.
+    Import(commands::import::Args),
+    /// Print a checkpoint's evaluation-mode logits for every image of a dataset.
+    Predict(commands::predict::Args),
 }
 
 /// Runs `kd` with the process's arguments.
@@ -66,6 +71,8 @@ pub fn main() -> ExitCode {
         Command::Train(args) => commands::train::run(args),
         Command::Eval(args) => commands::eval::run(args),
         Command::Suite(args) => commands::suite::run(args),
+        Command::Import(args) => commands::import::run(args),
+        Command::Predict(args) => commands::predict::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

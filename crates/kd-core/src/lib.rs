@@ -1,7 +1,9 @@
 //! kd-core: the knowledge-distillation runtime.
 //!
 //! Owns the model zoo ([`zoo`]), the dataset readers and batch pipeline ([`data`]), the layered
-//! configuration ([`config`]) and the device choice ([`backend`]). The `kd` binary, the method
+//! configuration ([`config`]), the device choice ([`backend`]), the training runtime
+//! ([`runtime`]), the method plugin API ([`method`], [`plugin`]) and PyTorch checkpoint import
+//! ([`import`]). The `kd` binary, the method
 //! plugins and the integration tests build on it.
 #![warn(missing_docs)]
 #![deny(rustdoc::broken_intra_doc_links)]
@@ -9,6 +11,7 @@
 pub mod backend;
 pub mod config;
 pub mod data;
+pub mod import;
 pub mod loss;
 pub mod method;
 pub mod plugin;

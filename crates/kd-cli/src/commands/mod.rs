@@ -2,9 +2,12 @@
 
 pub mod data;
 pub mod eval;
+pub mod import;
+mod inputs;
 pub mod methods;
 pub mod models;
 pub mod plan;
+pub mod predict;
 pub mod print_config;
 pub mod suite;
 pub mod time;

@@ -122,6 +122,20 @@ impl ImageSet {
         &self.pixels[index * n..(index + 1) * n]
     }
 
+    /// The first `n` images in file order (all of them if there are fewer).
+    pub fn head(&self, n: usize) -> ImageSet {
+        let n = n.min(self.len());
+        ImageSet {
+            pixels: self.pixels[..n * self.image_len()].to_vec(),
+            labels: self.labels[..n].to_vec(),
+            num_classes: self.num_classes,
+            channels: self.channels,
+            height: self.height,
+            width: self.width,
+            class_names: self.class_names.clone(),
+        }
+    }
+
     /// Images per class.
     pub fn class_histogram(&self) -> Vec<usize> {
         let mut histogram = vec![0; self.num_classes];

@@ -127,22 +127,28 @@ pub fn write(
         std::fs::create_dir_all(dir).map_err(io(dir))?;
     }
     let tmp = path.with_extension("tmp");
-    {
-        let mut file = std::io::BufWriter::new(std::fs::File::create(&tmp).map_err(io(&tmp))?);
-        file.write_all(MAGIC).map_err(io(&tmp))?;
-        file.write_all(&(json.len() as u64).to_le_bytes())
-            .map_err(io(&tmp))?;
-        file.write_all(&json).map_err(io(&tmp))?;
-        for (_, bytes) in &blobs {
-            file.write_all(bytes).map_err(io(&tmp))?;
-        }
-        let file = file.into_inner().map_err(|e| CheckpointError::Io {
-            path: tmp.clone(),
-            source: e.into_error(),
-        })?;
-        file.sync_all().map_err(io(&tmp))?;
+    let written = write_file(&tmp, &json, &blobs)
+        .and_then(|()| std::fs::rename(&tmp, path).map_err(io(path)));
+    if written.is_err() {
+        let _ = std::fs::remove_file(&tmp); // never leave half a checkpoint behind
     }
-    std::fs::rename(&tmp, path).map_err(io(path))
+    written
+}
+
+fn write_file(tmp: &Path, json: &[u8], blobs: &[Blob]) -> Result<(), CheckpointError> {
+    let mut file = std::io::BufWriter::new(std::fs::File::create(tmp).map_err(io(tmp))?);
+    file.write_all(MAGIC).map_err(io(tmp))?;
+    file.write_all(&(json.len() as u64).to_le_bytes())
+        .map_err(io(tmp))?;
+    file.write_all(json).map_err(io(tmp))?;
+    for (_, bytes) in blobs {
+        file.write_all(bytes).map_err(io(tmp))?;
+    }
+    let file = file.into_inner().map_err(|e| CheckpointError::Io {
+        path: tmp.into(),
+        source: e.into_error(),
+    })?;
+    file.sync_all().map_err(io(tmp))
 }
 
 fn open_header(path: &Path) -> Result<(std::fs::File, CheckpointHeader, u64), CheckpointError> {

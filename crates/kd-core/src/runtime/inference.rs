@@ -1,4 +1,5 @@
-//! Networks out of checkpoints, for evaluation and prediction outside a run (`kd eval`).
+//! Networks out of checkpoints, for evaluation and prediction outside a run (`kd eval`,
+//! `kd predict`).
 
 use std::path::Path;
 use std::sync::Arc;
@@ -60,14 +61,16 @@ pub fn load_network(
     Ok((part.module().valid(), entry))
 }
 
-/// Evaluates one network on a set (evaluation mode, no augmentation).
-pub fn evaluate_network(
+/// Runs `network` over `set` in file order (evaluation mode, no augmentation) and hands each
+/// batch's logits (`[batch × classes]`, row-major), class count and labels to `visit`.
+fn for_each_batch(
     network: &Network,
     set: &Arc<ImageSet>,
     transform: &Transform,
     batch_size: usize,
     device: &Device,
-) -> Tally {
+    mut visit: impl FnMut(Vec<f32>, usize, &[i64]),
+) {
     let spec = StreamSpec {
         batch_size,
         shuffle: false,
@@ -78,7 +81,6 @@ pub fn evaluate_network(
         start_batch: 0,
         prefetch: 2,
     };
-    let mut tally = Tally::default();
     for batch in BatchStream::start(set.clone(), transform.clone(), spec) {
         let images = Tensor::<4>::from_data(TensorData::new(batch.images, batch.shape), device);
         let logits = network.forward(images);
@@ -87,7 +89,46 @@ pub fn evaluate_network(
             .into_data()
             .try_to_vec::<f32>()
             .expect("logits are f32");
-        tally.add(&values, classes, &batch.labels);
+        visit(values, classes, &batch.labels);
     }
+}
+
+/// Evaluates one network on a set (evaluation mode, no augmentation).
+pub fn evaluate_network(
+    network: &Network,
+    set: &Arc<ImageSet>,
+    transform: &Transform,
+    batch_size: usize,
+    device: &Device,
+) -> Tally {
+    let mut tally = Tally::default();
+    for_each_batch(
+        network,
+        set,
+        transform,
+        batch_size,
+        device,
+        |values, classes, labels| tally.add(&values, classes, labels),
+    );
     tally
+}
+
+/// The logits of every image of a set, in file order (evaluation mode, no augmentation).
+pub fn predict_logits(
+    network: &Network,
+    set: &Arc<ImageSet>,
+    transform: &Transform,
+    batch_size: usize,
+    device: &Device,
+) -> Vec<Vec<f32>> {
+    let mut rows = Vec::with_capacity(set.len());
+    for_each_batch(
+        network,
+        set,
+        transform,
+        batch_size,
+        device,
+        |values, classes, _| rows.extend(values.chunks(classes).map(<[f32]>::to_vec)),
+    );
+    rows
 }

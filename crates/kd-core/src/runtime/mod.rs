@@ -21,7 +21,7 @@ mod trainer;
 
 pub use error::TrainError;
 pub use evaluate::{Tally, evaluate};
-pub use inference::{evaluate_network, load_network};
+pub use inference::{evaluate_network, load_network, predict_logits};
 pub use observer::{EpochReport, Observer, Silent, StartInfo, StepReport};
 pub use plan::{DataPlan, MethodInstance, PlanOptions, RolePlan, RunPlan, plan, plan_with};
 pub use plan_data::{default_normalisation, standard_geometry};

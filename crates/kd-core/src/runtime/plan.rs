@@ -12,6 +12,7 @@ use std::path::PathBuf;
 
 use crate::config::{ConfigError, LoadedConfig, RunConfig, display_path, source_of};
 use crate::data::{DataSource, Geometry};
+use crate::import;
 use crate::method::{
     BnMode, MAIN_PHASE, Method, MethodArgs, Needs, PhaseSpec, PlanView, PlannedNetwork, Registry,
     SgdSettings,
@@ -375,6 +376,27 @@ pub fn plan_with(
                     );
                 }
                 None
+            }
+            Some(reference) if import::is_pytorch_checkpoint(reference) => {
+                // A PyTorch file: imported once into the run root's cache, then used as any
+                // kd checkpoint (the import checks architecture, classes and channels).
+                if options.allow_missing_checkpoints && !reference.exists() {
+                    warnings.push(format!(
+                        "{checkpoint_key}: {} does not exist yet; assumed to be produced before training",
+                        display_path(reference)
+                    ));
+                    None
+                } else {
+                    let dir = config.run.output_dir.join("imports");
+                    let device = burn::tensor::Device::flex();
+                    match import::cached_import(reference, zoo_entry.name, spec, &dir, &device) {
+                        Ok(cached) => Some((cached, import::IMPORTED_ROLE.to_string())),
+                        Err(e) => {
+                            issues.push(&checkpoint_key, e.to_string());
+                            None
+                        }
+                    }
+                }
             }
             Some(reference) => {
                 let (path, inner) = checkpoint::split_reference(reference);

@@ -1,0 +1,91 @@
+//! PyTorch teachers named directly in a config (`networks.teacher.checkpoint = "resnet56.pth"`),
+//! imported once at plan time and kept as kd checkpoints.
+//!
+//! The cache file is `<dir>/<stem>-<arch>-<key>.kdc`, where the key hashes the file's bytes,
+//! the architecture, classes, channels and the checkpoint format, so an edited `.pth` or
+//! another architecture never reuses a stale import. A cache file that cannot be read is
+//! imported again. `dir` is `<run.output_dir>/imports` in the runtime.
+
+use std::hash::{Hash, Hasher};
+use std::io::Read;
+use std::path::{Path, PathBuf};
+
+use burn::tensor::Device;
+
+use super::error::ImportError;
+use super::pytorch::{ImportOptions, import_pytorch, write_imported};
+use crate::runtime::checkpoint;
+use crate::zoo::ModelSpec;
+
+/// File extensions read as PyTorch checkpoints where a kd checkpoint could be named.
+pub const PYTORCH_EXTENSIONS: &[&str] = &["pth", "pt", "ckpt", "tar"];
+
+/// Whether `path` names a PyTorch checkpoint (by its extension).
+pub fn is_pytorch_checkpoint(path: &Path) -> bool {
+    path.extension()
+        .and_then(|e| e.to_str())
+        .is_some_and(|e| PYTORCH_EXTENSIONS.contains(&e.to_ascii_lowercase().as_str()))
+}
+
+fn content_key(path: &Path, arch: &str, spec: ModelSpec) -> Result<u64, ImportError> {
+    let read = |e: std::io::Error| ImportError::Read {
+        path: path.into(),
+        message: e.to_string(),
+    };
+    // Fixed keys: stable for a given build of kd, which is all a cache needs.
+    let mut hasher = std::collections::hash_map::DefaultHasher::new();
+    let mut file = std::fs::File::open(path).map_err(read)?;
+    let mut buffer = vec![0u8; 1 << 20];
+    loop {
+        let n = file.read(&mut buffer).map_err(read)?;
+        if n == 0 {
+            break;
+        }
+        buffer[..n].hash(&mut hasher);
+    }
+    (
+        arch,
+        spec.num_classes,
+        spec.in_channels,
+        checkpoint::FORMAT_VERSION,
+    )
+        .hash(&mut hasher);
+    Ok(hasher.finish())
+}
+
+/// The kd checkpoint for a PyTorch file, imported into `dir` unless already there.
+pub fn cached_import(
+    path: &Path,
+    arch: &str,
+    spec: ModelSpec,
+    dir: &Path,
+    device: &Device,
+) -> Result<PathBuf, ImportError> {
+    let key = content_key(path, arch, spec)?;
+    let stem = path.file_stem().unwrap_or_default().to_string_lossy();
+    let cached = dir.join(format!("{stem}-{arch}-{key:016x}.kdc"));
+    if let Ok(header) = checkpoint::read_header(&cached)
+        && header.networks.len() == 1
+    {
+        tracing::debug!(
+            "{} already imported as {}",
+            path.display(),
+            cached.display()
+        );
+        return Ok(cached);
+    }
+    let options = ImportOptions {
+        num_classes: Some(spec.num_classes),
+        in_channels: Some(spec.in_channels),
+        key: None,
+    };
+    let imported = import_pytorch(path, arch, &options, device)?;
+    write_imported(&cached, &imported, path)?;
+    tracing::info!(
+        "imported {}: {} -> {}",
+        path.display(),
+        imported.describe(),
+        cached.display()
+    );
+    Ok(cached)
+}

@@ -1,0 +1,15 @@
+//! Networks from the PyTorch world: `.pth` checkpoints read into zoo networks without Python.
+//!
+//! The published CIFAR teachers (RepDistiller's, mdistiller's) are PyTorch checkpoints.
+//! [`import_pytorch`] reads one with burn's own PyTorch reader, finds the state dict inside the
+//! usual wrappers, checks every key and shape against the zoo architecture and loads it;
+//! [`write_imported`] stores the result as a kd checkpoint (`kd import`). [`cached_import`] does
+//! both on the fly when a config names a `.pth` file as a network's checkpoint.
+
+mod cache;
+mod error;
+mod pytorch;
+
+pub use cache::{PYTORCH_EXTENSIONS, cached_import, is_pytorch_checkpoint};
+pub use error::{ImportError, KeyMismatch};
+pub use pytorch::{IMPORTED_ROLE, ImportOptions, Imported, import_pytorch, write_imported};

@@ -7,11 +7,13 @@
 //! - `build-kd --with DIR…`: `kd` with extra method crates compiled in (`build_kd.rs`);
 //! - `build-dynamic --plugin DIR…`: a host that loads plugins at run time, and the plugins
 //!   (`build_dynamic.rs`, `rustc_wrapper.rs`);
-//! - `test-out-of-tree`: both routes end to end, as CI runs them (`out_of_tree.rs`).
+//! - `test-out-of-tree`: both routes end to end, as CI runs them (`out_of_tree.rs`);
+//! - `bench [--quick] [--vs-pytorch]`: throughput, overhead, memory (`bench/`).
 //!
 //! Bad input (a name, a folder, a manifest) exits with status 2 and says which; anything else
 //! that fails exits with status 1.
 
+mod bench;
 mod build_dynamic;
 mod build_kd;
 mod manifest;
@@ -47,6 +49,9 @@ enum Task {
     BuildDynamic(build_dynamic::Args),
     /// Scaffold, build both ways, train and check refusals: the out-of-tree check CI runs.
     TestOutOfTree,
+    /// Throughput of every zoo model, runtime overhead, data pipeline, memory:
+    /// docs/results/bench.md.
+    Bench(bench::Args),
 }
 
 /// Input the user got wrong: the message names it; the exit status is 2.
@@ -97,6 +102,7 @@ fn main() -> std::process::ExitCode {
         Task::BuildKd(args) => build_kd::run(args).map(drop),
         Task::BuildDynamic(args) => build_dynamic::run(args).map(drop),
         Task::TestOutOfTree => out_of_tree::run(),
+        Task::Bench(args) => bench::run(args),
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,

@@ -50,6 +50,9 @@ enum Command {
     Import(commands::import::Args),
     /// Print a checkpoint's evaluation-mode logits for every image of a dataset.
     Predict(commands::predict::Args),
+    /// Measure throughput (JSON): zoo models, runtime steps, the data pipeline.
+    #[command(subcommand)]
+    Bench(commands::bench::BenchCommand),
 }
 
 /// Runs `kd` with the process's arguments.
@@ -73,6 +76,7 @@ pub fn main() -> ExitCode {
         Command::Suite(args) => commands::suite::run(args),
         Command::Import(args) => commands::import::run(args),
         Command::Predict(args) => commands::predict::run(args),
+        Command::Bench(command) => commands::bench::run(command),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -9,6 +9,7 @@
 #![deny(rustdoc::broken_intra_doc_links)]
 
 pub mod backend;
+pub mod bench;
 pub mod config;
 pub mod data;
 pub mod import;

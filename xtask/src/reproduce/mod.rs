@@ -9,7 +9,7 @@
 mod aggregate;
 mod chart;
 pub mod manifest;
-mod report;
+pub mod report;
 mod run;
 mod slurm;
 

@@ -29,5 +29,5 @@ pub use roles::{RoleNet, Roles, materialize};
 pub use schedule::lr_factor;
 pub use state::{Accuracy, Best, EpochRecord, TrainState};
 pub use summary::{OutputSummary, Summary};
-pub use timing::{Timing, time_steps};
+pub use timing::{Timing, time_plan_steps, time_steps};
 pub use trainer::{RunFiles, TrainOptions, train};

@@ -6,13 +6,14 @@
 use std::time::Instant;
 
 use burn::module::Module;
-use burn::tensor::{Distribution, Tensor};
+use burn::tensor::{Device, Distribution, Tensor};
 use rand::{RngExt, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use serde::Serialize;
 
 use super::error::TrainError;
 use super::plan::RunPlan;
+use super::roles::Roles;
 use super::session::{build_roles, init_methods, run_phase};
 use super::state::TrainState;
 use crate::backend;
@@ -44,57 +45,109 @@ fn limited(count: usize, per_class: Option<usize>, classes: usize) -> usize {
     per_class.map_or(count, |n| count.min(n * classes))
 }
 
-/// Times `steps` training steps and one evaluation batch of the planned run.
-pub fn time_steps(mut plan: RunPlan, steps: usize) -> Result<Timing, TrainError> {
-    let c = plan.config.clone();
-    let plain = backend::device(c.run.backend)?;
-    let device = plain.clone().autodiff();
-    plain.seed(c.run.seed);
-    let (channels, classes) = (plan.data.train.channels, plan.data.train.num_classes);
-    let mut roles = build_roles(&plan, &device, false)?;
-    init_methods(&mut plan, &roles, &device, classes, channels)?;
-    let size = plan.data.input_size;
-    let mut rng = ChaCha8Rng::seed_from_u64(c.run.seed);
-    let synthetic = |n: usize, rng: &mut ChaCha8Rng| Batch {
-        index: 0,
-        shape: [n, channels, size, size],
-        images: (0..n * channels * size * size)
-            .map(|_| rng.random::<f32>() - 0.5)
-            .collect(),
-        labels: (0..n)
-            .map(|_| rng.random_range(0..classes) as i64)
-            .collect(),
-        indices: (0..n).collect(),
-    };
-    let batch = synthetic(c.data.batch_size, &mut rng);
-    let state = TrainState::default();
-    let phases = plan.phases.clone();
-    let step = |roles: &mut super::roles::Roles, plan: &mut RunPlan| -> Result<(), TrainError> {
-        for phase in &phases {
+/// A planned run ready to step on one synthetic batch of its shapes.
+struct StepBench {
+    plan: RunPlan,
+    roles: Roles,
+    plain: Device,
+    device: Device,
+    batch: Batch,
+    state: TrainState,
+}
+
+impl StepBench {
+    fn new(mut plan: RunPlan) -> Result<Self, TrainError> {
+        let c = plan.config.clone();
+        let plain = backend::device(c.run.backend)?;
+        let device = plain.clone().autodiff();
+        plain.seed(c.run.seed);
+        let (channels, classes) = (plan.data.train.channels, plan.data.train.num_classes);
+        let roles = build_roles(&plan, &device, false)?;
+        init_methods(&mut plan, &roles, &device, classes, channels)?;
+        let size = plan.data.input_size;
+        let n = c.data.batch_size;
+        let mut rng = ChaCha8Rng::seed_from_u64(c.run.seed);
+        let batch = Batch {
+            index: 0,
+            shape: [n, channels, size, size],
+            images: (0..n * channels * size * size)
+                .map(|_| rng.random::<f32>() - 0.5)
+                .collect(),
+            labels: (0..n)
+                .map(|_| rng.random_range(0..classes) as i64)
+                .collect(),
+            indices: (0..n).collect(),
+        };
+        Ok(StepBench {
+            plan,
+            roles,
+            plain,
+            device,
+            batch,
+            state: TrainState::default(),
+        })
+    }
+
+    /// One training step, every phase.
+    fn step(&mut self) -> Result<(), TrainError> {
+        let c = &self.plan.config;
+        let (seed, epochs) = (c.run.seed, c.run.epochs);
+        let classes = self.plan.data.train.num_classes;
+        for phase in self.plan.phases.clone() {
             run_phase(
-                phase,
-                &batch,
-                &device,
+                &phase,
+                &self.batch,
+                &self.device,
                 classes,
-                c.run.seed,
-                c.run.epochs,
-                &state,
+                seed,
+                epochs,
+                &self.state,
                 1.0,
-                roles,
-                &mut plan.methods,
+                &mut self.roles,
+                &mut self.plan.methods,
                 &None,
             )?;
         }
         Ok(())
-    };
-    for _ in 0..2 {
-        step(&mut roles, &mut plan)?; // warm-up: first-touch allocations, lazy initialisation
     }
-    let start = Instant::now();
-    for _ in 0..steps.max(1) {
-        step(&mut roles, &mut plan)?;
+
+    /// Seconds of each of `iterations` steps after `warmup` untimed ones (first-touch
+    /// allocations, lazy initialisation).
+    fn time(&mut self, warmup: usize, iterations: usize) -> Result<Vec<f64>, TrainError> {
+        for _ in 0..warmup {
+            self.step()?;
+        }
+        let mut seconds = Vec::with_capacity(iterations.max(1));
+        for _ in 0..iterations.max(1) {
+            let start = Instant::now();
+            self.step()?;
+            seconds.push(start.elapsed().as_secs_f64());
+        }
+        Ok(seconds)
     }
-    let seconds_per_step = start.elapsed().as_secs_f64() / steps.max(1) as f64;
+}
+
+/// Seconds of each of `iterations` runtime training steps of the planned run (all phases,
+/// every method, every optimiser), after `warmup` untimed steps, on a synthetic batch.
+pub fn time_plan_steps(
+    plan: RunPlan,
+    warmup: usize,
+    iterations: usize,
+) -> Result<Vec<f64>, TrainError> {
+    StepBench::new(plan)?.time(warmup, iterations)
+}
+
+/// Times `steps` training steps and one evaluation batch of the planned run.
+pub fn time_steps(plan: RunPlan, steps: usize) -> Result<Timing, TrainError> {
+    let mut bench = StepBench::new(plan)?;
+    let seconds = bench.time(2, steps)?;
+    let seconds_per_step = seconds.iter().sum::<f64>() / seconds.len() as f64;
+    let StepBench {
+        plan, roles, plain, ..
+    } = bench;
+    let c = plan.config.clone();
+    let (channels, classes) = (plan.data.train.channels, plan.data.train.num_classes);
+    let size = plan.data.input_size;
 
     let eval_batch = c.data.eval_batch_size;
     let images = Tensor::<4>::random(

@@ -1,0 +1,186 @@
+//! `kd bench`: throughput measurements, one kind per subcommand, printed as JSON for
+//! `cargo xtask bench` (which runs each in its own process, adds PyTorch's numbers and writes
+//! docs/results/bench.md). Images per second: median, minimum and maximum over timed iterations
+//! after warm-up.
+
+use std::io::Write;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use kd_core::backend::{self, BackendKind};
+use kd_core::bench::{self, Throughput};
+use kd_core::data::{self, DataFormat, Split, Transform};
+use kd_core::runtime::{self, default_normalisation};
+use kd_core::zoo::{self, ModelSpec, trainable_params};
+use serde::Serialize;
+
+use super::plan::{ConfigArgs, DryRunFlags, load_plan};
+use crate::exit::UsageError;
+
+/// `kd bench …`
+#[derive(Debug, clap::Subcommand)]
+pub enum BenchCommand {
+    /// Bare training and inference steps of zoo models on synthetic batches.
+    Models(ModelsArgs),
+    /// Whole runtime training steps of a planned run (every method, every optimiser).
+    Step(StepArgs),
+    /// The training batch pipeline (read, augment, normalise) on a real dataset.
+    Data(DataArgs),
+}
+
+/// Iteration counts.
+#[derive(Debug, Clone, Copy, clap::Args)]
+pub struct Repeat {
+    /// Untimed iterations first.
+    #[arg(long, default_value_t = 2)]
+    warmup: usize,
+    /// Timed iterations.
+    #[arg(long, default_value_t = 5)]
+    iterations: usize,
+}
+
+/// Arguments of `kd bench models`.
+#[derive(Debug, clap::Args)]
+pub struct ModelsArgs {
+    /// Zoo names (default: every model).
+    #[arg(long, value_delimiter = ',')]
+    models: Option<Vec<String>>,
+    /// Images per batch.
+    #[arg(long, default_value_t = 64)]
+    batch: usize,
+    /// Classifier outputs.
+    #[arg(long, default_value_t = 100)]
+    classes: usize,
+    /// Skip the training step (inference only).
+    #[arg(long)]
+    no_train: bool,
+    #[command(flatten)]
+    repeat: Repeat,
+}
+
+/// Arguments of `kd bench step`.
+#[derive(Debug, clap::Args)]
+pub struct StepArgs {
+    #[command(flatten)]
+    config: ConfigArgs,
+    #[command(flatten)]
+    flags: DryRunFlags,
+    #[command(flatten)]
+    repeat: Repeat,
+}
+
+/// Arguments of `kd bench data`.
+#[derive(Debug, clap::Args)]
+pub struct DataArgs {
+    /// A dataset folder or file.
+    #[arg(long)]
+    data: PathBuf,
+    /// Its layout.
+    #[arg(long, value_parser = |s: &str| s.parse::<DataFormat>())]
+    format: DataFormat,
+    /// Images per batch.
+    #[arg(long, default_value_t = 64)]
+    batch: usize,
+    #[command(flatten)]
+    repeat: Repeat,
+}
+
+#[derive(Serialize)]
+struct ModelRow {
+    model: String,
+    params: usize,
+    batch: usize,
+    train: Option<Throughput>,
+    inference: Throughput,
+}
+
+/// Runs the command.
+pub fn run(command: BenchCommand) -> anyhow::Result<()> {
+    let value = match command {
+        BenchCommand::Models(args) => serde_json::to_value(models(&args)?)?,
+        BenchCommand::Step(args) => {
+            let plan = load_plan(&args.config, args.flags.options())?;
+            let batch = plan.config.data.batch_size;
+            let seconds =
+                runtime::time_plan_steps(plan, args.repeat.warmup, args.repeat.iterations)?;
+            serde_json::to_value(Throughput::from_seconds(&seconds, batch))?
+        }
+        BenchCommand::Data(args) => {
+            let set = Arc::new(data::load_path(&args.data, args.format, Split::Train)?);
+            let (mean, std) = default_normalisation(args.format, set.channels);
+            let transform = Transform {
+                channels: set.channels,
+                height: set.height,
+                width: set.width,
+                size: 32.max(set.height.max(set.width)),
+                mean,
+                std,
+            };
+            serde_json::to_value(bench::pipeline_throughput(
+                &set,
+                &transform,
+                args.batch.max(1),
+                args.repeat.warmup,
+                args.repeat.iterations,
+            ))?
+        }
+    };
+    writeln!(
+        std::io::stdout().lock(),
+        "{}",
+        serde_json::to_string_pretty(&value)?
+    )?;
+    Ok(())
+}
+
+fn models(args: &ModelsArgs) -> anyhow::Result<Vec<ModelRow>> {
+    let names: Vec<String> = match &args.models {
+        Some(list) => list.clone(),
+        None => zoo::names().iter().map(|n| n.to_string()).collect(),
+    };
+    let device = backend::device(BackendKind::Flex)?;
+    let spec = ModelSpec {
+        num_classes: args.classes,
+        in_channels: 3,
+    };
+    let shape = [args.batch.max(1), 3, 32, 32];
+    let mut rows = Vec::new();
+    for name in names {
+        let entry = zoo::find(&name).ok_or_else(|| {
+            UsageError(format!(
+                "unknown model `{name}`; `kd models` lists: {}",
+                zoo::names().join(", ")
+            ))
+        })?;
+        let network = (entry.arch)(spec).init(&device);
+        let params = trainable_params(&network);
+        let inference = bench::inference_throughput(
+            &network,
+            shape,
+            args.repeat.warmup,
+            args.repeat.iterations,
+            &device,
+        );
+        drop(network);
+        let train = (!args.no_train).then(|| {
+            let autodiff = device.clone().autodiff();
+            bench::train_throughput(
+                (entry.arch)(spec).init(&autodiff),
+                args.classes,
+                shape,
+                args.repeat.warmup,
+                args.repeat.iterations,
+                &autodiff,
+            )
+        });
+        tracing::info!("{name}: inference {:.0} img/s", inference.median);
+        rows.push(ModelRow {
+            model: entry.name.to_string(),
+            params,
+            batch: shape[0],
+            train,
+            inference,
+        });
+    }
+    Ok(rows)
+}

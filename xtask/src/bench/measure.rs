@@ -1,0 +1,396 @@
+//! The measurements of `cargo xtask bench`, each one process (`kd bench …`, or the PyTorch
+//! reference script) run to completion before the next starts.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use serde::{Deserialize, Serialize};
+
+/// Images per second over timed iterations (as `kd bench` prints them).
+#[derive(Debug, Clone, Copy, Serialize, Deserialize)]
+pub struct Throughput {
+    /// Median.
+    pub median: f64,
+    /// Slowest iteration.
+    pub min: f64,
+    /// Fastest iteration.
+    pub max: f64,
+    /// Iterations timed.
+    pub iterations: usize,
+}
+
+/// One model: kd's numbers and, with `--vs-pytorch`, PyTorch's.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ModelRow {
+    /// Zoo name.
+    pub model: String,
+    /// Trainable parameters.
+    pub params: usize,
+    /// kd training step.
+    pub train: Option<Throughput>,
+    /// kd inference.
+    pub inference: Throughput,
+    /// PyTorch training step.
+    #[serde(default)]
+    pub torch_train: Option<Throughput>,
+    /// PyTorch inference.
+    #[serde(default)]
+    pub torch_inference: Option<Throughput>,
+}
+
+/// A runtime step against the bare steps it is made of.
+#[derive(Debug, Clone, Serialize)]
+pub struct Overhead {
+    /// What was timed.
+    pub step: String,
+    /// The bare steps it is compared with.
+    pub reference: String,
+    /// The runtime step, images per second.
+    pub measured: Throughput,
+    /// The bare steps together, images per second (from their medians).
+    pub reference_rate: f64,
+    /// `reference_rate / measured.median - 1`, in percent: the runtime's own cost.
+    pub overhead_percent: f64,
+}
+
+/// The batch pipeline against training.
+#[derive(Debug, Clone, Serialize)]
+pub struct Pipeline {
+    /// Dataset read.
+    pub data: String,
+    /// Batches delivered, images per second.
+    pub throughput: Throughput,
+    /// The fastest training step it feeds (model name).
+    pub train_model: String,
+    /// Its training throughput.
+    pub train_rate: f64,
+}
+
+/// Peak memory of a real run.
+#[derive(Debug, Clone, Serialize)]
+pub struct Memory {
+    /// What ran.
+    pub run: String,
+    /// Peak resident set (VmHWM), MiB.
+    pub peak_mib: f64,
+}
+
+/// Everything `cargo xtask bench` measured.
+#[derive(Debug, Clone, Serialize)]
+pub struct Results {
+    /// Images per batch.
+    pub batch: usize,
+    /// Untimed iterations.
+    pub warmup: usize,
+    /// Timed iterations.
+    pub iterations: usize,
+    /// Threads PyTorch was given (None without --vs-pytorch).
+    pub torch_threads: Option<usize>,
+    /// PyTorch's version string.
+    pub torch_version: Option<String>,
+    /// Per model.
+    pub models: Vec<ModelRow>,
+    /// KD and DML steps.
+    pub overheads: Vec<Overhead>,
+    /// Data pipeline.
+    pub pipeline: Pipeline,
+    /// Peak memory of a KD run.
+    pub memory: Memory,
+}
+
+/// How to run `kd`.
+pub struct Setup {
+    /// The binary.
+    pub kd: PathBuf,
+    /// The repository (working directory).
+    pub repo: PathBuf,
+    /// Images per batch.
+    pub batch: usize,
+    /// Untimed iterations.
+    pub warmup: usize,
+    /// Timed iterations.
+    pub iterations: usize,
+}
+
+/// How to run the PyTorch reference.
+pub struct Python {
+    /// The interpreter.
+    pub python: String,
+    /// RepDistiller checkout.
+    pub repdistiller: PathBuf,
+}
+
+fn json_of(mut command: Command, what: &str) -> anyhow::Result<serde_json::Value> {
+    eprintln!("  {what}");
+    let out = command
+        .stderr(Stdio::piped())
+        .output()
+        .with_context(|| format!("running {what}"))?;
+    if !out.status.success() {
+        bail!(
+            "{what} failed ({}):\n{}",
+            out.status,
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    serde_json::from_slice(&out.stdout).with_context(|| format!("reading the JSON of {what}"))
+}
+
+impl Setup {
+    fn kd(&self, args: &[&str]) -> Command {
+        let mut command = Command::new(&self.kd);
+        command
+            .args(args)
+            .current_dir(&self.repo)
+            .env("KD_LOG", "warn");
+        command
+    }
+
+    fn repeat(&self) -> [String; 4] {
+        [
+            "--warmup".into(),
+            self.warmup.to_string(),
+            "--iterations".into(),
+            self.iterations.to_string(),
+        ]
+    }
+
+    fn models(&self, models: &str, train: bool) -> anyhow::Result<Vec<ModelRow>> {
+        let batch = self.batch.to_string();
+        let repeat = self.repeat();
+        let mut args = vec!["bench", "models", "--models", models, "--batch", &batch];
+        args.extend(repeat.iter().map(String::as_str));
+        if !train {
+            args.push("--no-train");
+        }
+        let value = json_of(self.kd(&args), &format!("kd bench models {models}"))?;
+        Ok(serde_json::from_value(value)?)
+    }
+
+    fn step(&self, config: &str) -> anyhow::Result<Throughput> {
+        let repeat = self.repeat();
+        let batch = format!("data.batch_size={}", self.batch);
+        let mut args = vec![
+            "bench",
+            "step",
+            config,
+            "--allow-missing-data",
+            "--allow-missing-checkpoints",
+            "--set",
+            &batch,
+        ];
+        args.extend(repeat.iter().map(String::as_str));
+        let value = json_of(self.kd(&args), &format!("kd bench step {config}"))?;
+        Ok(serde_json::from_value(value)?)
+    }
+}
+
+/// Every zoo name, in `kd models` order.
+pub fn zoo_names(kd: &Path) -> anyhow::Result<Vec<String>> {
+    let mut command = Command::new(kd);
+    command.args(["models", "--json"]);
+    let value = json_of(command, "kd models --json")?;
+    Ok(value
+        .as_array()
+        .context("kd models --json is not an array")?
+        .iter()
+        .filter_map(|m| m["name"].as_str().map(str::to_string))
+        .collect())
+}
+
+fn threads() -> usize {
+    std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1)
+}
+
+fn pytorch(
+    setup: &Setup,
+    python: &Python,
+    model: &str,
+) -> anyhow::Result<(Throughput, Throughput, String)> {
+    let mut command = Command::new(&python.python);
+    command
+        .arg(setup.repo.join("bench").join("pytorch_reference.py"))
+        .arg("--repdistiller")
+        .arg(&python.repdistiller)
+        .args(["--models", model, "--batch", &setup.batch.to_string()])
+        .args(setup.repeat())
+        .args(["--threads", &threads().to_string()])
+        .current_dir(&setup.repo);
+    let value = json_of(command, &format!("pytorch_reference.py {model}"))?;
+    let row = &value["models"][0];
+    Ok((
+        serde_json::from_value(row["train"].clone())?,
+        serde_json::from_value(row["inference"].clone())?,
+        value["torch"].as_str().unwrap_or("?").to_string(),
+    ))
+}
+
+fn seconds_per_image(t: &Throughput) -> f64 {
+    1.0 / t.median
+}
+
+/// Runs every measurement in turn.
+pub fn everything(
+    setup: &Setup,
+    models: &[String],
+    python: Option<&Python>,
+) -> anyhow::Result<Results> {
+    eprintln!("models ({} timed iterations each)", setup.iterations);
+    let mut rows = Vec::new();
+    let mut torch_version = None;
+    for model in models {
+        let mut row = setup
+            .models(model, true)?
+            .pop()
+            .context("kd bench models printed no row")?;
+        if let Some(python) = python {
+            let (train, inference, version) = pytorch(setup, python, model)?;
+            row.torch_train = Some(train);
+            row.torch_inference = Some(inference);
+            torch_version = Some(version);
+        }
+        rows.push(row);
+    }
+
+    eprintln!("runtime overhead");
+    let student = setup.models("resnet20", true)?.remove(0);
+    let teacher = setup.models("resnet56", false)?.remove(0);
+    let student_train = student.train.context("resnet20 trained")?;
+    let kd = setup.step("configs/bench/kd.toml")?;
+    let kd_reference =
+        1.0 / (seconds_per_image(&student_train) + seconds_per_image(&teacher.inference));
+    let dml = setup.step("configs/bench/dml.toml")?;
+    let dml_reference = 1.0 / (2.0 * seconds_per_image(&student_train));
+    let overheads = vec![
+        Overhead {
+            step: "KD step, resnet56 → resnet20 (configs/bench/kd.toml)".into(),
+            reference: "resnet20 train step + resnet56 inference".into(),
+            measured: kd,
+            reference_rate: kd_reference,
+            overhead_percent: 100.0 * (kd_reference / kd.median - 1.0),
+        },
+        Overhead {
+            step: "DML step, two resnet20 peers (configs/bench/dml.toml)".into(),
+            reference: "2 × resnet20 train step".into(),
+            measured: dml,
+            reference_rate: dml_reference,
+            overhead_percent: 100.0 * (dml_reference / dml.median - 1.0),
+        },
+    ];
+
+    eprintln!("data pipeline");
+    let subset = "data/fashion-mnist-subset";
+    let value = json_of(
+        setup.kd(&[
+            "bench",
+            "data",
+            "--data",
+            subset,
+            "--format",
+            "idx",
+            "--batch",
+            &setup.batch.to_string(),
+            "--warmup",
+            "2",
+            "--iterations",
+            "50",
+        ]),
+        "kd bench data",
+    )?;
+    let smallest = setup.models("resnet8", true)?.remove(0);
+    let pipeline = Pipeline {
+        data: format!("{subset} (IDX, padded to 32x32, random crop and flip)"),
+        throughput: serde_json::from_value(value)?,
+        train_model: "resnet8".into(),
+        train_rate: smallest.train.context("resnet8 trained")?.median,
+    };
+
+    eprintln!("peak memory of a KD run");
+    let memory = kd_run_memory(setup)?;
+    Ok(Results {
+        batch: setup.batch,
+        warmup: setup.warmup,
+        iterations: setup.iterations,
+        torch_threads: python.map(|_| threads()),
+        torch_version,
+        models: rows,
+        overheads,
+        pipeline,
+        memory,
+    })
+}
+
+/// Peak resident memory (VmHWM, KiB) of a running process, if it is still there.
+fn peak_kib(pid: u32) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    status
+        .lines()
+        .find(|l| l.starts_with("VmHWM:"))?
+        .split_whitespace()
+        .nth(1)?
+        .parse()
+        .ok()
+}
+
+/// Trains the quickstart teacher for one epoch, then measures the peak memory of the quickstart
+/// KD run (one epoch) by polling its `/proc/<pid>/status`.
+fn kd_run_memory(setup: &Setup) -> anyhow::Result<Memory> {
+    let runs = setup.repo.join("target").join("bench-runs");
+    let _ = std::fs::remove_dir_all(&runs);
+    let output = format!("run.output_dir={}", runs.display());
+    let quickstart = "configs/experiments/fashion/quickstart";
+    let status = setup
+        .kd(&[
+            "train",
+            &format!("{quickstart}/teacher.toml"),
+            "--set",
+            &output,
+            "--set",
+            "run.epochs=1",
+        ])
+        .stdout(Stdio::null())
+        .status()
+        .context("training the teacher")?;
+    if !status.success() {
+        bail!("training the quickstart teacher failed");
+    }
+    let teacher = format!(
+        "networks.teacher.checkpoint={}",
+        runs.join("teacher/checkpoints/best.kdc").display()
+    );
+    let mut child = setup
+        .kd(&[
+            "train",
+            &format!("{quickstart}/kd.toml"),
+            "--set",
+            &output,
+            "--set",
+            "run.epochs=1",
+            "--set",
+            &teacher,
+        ])
+        .stdout(Stdio::null())
+        .spawn()
+        .context("starting the KD run")?;
+    let mut peak = 0;
+    loop {
+        if let Some(kib) = peak_kib(child.id()) {
+            peak = peak.max(kib);
+        }
+        if let Some(status) = child.try_wait()? {
+            if !status.success() {
+                bail!("the KD run failed ({status})");
+            }
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    Ok(Memory {
+        run: format!("{quickstart}/kd.toml, 1 epoch (resnet20 → resnet8, 4,000 training images)"),
+        peak_mib: peak as f64 / 1024.0,
+    })
+}

@@ -1,0 +1,105 @@
+//! `cargo xtask bench [--quick] [--vs-pytorch]`: throughput of every zoo model, the runtime's
+//! overhead on KD and DML steps, the data pipeline and the peak memory of a KD run, written to
+//! docs/results/bench.md (and bench.json) with the machine, commit and command.
+//!
+//! Every measurement is a `kd bench …` process of its own (`measure.rs`), run one after the
+//! other so nothing shares the cores; `--vs-pytorch` runs `bench/pytorch_reference.py` the same
+//! way for the same models, batch and iteration counts, so each row carries its ratio to
+//! PyTorch measured in the same session. The hand-written part of bench.md, after the line
+//! `<!-- notes -->`, is kept when the file is rewritten.
+
+mod measure;
+mod report;
+
+use std::path::PathBuf;
+
+use anyhow::Context;
+
+use crate::reproduce::report::Provenance;
+use crate::reproduce::{build_kd, repo_root};
+
+/// Arguments of `cargo xtask bench`.
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// A few models and iterations, written to docs/results/bench-quick.md (a smoke test).
+    #[arg(long)]
+    quick: bool,
+    /// Also run bench/pytorch_reference.py and show each ratio to PyTorch.
+    #[arg(long)]
+    vs_pytorch: bool,
+    /// The Python with `torch` installed (for --vs-pytorch).
+    #[arg(long, default_value = "python3")]
+    python: String,
+    /// A checkout of HobbitLong/RepDistiller, whose `models/` PyTorch runs (for --vs-pytorch).
+    #[arg(long)]
+    repdistiller: Option<PathBuf>,
+    /// Only these zoo models (comma-separated).
+    #[arg(long, value_delimiter = ',')]
+    models: Option<Vec<String>>,
+    /// Images per batch.
+    #[arg(long, default_value_t = 64)]
+    batch: usize,
+}
+
+/// Models measured by `--quick`: the two the performance targets name, and the smallest.
+const QUICK_MODELS: &[&str] = &["resnet8", "resnet20", "MobileNetV2"];
+
+/// Runs the task.
+pub fn run(args: Args) -> anyhow::Result<()> {
+    let repo = repo_root();
+    if args.vs_pytorch && args.repdistiller.is_none() {
+        return Err(crate::BadInput(
+            "--vs-pytorch needs --repdistiller <checkout of HobbitLong/RepDistiller>".into(),
+        )
+        .into());
+    }
+    let kd = build_kd(&repo)?;
+    let (warmup, iterations) = if args.quick { (1, 3) } else { (1, 5) };
+    let models: Vec<String> = match (&args.models, args.quick) {
+        (Some(list), _) => list.clone(),
+        (None, true) => QUICK_MODELS.iter().map(|m| m.to_string()).collect(),
+        (None, false) => measure::zoo_names(&kd)?,
+    };
+    let setup = measure::Setup {
+        kd,
+        repo: repo.clone(),
+        batch: args.batch,
+        warmup,
+        iterations,
+    };
+    let pytorch = args.vs_pytorch.then(|| measure::Python {
+        python: args.python.clone(),
+        repdistiller: args.repdistiller.clone().expect("checked above"),
+    });
+    let results = measure::everything(&setup, &models, pytorch.as_ref())?;
+
+    let mut command = "cargo xtask bench".to_string();
+    if args.quick {
+        command.push_str(" --quick");
+    }
+    if args.vs_pytorch {
+        command.push_str(" --vs-pytorch");
+    }
+    if let Some(list) = &args.models {
+        command.push_str(&format!(" --models {}", list.join(",")));
+    }
+    let provenance = Provenance::here(&repo, command);
+    let stem = if args.quick { "bench-quick" } else { "bench" };
+    let dir = repo.join("docs").join("results");
+    std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+    let md = dir.join(format!("{stem}.md"));
+    let notes = std::fs::read_to_string(&md).ok().and_then(|text| {
+        text.split_once(report::NOTES_MARKER)
+            .map(|(_, n)| n.to_string())
+    });
+    std::fs::write(
+        &md,
+        report::markdown(&results, &provenance, notes.as_deref()),
+    )
+    .with_context(|| format!("writing {}", md.display()))?;
+    let json = dir.join(format!("{stem}.json"));
+    std::fs::write(&json, serde_json::to_string_pretty(&results)?)
+        .with_context(|| format!("writing {}", json.display()))?;
+    eprintln!("wrote {} and {}", md.display(), json.display());
+    Ok(())
+}

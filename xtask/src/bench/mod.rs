@@ -54,7 +54,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         .into());
     }
     let kd = build_kd(&repo)?;
-    let (warmup, iterations) = if args.quick { (1, 3) } else { (1, 5) };
+    let (warmup, iterations) = if args.quick { (1, 3) } else { (3, 7) };
     let models: Vec<String> = match (&args.models, args.quick) {
         (Some(list), _) => list.clone(),
         (None, true) => QUICK_MODELS.iter().map(|m| m.to_string()).collect(),

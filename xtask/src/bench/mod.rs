@@ -5,7 +5,7 @@
 //! Every measurement is a `kd bench …` process of its own (`measure.rs`), run one after the
 //! other so nothing shares the cores; `--vs-pytorch` runs `bench/pytorch_reference.py` the same
 //! way for the same models, batch and iteration counts, so each row carries its ratio to
-//! PyTorch measured in the same session. The hand-written part of bench.md, after the line
+//! PyTorch measured in the same run. The hand-written part of bench.md, after the line
 //! `<!-- notes -->`, is kept when the file is rewritten.
 
 mod measure;

@@ -28,7 +28,7 @@ pub fn markdown(results: &Results, provenance: &Provenance, notes: Option<&str>)
     ));
     if let (Some(version), Some(threads)) = (&results.torch_version, results.torch_threads) {
         md.push_str(&format!(
-            " PyTorch {version} with {threads} threads, measured in the same session, one process at a time."
+            " PyTorch {version} with {threads} threads, measured in the same run, one process at a time."
         ));
     }
     md.push_str(&format!(

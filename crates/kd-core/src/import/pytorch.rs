@@ -342,7 +342,7 @@ pub fn write_imported(out: &Path, imported: &Imported, source: &Path) -> Result<
     checkpoint::write(
         out,
         header,
-        vec![(format!("role:{IMPORTED_ROLE}/module"), bytes.to_vec())],
+        vec![(checkpoint::role_module_blob(IMPORTED_ROLE), bytes.to_vec())],
     )
     .map_err(|e| error(e.to_string()))
 }

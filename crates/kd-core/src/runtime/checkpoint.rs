@@ -217,6 +217,11 @@ pub fn read(path: &Path) -> Result<(CheckpointHeader, Vec<Blob>), CheckpointErro
     Ok((header, blobs))
 }
 
+/// The blob holding the module of role `role`: `role:<role>/module`.
+pub fn role_module_blob(role: &str) -> String {
+    format!("role:{role}/module")
+}
+
 /// A checkpoint reference as configs write it: `path` or `path#role` (the role inside the
 /// checkpoint; `student` by default).
 pub fn split_reference(reference: &Path) -> (PathBuf, String) {

@@ -10,8 +10,9 @@ use burn::tensor::{Device, Tensor, TensorData};
 use super::checkpoint::{self, NetworkEntry};
 use super::error::TrainError;
 use super::evaluate::Tally;
+use super::session::load_role_weights;
 use crate::data::{Augment, BatchStream, ImageSet, StreamSpec, Transform};
-use crate::method::{MAIN_PHASE, Part, SgdSettings, Trainable};
+use crate::method::{MAIN_PHASE, SgdSettings, Trainable};
 use crate::zoo::{self, ModelSpec, Network, Staged};
 
 /// Loads the network stored for `role` in a checkpoint, on `device`, in evaluation mode.
@@ -43,21 +44,7 @@ pub fn load_network(
         weight_decay: 0.0,
     };
     let mut part = Trainable::new(role, MAIN_PHASE, network, 0.0, &sgd);
-    let (_, blobs) = checkpoint::read(path)?;
-    let name = format!("role:{role}/module");
-    let bytes = blobs
-        .into_iter()
-        .find(|(n, _)| *n == name)
-        .map(|(_, b)| b)
-        .ok_or_else(|| TrainError::CheckpointMismatch {
-            path: path.into(),
-            message: format!("holds no weights for role `{role}`"),
-        })?;
-    part.restore(bytes, None)
-        .map_err(|e| TrainError::CheckpointMismatch {
-            path: path.into(),
-            message: e.to_string(),
-        })?;
+    load_role_weights(&mut part, path, role)?;
     Ok((part.module().valid(), entry))
 }
 

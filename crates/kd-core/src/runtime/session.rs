@@ -199,7 +199,7 @@ pub(super) fn load_role_weights(
     inner: &str,
 ) -> Result<(), TrainError> {
     let (_, blobs) = checkpoint::read(path)?;
-    let name = format!("role:{inner}/module");
+    let name = checkpoint::role_module_blob(inner);
     let bytes = blobs
         .into_iter()
         .find(|(n, _)| *n == name)

@@ -26,22 +26,7 @@ pub struct CtslMkt {
 /// Builds an instance from its table.
 pub fn build(args: &MethodArgs<'_>) -> Result<Box<dyn Method>, ConfigError> {
     let config: CtslConfig = args.parse()?;
-    let mut issues = Vec::new();
-    if config.peers.len() < 2 {
-        issues.push(args.issue(
-            "peers",
-            format!(
-                "collaborative learning needs at least two peers, got {}",
-                config.peers.len()
-            ),
-        ));
-    }
-    let mut sorted = config.peers.clone();
-    sorted.sort();
-    sorted.dedup();
-    if sorted.len() != config.peers.len() {
-        issues.push(args.issue("peers", "a peer is named twice"));
-    }
+    let mut issues = args.peer_issues(&config.peers, "collaborative learning");
     for (key, value) in [
         ("beta", config.beta),
         ("beta1", config.beta1),

@@ -21,22 +21,7 @@ pub struct Dml {
 /// Builds an instance from its table.
 pub fn build(args: &MethodArgs<'_>) -> Result<Box<dyn Method>, ConfigError> {
     let config: DmlConfig = args.parse()?;
-    let mut issues = Vec::new();
-    if config.peers.len() < 2 {
-        issues.push(args.issue(
-            "peers",
-            format!(
-                "mutual learning needs at least two peers, got {}",
-                config.peers.len()
-            ),
-        ));
-    }
-    let mut sorted = config.peers.clone();
-    sorted.sort();
-    sorted.dedup();
-    if sorted.len() != config.peers.len() {
-        issues.push(args.issue("peers", "a peer is named twice"));
-    }
+    let mut issues = args.peer_issues(&config.peers, "mutual learning");
     if !(config.temperature.is_finite() && config.temperature > 0.0) {
         issues.push(args.issue("temperature", "must be a positive number"));
     }

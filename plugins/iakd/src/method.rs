@@ -43,12 +43,7 @@ pub fn build(args: &MethodArgs<'_>) -> Result<Box<dyn Method>, ConfigError> {
     if config.decay_epochs == Some(0) {
         issues.push(args.issue("decay_epochs", "must be at least 1"));
     }
-    if config.teacher == config.student {
-        issues.push(args.issue(
-            "teacher",
-            "the teacher and the student must be different roles",
-        ));
-    }
+    issues.extend(args.same_role_issue(&config.teacher, &config.student));
     if !issues.is_empty() {
         return Err(ConfigError { issues });
     }

@@ -24,12 +24,9 @@ pub fn build(args: &MethodArgs<'_>) -> Result<Box<dyn Method>, ConfigError> {
             issues: vec![args.issue("temperature", "must be a positive number")],
         });
     }
-    if config.teacher == config.student {
+    if let Some(issue) = args.same_role_issue(&config.teacher, &config.student) {
         return Err(ConfigError {
-            issues: vec![args.issue(
-                "teacher",
-                "the teacher and the student must be different roles",
-            )],
+            issues: vec![issue],
         });
     }
     Ok(Box::new(Kd {

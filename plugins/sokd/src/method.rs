@@ -54,12 +54,7 @@ pub fn build(args: &MethodArgs<'_>) -> Result<Box<dyn Method>, ConfigError> {
             format!("must be a non-negative number, got {lr}"),
         ));
     }
-    if config.teacher == config.student {
-        issues.push(args.issue(
-            "teacher",
-            "the teacher and the student must be different roles",
-        ));
-    }
+    issues.extend(args.same_role_issue(&config.teacher, &config.student));
     if !issues.is_empty() {
         return Err(ConfigError { issues });
     }

@@ -32,6 +32,35 @@ impl MethodArgs<'_> {
         }
     }
 
+    /// The issue on `teacher` when a teacher-student method names one role for both.
+    pub fn same_role_issue(&self, teacher: &str, student: &str) -> Option<ConfigIssue> {
+        (teacher == student).then(|| {
+            self.issue(
+                "teacher",
+                "the teacher and the student must be different roles",
+            )
+        })
+    }
+
+    /// The issues on `peers` of a method that trains peers together (`what`: "mutual
+    /// learning", say): fewer than two, or one named twice.
+    pub fn peer_issues(&self, peers: &[String], what: &str) -> Vec<ConfigIssue> {
+        let mut issues = Vec::new();
+        if peers.len() < 2 {
+            issues.push(self.issue(
+                "peers",
+                format!("{what} needs at least two peers, got {}", peers.len()),
+            ));
+        }
+        let mut sorted = peers.to_vec();
+        sorted.sort();
+        sorted.dedup();
+        if sorted.len() != peers.len() {
+            issues.push(self.issue("peers", "a peer is named twice"));
+        }
+        issues
+    }
+
     /// Deserialises the instance's keys into `T` (which should deny unknown fields), reporting
     /// the full path of the first offending key.
     pub fn parse<T: DeserializeOwned>(&self) -> Result<T, ConfigError> {
@@ -49,5 +78,50 @@ impl MethodArgs<'_> {
                 issues: vec![self.issue(&key, message)],
             }
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args(source_of: &dyn Fn(&str) -> Option<String>) -> MethodArgs<'_> {
+        MethodArgs {
+            instance: "m",
+            params: serde_json::Value::Null,
+            source_of,
+        }
+    }
+
+    #[test]
+    fn one_role_for_teacher_and_student_is_an_issue_on_teacher() {
+        let none = |_: &str| None;
+        let args = args(&none);
+        assert!(args.same_role_issue("teacher", "student").is_none());
+        let issue = args.same_role_issue("student", "student").unwrap();
+        assert_eq!(issue.key.as_deref(), Some("method.m.teacher"));
+        assert!(issue.message.contains("different roles"));
+    }
+
+    #[test]
+    fn peers_need_two_distinct_names() {
+        let none = |_: &str| None;
+        let args = args(&none);
+        let names = |list: &[&str]| list.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        assert!(args.peer_issues(&names(&["a", "b"]), "x").is_empty());
+        let one = args.peer_issues(&names(&["a"]), "mutual learning");
+        assert_eq!(one.len(), 1);
+        assert_eq!(
+            one[0].message,
+            "mutual learning needs at least two peers, got 1"
+        );
+        let twice = args.peer_issues(&names(&["a", "b", "a"]), "x");
+        assert_eq!(twice.len(), 1);
+        assert_eq!(twice[0].message, "a peer is named twice");
+        assert_eq!(args.peer_issues(&names(&["a", "a"]), "x").len(), 1);
+        assert_eq!(
+            args.peer_issues(&[], "x")[0].key.as_deref(),
+            Some("method.m.peers")
+        );
     }
 }

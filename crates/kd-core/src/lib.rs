@@ -3,7 +3,7 @@
 //! Owns the model zoo ([`zoo`]), the dataset readers and batch pipeline ([`data`]), the layered
 //! configuration ([`config`]), the device choice ([`backend`]), the training runtime
 //! ([`runtime`]), the method plugin API ([`method`], [`plugin`]) and PyTorch checkpoint import
-//! ([`import`]). The `kd` binary, the method
+//! ([`import`]), and its own CPU convolution kernels ([`kernels`]). The `kd` binary, the method
 //! plugins and the integration tests build on it.
 #![warn(missing_docs)]
 #![deny(rustdoc::broken_intra_doc_links)]
@@ -13,6 +13,7 @@ pub mod bench;
 pub mod config;
 pub mod data;
 pub mod import;
+pub mod kernels;
 pub mod loss;
 pub mod method;
 pub mod plugin;

@@ -10,6 +10,7 @@ use std::sync::Arc;
 use kd_core::backend::{self, BackendKind};
 use kd_core::bench::{self, Throughput};
 use kd_core::data::{self, DataFormat, Split, Transform};
+use kd_core::kernels;
 use kd_core::runtime::{self, default_normalisation};
 use kd_core::zoo::{self, ModelSpec, trainable_params};
 use serde::Serialize;
@@ -37,6 +38,18 @@ pub struct Repeat {
     /// Timed iterations.
     #[arg(long, default_value_t = 5)]
     iterations: usize,
+    /// Which convolution runs: kd's own kernels or burn's `conv2d` (to compare the two).
+    #[arg(long, value_enum, default_value_t = ConvKernels::Kd)]
+    conv: ConvKernels,
+}
+
+/// The convolution path a benchmark measures.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum ConvKernels {
+    /// kd's kernels (`kd_core::kernels`), as training uses them.
+    Kd,
+    /// burn's own `conv2d` and its generic backward.
+    Burn,
 }
 
 /// Arguments of `kd bench models`.
@@ -96,6 +109,12 @@ struct ModelRow {
 
 /// Runs the command.
 pub fn run(command: BenchCommand) -> anyhow::Result<()> {
+    let repeat = match &command {
+        BenchCommand::Models(args) => args.repeat,
+        BenchCommand::Step(args) => args.repeat,
+        BenchCommand::Data(args) => args.repeat,
+    };
+    kernels::set_enabled(repeat.conv == ConvKernels::Kd);
     let value = match command {
         BenchCommand::Models(args) => serde_json::to_value(models(&args)?)?,
         BenchCommand::Step(args) => {

@@ -13,7 +13,8 @@ use burn::nn::{BatchNorm, Initializer};
 use burn::tensor::activation::relu;
 use burn::tensor::{Device, Tensor};
 
-use super::layers::{ConvInit, ConvSpec, batch_norm};
+use super::layers::norm;
+use super::layers::{ConvInit, ConvSpec, batch_norm, conv};
 
 /// Why two shapes cannot be adapted.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -103,11 +104,11 @@ impl Adapter {
     /// - `x`: `[N, from…]` → `[N, to…]`
     pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
         let x = match (&self.conv, &self.up) {
-            (Some(conv), _) => conv.forward(x),
+            (Some(layer), _) => conv(layer, x),
             (None, Some(up)) => up.forward(x),
             (None, None) => x,
         };
-        let out = self.bn.forward(x);
+        let out = norm(&self.bn, x);
         if self.relu { relu(out) } else { out }
     }
 }

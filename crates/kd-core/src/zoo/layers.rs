@@ -10,7 +10,10 @@ use burn::nn::conv::{Conv2d, Conv2dConfig};
 use burn::nn::pool::{AvgPool2d, AvgPool2dConfig, MaxPool2d, MaxPool2dConfig};
 use burn::nn::{BatchNorm, BatchNormConfig, Initializer, Linear, LinearConfig, PaddingConfig2d};
 use burn::tensor::activation::relu;
+use burn::tensor::ops::ConvOptions;
 use burn::tensor::{Device, Tensor};
+
+use crate::kernels;
 
 /// How a convolution's weights are drawn, after the reference definition of each architecture.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -127,6 +130,55 @@ impl ConvSpec {
     }
 }
 
+/// `conv(x)`: the layer's forward, computed by [`crate::kernels::conv2d`] (kd's own kernels on
+/// flex, burn's `conv2d` elsewhere). Every convolution in the zoo runs through here.
+///
+/// # Shapes
+/// - `x`: `[batch, in_channels, height, width]` → `[batch, out_channels, out_h, out_w]`
+pub fn conv(layer: &Conv2d, x: Tensor<4>) -> Tensor<4> {
+    let padding = match layer.padding {
+        PaddingConfig2d::Explicit(top, left, bottom, right) => [(top, bottom), (left, right)],
+        // The zoo builds every convolution with explicit padding; anything else is burn's.
+        _ => return layer.forward(x),
+    };
+    let options =
+        ConvOptions::new_with_padding(layer.stride, padding, layer.dilation, layer.groups);
+    kernels::conv2d(
+        x,
+        layer.weight.val(),
+        layer.bias.as_ref().map(|bias| bias.val()),
+        options,
+    )
+}
+
+/// `bn(x)`: the layer's forward. In training (an autodiff device and the layer not frozen) the
+/// batch statistics and normalisation come from [`crate::kernels::batch_norm_train`] and the
+/// running estimates are updated exactly as burn's `BatchNorm::forward` updates them; otherwise
+/// this is burn's forward. Every batch norm in the zoo runs through here.
+///
+/// # Shapes
+/// - `x`: `[batch, channels, height, width]` → the same
+pub fn norm(layer: &BatchNorm, x: Tensor<4>) -> Tensor<4> {
+    if !(x.device().is_autodiff() && layer.training.is_enabled()) {
+        return layer.forward(x);
+    }
+    let (output, mean, variance) =
+        kernels::batch_norm_train(x, layer.gamma.val(), layer.beta.val(), layer.epsilon);
+    let device = output.device();
+    let momentum = layer.momentum;
+    let running_mean = layer.running_mean.value_sync().to_device(&device);
+    let running_var = layer.running_var.value_sync().to_device(&device);
+    let running_mean = running_mean
+        .mul_scalar(1.0 - momentum)
+        .add(mean.mul_scalar(momentum));
+    let running_var = running_var
+        .mul_scalar(1.0 - momentum)
+        .add(variance.mul_scalar(momentum));
+    layer.running_mean.update(running_mean.detach());
+    layer.running_var.update(running_var.detach());
+    output
+}
+
 /// `nn.BatchNorm2d(channels)`: weight 1, bias 0, momentum 0.1, eps 1e-5 (PyTorch's defaults).
 pub fn batch_norm(channels: usize, device: &Device) -> BatchNorm {
     BatchNormConfig::new(channels).init(device)
@@ -203,8 +255,8 @@ impl Layer {
     /// - `x`: `[batch, channels, height, width]`; a `Linear` child sees it flattened.
     pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
         match self {
-            Layer::Conv(conv) => conv.forward(x),
-            Layer::Norm(norm) => norm.forward(x),
+            Layer::Conv(layer) => conv(layer, x),
+            Layer::Norm(layer) => norm(layer, x),
             Layer::Relu(_) => relu(x),
             Layer::MaxPool(pool) => pool.forward(x),
             Layer::AvgPool(pool) => pool.forward(x),

@@ -15,8 +15,9 @@ use burn::tensor::activation::relu;
 use burn::tensor::{Device, Tensor};
 
 use super::base::Staged;
+use super::layers::norm;
 use super::layers::{
-    ConvInit, ConvSpec, Layer, LinearInit, batch_norm, global_avg_pool, linear, sequential,
+    ConvInit, ConvSpec, Layer, LinearInit, batch_norm, conv, global_avg_pool, linear, sequential,
 };
 
 /// Hyper-parameters of a ResNet18/34/50.
@@ -93,10 +94,10 @@ impl ResidualBlock {
     /// # Shapes
     /// - `x`: `[N, in, H, W]` → `[N, planes·expansion, H/stride, W/stride]`
     pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
-        let out = relu(self.bn1.forward(self.conv1.forward(x.clone())));
-        let out = self.bn2.forward(self.conv2.forward(out));
+        let out = relu(norm(&self.bn1, conv(&self.conv1, x.clone())));
+        let out = norm(&self.bn2, conv(&self.conv2, out));
         let out = match (&self.conv3, &self.bn3) {
-            (Some(conv3), Some(bn3)) => bn3.forward(conv3.forward(relu(out))),
+            (Some(conv3), Some(bn3)) => norm(bn3, conv(conv3, relu(out))),
             _ => out,
         };
         relu(out + sequential(&self.shortcut, x))
@@ -162,7 +163,7 @@ impl Staged for ImageNetResNet {
     }
 
     fn stem(&self, x: Tensor<4>) -> Tensor<4> {
-        relu(self.bn1.forward(self.conv1.forward(x)))
+        relu(norm(&self.bn1, conv(&self.conv1, x)))
     }
 
     fn stage(&self, index: usize, x: Tensor<4>) -> Tensor<4> {

@@ -15,8 +15,9 @@ use burn::tensor::activation::relu;
 use burn::tensor::{Device, Tensor};
 
 use super::base::Staged;
+use super::layers::norm;
 use super::layers::{
-    ConvInit, ConvSpec, LinearInit, batch_norm, channel_shuffle, global_avg_pool, linear,
+    ConvInit, ConvSpec, LinearInit, batch_norm, channel_shuffle, conv, global_avg_pool, linear,
 };
 
 /// Hyper-parameters of ShuffleNet V2.
@@ -76,11 +77,11 @@ impl DownUnit {
     }
 
     fn forward(&self, x: Tensor<4>) -> Tensor<4> {
-        let left = self.bn1.forward(self.conv1.forward(x.clone()));
-        let left = relu(self.bn2.forward(self.conv2.forward(left)));
-        let right = relu(self.bn3.forward(self.conv3.forward(x)));
-        let right = self.bn4.forward(self.conv4.forward(right));
-        let right = relu(self.bn5.forward(self.conv5.forward(right)));
+        let left = norm(&self.bn1, conv(&self.conv1, x.clone()));
+        let left = relu(norm(&self.bn2, conv(&self.conv2, left)));
+        let right = relu(norm(&self.bn3, conv(&self.conv3, x)));
+        let right = norm(&self.bn4, conv(&self.conv4, right));
+        let right = relu(norm(&self.bn5, conv(&self.conv5, right)));
         channel_shuffle(Tensor::cat(vec![left, right], 1), 2)
     }
 }
@@ -116,9 +117,9 @@ impl SplitUnit {
         let half = channels / 2;
         let kept = x.clone().narrow(1, 0, half);
         let out = x.narrow(1, half, channels - half);
-        let out = relu(self.bn1.forward(self.conv1.forward(out)));
-        let out = self.bn2.forward(self.conv2.forward(out));
-        let out = relu(self.bn3.forward(self.conv3.forward(out)));
+        let out = relu(norm(&self.bn1, conv(&self.conv1, out)));
+        let out = norm(&self.bn2, conv(&self.conv2, out));
+        let out = relu(norm(&self.bn3, conv(&self.conv3, out)));
         channel_shuffle(Tensor::cat(vec![kept, out], 1), 2)
     }
 }
@@ -186,7 +187,7 @@ impl Staged for ShuffleNetV2 {
     }
 
     fn stem(&self, x: Tensor<4>) -> Tensor<4> {
-        relu(self.bn1.forward(self.conv1.forward(x)))
+        relu(norm(&self.bn1, conv(&self.conv1, x)))
     }
 
     fn stage(&self, index: usize, x: Tensor<4>) -> Tensor<4> {
@@ -200,7 +201,7 @@ impl Staged for ShuffleNetV2 {
     }
 
     fn pool(&self, x: Tensor<4>) -> Tensor<2> {
-        global_avg_pool(relu(self.bn2.forward(self.conv2.forward(x))))
+        global_avg_pool(relu(norm(&self.bn2, conv(&self.conv2, x))))
     }
 
     fn clear_stages_before(&mut self, index: usize) {

@@ -18,7 +18,8 @@ use burn::tensor::activation::relu;
 use burn::tensor::{Device, Tensor};
 
 use super::base::Staged;
-use super::layers::{ConvInit, ConvSpec, LinearInit, batch_norm, global_avg_pool, linear};
+use super::layers::norm;
+use super::layers::{ConvInit, ConvSpec, LinearInit, batch_norm, conv, global_avg_pool, linear};
 
 /// Hyper-parameters of a wide ResNet.
 #[derive(Config, Debug)]
@@ -64,12 +65,12 @@ impl WideBlock {
     /// # Shapes
     /// - `x`: `[N, in, H, W]` → `[N, out, H/stride, W/stride]`
     pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
-        let activated = relu(self.bn1.forward(x.clone()));
-        let out = relu(self.bn2.forward(self.conv1.forward(activated.clone())));
-        let out = self.conv2.forward(out);
+        let activated = relu(norm(&self.bn1, x.clone()));
+        let out = relu(norm(&self.bn2, conv(&self.conv1, activated.clone())));
+        let out = conv(&self.conv2, out);
         match &self.convShortcut {
             // Width changes: the shortcut sees the activated input.
-            Some(shortcut) => shortcut.forward(activated) + out,
+            Some(shortcut) => conv(shortcut, activated) + out,
             // Same width: the identity carries the raw input.
             None => x + out,
         }
@@ -135,7 +136,7 @@ impl Staged for WideResNet {
     }
 
     fn stem(&self, x: Tensor<4>) -> Tensor<4> {
-        self.conv1.forward(x)
+        conv(&self.conv1, x)
     }
 
     fn stage(&self, index: usize, x: Tensor<4>) -> Tensor<4> {
@@ -149,7 +150,7 @@ impl Staged for WideResNet {
     }
 
     fn pool(&self, x: Tensor<4>) -> Tensor<2> {
-        global_avg_pool(relu(self.bn1.forward(x)))
+        global_avg_pool(relu(norm(&self.bn1, x)))
     }
 
     fn clear_stages_before(&mut self, index: usize) {

@@ -1,0 +1,179 @@
+//! `Autodiff<Flex>`'s side of [`KdOps`]: the forward on flex, recorded with a handwritten
+//! backward.
+//!
+//! Each operation follows burn-autodiff's own pattern for `conv2d` and `batch_norm_train`: the
+//! inputs the backward needs are checkpointed, and each gradient is computed only when its parent
+//! is tracked. The batch statistics are returned untracked; the batch-norm backward includes their
+//! dependence on `x` itself.
+
+use burn::backend::autodiff::NodeId;
+use burn::backend::autodiff::checkpoint::base::Checkpointer;
+use burn::backend::autodiff::checkpoint::strategy::CheckpointStrategy;
+use burn::backend::autodiff::grads::Gradients;
+use burn::backend::autodiff::ops::{Backward, Ops, OpsKind};
+use burn::backend::flex::FlexTensor;
+use burn::backend::tensor::FloatTensor;
+use burn::backend::{Autodiff, Flex};
+
+use super::batch_norm;
+use super::extension::{KdOps, contiguous, conv_gradients, elements, planes, tensor};
+
+#[derive(Debug)]
+struct KdConvBackward;
+
+impl Backward<Flex, 2> for KdConvBackward {
+    type State = (NodeId, NodeId, ([usize; 2], [usize; 2], usize));
+
+    fn backward(
+        self,
+        ops: Ops<Self::State, 2>,
+        grads: &mut Gradients,
+        checkpointer: &mut Checkpointer,
+    ) {
+        let [node_x, node_w] = ops.parents;
+        let dy = grads.consume::<Flex>(&ops.node);
+        let (x_state, w_state, options) = ops.state;
+        let x = checkpointer.retrieve_node_output::<FlexTensor>(x_state);
+        let weight = checkpointer.retrieve_node_output::<FlexTensor>(w_state);
+        let (dx, dw) = conv_gradients(x, weight, dy, options, (node_x.is_some(), node_w.is_some()));
+        if let (Some(node), Some(dx)) = (node_x, dx) {
+            grads.register::<Flex>(node.id, dx);
+        }
+        if let (Some(node), Some(dw)) = (node_w, dw) {
+            grads.register::<Flex>(node.id, dw);
+        }
+    }
+}
+
+impl<C: CheckpointStrategy> KdOps for Autodiff<Flex, C> {
+    fn kd_conv2d(
+        x: FloatTensor<Self>,
+        weight: FloatTensor<Self>,
+        stride: [usize; 2],
+        padding: [usize; 2],
+        groups: usize,
+    ) -> FloatTensor<Self> {
+        match KdConvBackward
+            .prepare::<C>([x.node(), weight.node()])
+            .compute_bound()
+            .stateful()
+        {
+            OpsKind::Tracked(mut prep) => {
+                let x_state = prep.checkpoint(&x);
+                let w_state = prep.checkpoint(&weight);
+                prep.finish(
+                    (x_state, w_state, (stride, padding, groups)),
+                    Flex::kd_conv2d(
+                        x.into_primitive(),
+                        weight.into_primitive(),
+                        stride,
+                        padding,
+                        groups,
+                    ),
+                )
+            }
+            OpsKind::UnTracked(prep) => prep.finish(Flex::kd_conv2d(
+                x.into_primitive(),
+                weight.into_primitive(),
+                stride,
+                padding,
+                groups,
+            )),
+        }
+    }
+
+    fn kd_batch_norm_stats(x: FloatTensor<Self>) -> FloatTensor<Self> {
+        <FloatTensor<Self>>::new(Flex::kd_batch_norm_stats(x.into_primitive()))
+    }
+
+    fn kd_batch_norm_train(
+        x: FloatTensor<Self>,
+        gamma: FloatTensor<Self>,
+        beta: FloatTensor<Self>,
+        stats: FloatTensor<Self>,
+        epsilon: f64,
+    ) -> FloatTensor<Self> {
+        let stats = stats.into_primitive();
+        match BatchNormBackward
+            .prepare::<C>([x.node(), gamma.node(), beta.node()])
+            .compute_bound()
+            .stateful()
+        {
+            OpsKind::Tracked(mut prep) => {
+                let x_state = prep.checkpoint(&x);
+                let gamma_state = prep.checkpoint(&gamma);
+                prep.finish(
+                    (x_state, gamma_state, stats.clone(), epsilon),
+                    Flex::kd_batch_norm_train(
+                        x.into_primitive(),
+                        gamma.into_primitive(),
+                        beta.into_primitive(),
+                        stats,
+                        epsilon,
+                    ),
+                )
+            }
+            OpsKind::UnTracked(prep) => prep.finish(Flex::kd_batch_norm_train(
+                x.into_primitive(),
+                gamma.into_primitive(),
+                beta.into_primitive(),
+                stats,
+                epsilon,
+            )),
+        }
+    }
+}
+
+#[derive(Debug)]
+struct BatchNormBackward;
+
+impl Backward<Flex, 3> for BatchNormBackward {
+    type State = (NodeId, NodeId, FlexTensor, f64);
+
+    fn backward(
+        self,
+        ops: Ops<Self::State, 3>,
+        grads: &mut Gradients,
+        checkpointer: &mut Checkpointer,
+    ) {
+        let [node_x, node_gamma, node_beta] = ops.parents;
+        let dy = contiguous(grads.consume::<Flex>(&ops.node));
+        let (x_state, gamma_state, stats, epsilon) = ops.state;
+        let x = contiguous(checkpointer.retrieve_node_output::<FlexTensor>(x_state));
+        let gamma = contiguous(checkpointer.retrieve_node_output::<FlexTensor>(gamma_state));
+        let stats = contiguous(stats);
+        let p = planes(&x);
+        let (dx, dgamma, dbeta) = batch_norm::backward(
+            p,
+            elements(&x),
+            elements(&gamma),
+            elements(&stats),
+            epsilon,
+            elements(&dy),
+        );
+        let vector = |v: Vec<f32>| {
+            let n = v.len();
+            tensor(v, [n, 1, 1, 1]).reshape([n].into())
+        };
+        if let Some(node) = node_x {
+            grads.register::<Flex>(
+                node.id,
+                tensor(
+                    dx,
+                    [
+                        p.batch,
+                        p.channels,
+                        x.layout().shape()[2],
+                        x.layout().shape()[3],
+                    ],
+                ),
+            );
+        }
+        if let Some(node) = node_gamma {
+            grads.register::<Flex>(node.id, vector(dgamma));
+        }
+        if let Some(node) = node_beta {
+            grads.register::<Flex>(node.id, vector(dbeta));
+        }
+    }
+}

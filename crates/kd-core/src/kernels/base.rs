@@ -1,0 +1,144 @@
+//! Where a convolution goes: kd's own kernels or burn's.
+//!
+//! [`conv2d`] is the convolution every zoo architecture calls (through
+//! [`crate::zoo::layers::conv`]). On a flex device, for `f32` tensors with symmetric padding and
+//! unit dilation, it runs [`KdConv`](super::extension::KdConv), whose forward and handwritten
+//! backward are this folder's kernels; anything else (another backend, another dtype, a geometry
+//! the kernels do not cover) goes to burn's `conv2d` unchanged. [`batch_norm_train`] does the same
+//! for training-mode batch normalisation. [`set_enabled`] turns the kernels
+//! off process-wide, which is how the tests and `kd bench` compare the two paths.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use burn::backend::{Dispatch, DispatchDevice};
+use burn::tensor::module;
+use burn::tensor::ops::ConvOptions;
+use burn::tensor::{DType, Tensor};
+
+use super::extension::KdOps;
+use super::geometry::Geometry;
+
+static ENABLED: AtomicBool = AtomicBool::new(true);
+
+/// Turns kd's convolution kernels on or off for the whole process (on by default). Off, every
+/// convolution runs through burn's own `conv2d`.
+pub fn set_enabled(enabled: bool) {
+    ENABLED.store(enabled, Ordering::Relaxed);
+}
+
+/// Whether kd's convolution kernels are on.
+pub fn enabled() -> bool {
+    ENABLED.load(Ordering::Relaxed)
+}
+
+/// Whether kd's kernels serve this tensor: they are on, it is `f32`, and it lives on a flex
+/// device (plain or autodiff).
+fn on_flex<const D: usize>(x: &Tensor<D>) -> bool {
+    enabled()
+        && x.dtype() == DType::F32
+        && matches!(x.device().inner().as_dispatch(), DispatchDevice::Flex(_))
+}
+
+/// The stride, symmetric padding and groups kd's kernels need, or `None` when burn's `conv2d`
+/// must run instead.
+fn kd_geometry(
+    x: &Tensor<4>,
+    weight: &Tensor<4>,
+    options: &ConvOptions<2>,
+) -> Option<([usize; 2], [usize; 2], usize)> {
+    if weight.dtype() != DType::F32 {
+        return None;
+    }
+    if !on_flex(x) {
+        return None;
+    }
+    let [(top, bottom), (left, right)] = options.padding;
+    if top != bottom || left != right || options.dilation != [1, 1] {
+        return None;
+    }
+    let padding = [top, left];
+    Geometry::new(
+        x.dims(),
+        weight.dims(),
+        options.stride,
+        padding,
+        options.groups,
+    )?;
+    Some((options.stride, padding, options.groups))
+}
+
+/// `conv2d(x, weight) + bias`, through kd's kernels where they apply (see the module docs).
+///
+/// # Shapes
+/// - `x`: `[batch, in_channels, height, width]`
+/// - `weight`: `[out_channels, in_channels / groups, kernel_h, kernel_w]`
+/// - `bias`: `[out_channels]`
+/// - output: `[batch, out_channels, out_h, out_w]`
+pub fn conv2d(
+    x: Tensor<4>,
+    weight: Tensor<4>,
+    bias: Option<Tensor<1>>,
+    options: ConvOptions<2>,
+) -> Tensor<4> {
+    let Some((stride, padding, groups)) = kd_geometry(&x, &weight, &options) else {
+        return module::conv2d(x, weight, bias, options);
+    };
+    let out = Tensor::<4>::from_dispatch(<Dispatch as KdOps>::kd_conv2d(
+        x.into_dispatch(),
+        weight.into_dispatch(),
+        stride,
+        padding,
+        groups,
+    ));
+    match bias {
+        Some(bias) => {
+            let channels = bias.dims()[0];
+            out + bias.reshape([1, channels, 1, 1])
+        }
+        None => out,
+    }
+}
+
+/// Training-mode batch normalisation: the normalised output with the batch's mean and biased
+/// variance (detached), through kd's kernels on flex and burn's `batch_norm_train` elsewhere.
+///
+/// # Shapes
+/// - `x`: `[batch, channels, height, width]`; `gamma`, `beta`: `[channels]`
+/// - returns the output (shape of `x`), the mean and the variance (`[channels]` each)
+pub fn batch_norm_train(
+    x: Tensor<4>,
+    gamma: Tensor<1>,
+    beta: Tensor<1>,
+    epsilon: f64,
+) -> (Tensor<4>, Tensor<1>, Tensor<1>) {
+    if !on_flex(&x) {
+        let result = module::batch_norm_train(x, gamma, beta, epsilon);
+        return (
+            result.output,
+            result.mean.detach(),
+            result.variance.detach(),
+        );
+    }
+    let channels = x.dims()[1];
+    // The statistics are computed on the inner (non-autodiff) device and enter the graph as
+    // constants; the backward of `kd_batch_norm_train` carries their dependence on `x`.
+    let stats = if x.device().is_autodiff() {
+        Tensor::<2>::from_inner(Tensor::from_dispatch(
+            <Dispatch as KdOps>::kd_batch_norm_stats(x.clone().inner().into_dispatch()),
+        ))
+    } else {
+        Tensor::<2>::from_dispatch(<Dispatch as KdOps>::kd_batch_norm_stats(
+            x.clone().into_dispatch(),
+        ))
+    };
+    let output = Tensor::<4>::from_dispatch(<Dispatch as KdOps>::kd_batch_norm_train(
+        x.into_dispatch(),
+        gamma.into_dispatch(),
+        beta.into_dispatch(),
+        stats.clone().into_dispatch(),
+        epsilon,
+    ));
+    let mean = stats.clone().slice([0..1, 0..channels]).reshape([channels]);
+    let variance = stats.slice([1..2, 0..channels]).reshape([channels]);
+    (output, mean, variance)
+}

@@ -1,0 +1,212 @@
+//! Training-mode batch normalisation over NCHW `f32` slices: batch statistics, the normalised
+//! output, and the gradients of input, scale and shift, each in one or two passes.
+//!
+//! burn's generic `batch_norm_train` and its backward (what flex runs) transpose the activation
+//! to `[C, N·H·W]` with a full copy for every reduction and spend a pass per elementwise step;
+//! these kernels read each plane in place. Statistics are the biased batch mean and variance, as
+//! burn computes them (the running estimates are updated from them by the caller). Reductions
+//! accumulate in `f64` per plane.
+
+use rayon::prelude::*;
+
+/// The sizes of a `[batch, channels, height·width]` activation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Planes {
+    /// Images.
+    pub batch: usize,
+    /// Channels.
+    pub channels: usize,
+    /// Elements per channel plane (height · width).
+    pub plane: usize,
+}
+
+impl Planes {
+    fn count(&self) -> f64 {
+        (self.batch * self.plane) as f64
+    }
+
+    /// The planes of channel `c`, one per image.
+    fn channel<'a>(&self, x: &'a [f32], c: usize) -> impl Iterator<Item = &'a [f32]> {
+        (0..self.batch).map(move |n| {
+            let at = (n * self.channels + c) * self.plane;
+            &x[at..at + self.plane]
+        })
+    }
+}
+
+/// Per-channel batch mean and biased variance, as `[mean_0 … mean_C-1, var_0 … var_C-1]`.
+pub fn stats(p: Planes, x: &[f32]) -> Vec<f32> {
+    let per_channel: Vec<(f32, f32)> = (0..p.channels)
+        .into_par_iter()
+        .map(|c| {
+            let sum: f64 = p
+                .channel(x, c)
+                .map(|plane| plane.iter().map(|&v| v as f64).sum::<f64>())
+                .sum();
+            let mean = sum / p.count();
+            let squares: f64 = p
+                .channel(x, c)
+                .map(|plane| {
+                    plane
+                        .iter()
+                        .map(|&v| {
+                            let d = v as f64 - mean;
+                            d * d
+                        })
+                        .sum::<f64>()
+                })
+                .sum();
+            (mean as f32, (squares / p.count()) as f32)
+        })
+        .collect();
+    let mut out: Vec<f32> = per_channel.iter().map(|s| s.0).collect();
+    out.extend(per_channel.iter().map(|s| s.1));
+    out
+}
+
+fn inv_std(var: f32, epsilon: f64) -> f32 {
+    (1.0 / (var as f64 + epsilon).sqrt()) as f32
+}
+
+/// `(x − mean) / √(var + ε) · gamma + beta`, with `stats` as [`stats`] returns them.
+pub fn forward(
+    p: Planes,
+    x: &[f32],
+    gamma: &[f32],
+    beta: &[f32],
+    stats: &[f32],
+    epsilon: f64,
+) -> Vec<f32> {
+    let (mean, var) = stats.split_at(p.channels);
+    let mut y = vec![0.0; x.len()];
+    y.par_chunks_mut(p.plane)
+        .zip(x.par_chunks(p.plane))
+        .enumerate()
+        .for_each(|(i, (y, x))| {
+            let c = i % p.channels;
+            let scale = gamma[c] * inv_std(var[c], epsilon);
+            let shift = beta[c] - mean[c] * scale;
+            for (y, x) in y.iter_mut().zip(x) {
+                *y = x * scale + shift;
+            }
+        });
+    y
+}
+
+/// The gradients `(dx, dgamma, dbeta)` of [`forward`] given the output gradient `dy`, with the
+/// batch statistics' own dependence on `x` included.
+pub fn backward(
+    p: Planes,
+    x: &[f32],
+    gamma: &[f32],
+    stats: &[f32],
+    epsilon: f64,
+    dy: &[f32],
+) -> (Vec<f32>, Vec<f32>, Vec<f32>) {
+    let (mean, var) = stats.split_at(p.channels);
+    // Per channel: Σ dy and Σ dy · x̂.
+    let sums: Vec<(f32, f32)> = (0..p.channels)
+        .into_par_iter()
+        .map(|c| {
+            let (m, s) = (mean[c], inv_std(var[c], epsilon));
+            let (mut sum_dy, mut sum_dy_xhat) = (0.0f64, 0.0f64);
+            for (xs, ds) in p.channel(x, c).zip(p.channel(dy, c)) {
+                sum_dy += ds.iter().map(|&d| d as f64).sum::<f64>();
+                sum_dy_xhat += xs
+                    .iter()
+                    .zip(ds)
+                    .map(|(&x, &d)| (d * (x - m) * s) as f64)
+                    .sum::<f64>();
+            }
+            (sum_dy as f32, sum_dy_xhat as f32)
+        })
+        .collect();
+    let count = p.count() as f32;
+    let mut dx = vec![0.0; x.len()];
+    dx.par_chunks_mut(p.plane)
+        .zip(x.par_chunks(p.plane).zip(dy.par_chunks(p.plane)))
+        .enumerate()
+        .for_each(|(i, (dx, (x, dy)))| {
+            let c = i % p.channels;
+            let (m, s) = (mean[c], inv_std(var[c], epsilon));
+            let (sum_dy, sum_dy_xhat) = sums[c];
+            let (mean_dy, mean_dy_xhat) = (sum_dy / count, sum_dy_xhat / count);
+            let g = gamma[c] * s;
+            for ((dx, &x), &dy) in dx.iter_mut().zip(x).zip(dy) {
+                *dx = g * (dy - mean_dy - (x - m) * s * mean_dy_xhat);
+            }
+        });
+    let dgamma = sums.iter().map(|s| s.1).collect();
+    let dbeta = sums.iter().map(|s| s.0).collect();
+    (dx, dgamma, dbeta)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Hand-worked: one channel, values 1, 2, 3, 6 → mean 3, variance (4+1+0+9)/4 = 3.5.
+    #[test]
+    fn statistics_and_output_of_a_small_batch() {
+        let p = Planes {
+            batch: 2,
+            channels: 1,
+            plane: 2,
+        };
+        let x = [1.0, 2.0, 3.0, 6.0];
+        let s = stats(p, &x);
+        assert_eq!(s, vec![3.0, 3.5]);
+        let y = forward(p, &x, &[2.0], &[1.0], &s, 0.0);
+        let inv = 1.0 / 3.5f32.sqrt();
+        for (y, x) in y.iter().zip(x) {
+            assert!((y - ((x - 3.0) * inv * 2.0 + 1.0)).abs() < 1e-6);
+        }
+    }
+
+    /// The gradient of `Σ r · bn(x)` against central differences.
+    #[test]
+    fn gradients_match_finite_differences() {
+        let p = Planes {
+            batch: 2,
+            channels: 2,
+            plane: 3,
+        };
+        let x: Vec<f32> = (0..12).map(|i| ((i * 7 % 5) as f32) * 0.6 - 1.0).collect();
+        let r: Vec<f32> = (0..12).map(|i| ((i * 3 % 7) as f32) * 0.3 - 0.8).collect();
+        let (gamma, beta) = ([1.5f32, -0.7], [0.2f32, 0.4]);
+        let loss = |x: &[f32], gamma: &[f32], beta: &[f32]| -> f64 {
+            let s = stats(p, x);
+            forward(p, x, gamma, beta, &s, 1e-5)
+                .iter()
+                .zip(&r)
+                .map(|(y, r)| (y * r) as f64)
+                .sum()
+        };
+        let (dx, dgamma, dbeta) = backward(p, &x, &gamma, &stats(p, &x), 1e-5, &r);
+        let h = 1e-2f32;
+        for i in 0..x.len() {
+            let (mut up, mut down) = (x.clone(), x.clone());
+            up[i] += h;
+            down[i] -= h;
+            let numeric =
+                (loss(&up, &gamma, &beta) - loss(&down, &gamma, &beta)) / (2.0 * h as f64);
+            assert!(
+                (dx[i] as f64 - numeric).abs() < 2e-3,
+                "dx[{i}]: {} vs {numeric}",
+                dx[i]
+            );
+        }
+        for c in 0..2 {
+            let (mut up, mut down) = (gamma, gamma);
+            up[c] += h;
+            down[c] -= h;
+            let numeric = (loss(&x, &up, &beta) - loss(&x, &down, &beta)) / (2.0 * h as f64);
+            assert!((dgamma[c] as f64 - numeric).abs() < 2e-3);
+            let (mut up, mut down) = (beta, beta);
+            up[c] += h;
+            down[c] -= h;
+            let numeric = (loss(&x, &gamma, &up) - loss(&x, &gamma, &down)) / (2.0 * h as f64);
+            assert!((dbeta[c] as f64 - numeric).abs() < 2e-3);
+        }
+    }
+}

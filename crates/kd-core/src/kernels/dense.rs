@@ -1,0 +1,161 @@
+//! Dense (and grouped) convolution as one matrix product per image and group, forward and both
+//! gradients, on contiguous NCHW `f32` slices.
+//!
+//! With `col = im2col(x)` (`patch × out_plane`) and the group's weights `W` (`out_per_group ×
+//! patch`, OIHW is already that matrix):
+//!
+//! - forward: `y = W · col`, written straight into the NCHW output;
+//! - input gradient: `dx = col2im(Wᵀ · dy)`;
+//! - weight gradient: `dW = Σ_images dy · colᵀ`, each worker summing its images into its own
+//!   buffer (transposed, see [`weight_grad`]) and the buffers added at the end.
+//!
+//! Images are spread over rayon's workers; each product runs on its worker's thread. A pointwise
+//! convolution (1×1, stride 1, no padding) skips im2col: the input planes are the matrix.
+//! burn-flex's generic backward (a transposed convolution for `dx`, a convolution over swapped
+//! axes for `dW`, each with full transposed copies) is what this replaces.
+
+use rayon::prelude::*;
+
+use super::gemm::{MatRef, matmul};
+use super::geometry::Geometry;
+use super::im2col::{col2im, im2col};
+
+/// `conv2d(x, w)` without bias: `[batch, out_channels, out_h, out_w]`, row-major.
+pub fn forward(g: &Geometry, x: &[f32], w: &[f32]) -> Vec<f32> {
+    let mut y = vec![0.0; g.output_len()];
+    let (patch, out_plane, out_pg) = (g.patch(), g.out_plane(), g.out_per_group());
+    let in_group = g.in_per_group() * g.in_plane();
+    y.par_chunks_mut(g.out_channels * out_plane)
+        .zip(x.par_chunks(g.in_channels * g.in_plane()))
+        .for_each_init(
+            || {
+                vec![
+                    0.0;
+                    if g.is_pointwise() {
+                        0
+                    } else {
+                        patch * out_plane
+                    }
+                ]
+            },
+            |col, (y, x)| {
+                for group in 0..g.groups {
+                    let xg = &x[group * in_group..(group + 1) * in_group];
+                    let cols = if g.is_pointwise() {
+                        xg
+                    } else {
+                        im2col(g, xg, col);
+                        col.as_slice()
+                    };
+                    matmul(
+                        (out_pg, out_plane, patch),
+                        &mut y[group * out_pg * out_plane..(group + 1) * out_pg * out_plane],
+                        false,
+                        MatRef::row_major(&w[group * out_pg * patch..], patch),
+                        MatRef::row_major(cols, out_plane),
+                    );
+                }
+            },
+        );
+    y
+}
+
+/// The gradient of `conv2d(x, w)` with respect to `x`, given the output gradient `dy`.
+pub fn input_grad(g: &Geometry, w: &[f32], dy: &[f32]) -> Vec<f32> {
+    let mut dx = vec![0.0; g.input_len()];
+    let (patch, out_plane, out_pg) = (g.patch(), g.out_plane(), g.out_per_group());
+    let in_group = g.in_per_group() * g.in_plane();
+    dx.par_chunks_mut(g.in_channels * g.in_plane())
+        .zip(dy.par_chunks(g.out_channels * out_plane))
+        .for_each_init(
+            || {
+                vec![
+                    0.0;
+                    if g.is_pointwise() {
+                        0
+                    } else {
+                        patch * out_plane
+                    }
+                ]
+            },
+            |col, (dx, dy)| {
+                for group in 0..g.groups {
+                    let dxg = &mut dx[group * in_group..(group + 1) * in_group];
+                    let dyg = &dy[group * out_pg * out_plane..(group + 1) * out_pg * out_plane];
+                    // Wᵀ for this group: `patch × out_pg`.
+                    let wt = MatRef::transposed(&w[group * out_pg * patch..], patch);
+                    let rhs = MatRef::row_major(dyg, out_plane);
+                    if g.is_pointwise() {
+                        matmul((patch, out_plane, out_pg), dxg, false, wt, rhs);
+                    } else {
+                        matmul((patch, out_plane, out_pg), col, false, wt, rhs);
+                        col2im(g, col, dxg);
+                    }
+                }
+            },
+        );
+    dx
+}
+
+/// The gradient of `conv2d(x, w)` with respect to `w`, given the output gradient `dy`.
+///
+/// Each worker accumulates `dWᵀ = Σ col · dyᵀ` (`patch × out_per_group` per group): with the
+/// long spatial axis as the inner dimension of both operands, `gemm` runs this orientation about
+/// 2.7× faster than `dy · colᵀ` on ResNet-20's first stage (32 vs 88 GFLOP/s on one core). The
+/// sum is transposed into OIHW once at the end.
+pub fn weight_grad(g: &Geometry, x: &[f32], dy: &[f32]) -> Vec<f32> {
+    let (patch, out_plane, out_pg) = (g.patch(), g.out_plane(), g.out_per_group());
+    let in_group = g.in_per_group() * g.in_plane();
+    let image_in = g.in_channels * g.in_plane();
+    let image_out = g.out_channels * out_plane;
+    let block = patch * out_pg;
+    let col_len = if g.is_pointwise() {
+        0
+    } else {
+        patch * out_plane
+    };
+    let dwt = (0..g.batch)
+        .into_par_iter()
+        .fold(
+            || (vec![0.0; g.weight_len()], vec![0.0; col_len]),
+            |(mut dwt, mut col), image| {
+                let x = &x[image * image_in..(image + 1) * image_in];
+                let dy = &dy[image * image_out..(image + 1) * image_out];
+                for group in 0..g.groups {
+                    let xg = &x[group * in_group..(group + 1) * in_group];
+                    let cols = if g.is_pointwise() {
+                        xg
+                    } else {
+                        im2col(g, xg, &mut col);
+                        col.as_slice()
+                    };
+                    matmul(
+                        (patch, out_pg, out_plane),
+                        &mut dwt[group * block..(group + 1) * block],
+                        true,
+                        MatRef::row_major(cols, out_plane),
+                        MatRef::transposed(&dy[group * out_pg * out_plane..], out_plane),
+                    );
+                }
+                (dwt, col)
+            },
+        )
+        .map(|(dwt, _)| dwt)
+        .reduce(
+            || vec![0.0; g.weight_len()],
+            |mut a, b| {
+                a.iter_mut().zip(&b).for_each(|(a, b)| *a += b);
+                a
+            },
+        );
+    let mut dw = vec![0.0; g.weight_len()];
+    for group in 0..g.groups {
+        let (src, dst) = (&dwt[group * block..], &mut dw[group * block..]);
+        for o in 0..out_pg {
+            for p in 0..patch {
+                dst[o * patch + p] = src[p * out_pg + o];
+            }
+        }
+    }
+    dw
+}

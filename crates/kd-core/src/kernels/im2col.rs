@@ -1,0 +1,158 @@
+//! im2col and its adjoint col2im for one image and one channel group, in NCHW order.
+//!
+//! The dense kernels ([`super::dense`]) turn a convolution into one matrix product per image:
+//! [`im2col`] lays the input patches out as a `patch × out_plane` matrix whose row
+//! `(channel, kh, kw)` is the input plane shifted by the kernel offset (zeros where it reads the
+//! padding); [`col2im`] adds such a matrix back onto an input-shaped buffer, which is the
+//! input gradient's last step. Rows are written with slice copies where the stride is 1.
+
+use super::geometry::{Geometry, valid_outputs};
+
+/// Fills `col` (`patch × out_plane`, row-major) with the patches of `x`, one group's
+/// `in_per_group` input planes of one image.
+pub fn im2col(g: &Geometry, x: &[f32], col: &mut [f32]) {
+    let (in_h, in_w, out_h, out_w) = (g.in_h, g.in_w, g.out_h, g.out_w);
+    let [stride_h, stride_w] = g.stride;
+    let [pad_h, pad_w] = g.padding;
+    let out_plane = g.out_plane();
+    let mut rows = col.chunks_exact_mut(out_plane);
+    for plane in x.chunks_exact(g.in_plane()).take(g.in_per_group()) {
+        for kh in 0..g.kernel_h {
+            let (oh_lo, oh_hi) = valid_outputs(kh, pad_h, stride_h, in_h, out_h);
+            for kw in 0..g.kernel_w {
+                let (ow_lo, ow_hi) = valid_outputs(kw, pad_w, stride_w, in_w, out_w);
+                let row = rows.next().expect("col holds patch rows");
+                row[..oh_lo * out_w].fill(0.0);
+                row[oh_hi * out_w..].fill(0.0);
+                for oh in oh_lo..oh_hi {
+                    let ih = oh * stride_h + kh - pad_h;
+                    let src = &plane[ih * in_w..(ih + 1) * in_w];
+                    let dst = &mut row[oh * out_w..(oh + 1) * out_w];
+                    dst[..ow_lo].fill(0.0);
+                    dst[ow_hi..].fill(0.0);
+                    if ow_lo < ow_hi {
+                        let first = ow_lo * stride_w + kw - pad_w;
+                        if stride_w == 1 {
+                            dst[ow_lo..ow_hi].copy_from_slice(&src[first..first + ow_hi - ow_lo]);
+                        } else {
+                            for (d, s) in dst[ow_lo..ow_hi]
+                                .iter_mut()
+                                .zip(src[first..].iter().step_by(stride_w))
+                            {
+                                *d = *s;
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Adds `col` (`patch × out_plane`, as [`im2col`] lays it out) onto `x`, one group's
+/// `in_per_group` input planes of one image: the adjoint of [`im2col`].
+pub fn col2im(g: &Geometry, col: &[f32], x: &mut [f32]) {
+    let (in_h, in_w, out_h, out_w) = (g.in_h, g.in_w, g.out_h, g.out_w);
+    let [stride_h, stride_w] = g.stride;
+    let [pad_h, pad_w] = g.padding;
+    let out_plane = g.out_plane();
+    let in_plane = g.in_plane();
+    let mut rows = col.chunks_exact(out_plane);
+    for plane in x.chunks_exact_mut(in_plane).take(g.in_per_group()) {
+        for kh in 0..g.kernel_h {
+            let (oh_lo, oh_hi) = valid_outputs(kh, pad_h, stride_h, in_h, out_h);
+            for kw in 0..g.kernel_w {
+                let (ow_lo, ow_hi) = valid_outputs(kw, pad_w, stride_w, in_w, out_w);
+                let row = rows.next().expect("col holds patch rows");
+                if ow_lo >= ow_hi {
+                    continue;
+                }
+                let first = ow_lo * stride_w + kw - pad_w;
+                for oh in oh_lo..oh_hi {
+                    let ih = oh * stride_h + kh - pad_h;
+                    let dst = &mut plane[ih * in_w..(ih + 1) * in_w];
+                    let src = &row[oh * out_w + ow_lo..oh * out_w + ow_hi];
+                    if stride_w == 1 {
+                        for (d, s) in dst[first..first + src.len()].iter_mut().zip(src) {
+                            *d += *s;
+                        }
+                    } else {
+                        for (d, s) in dst[first..].iter_mut().step_by(stride_w).zip(src) {
+                            *d += *s;
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn geometries() -> Vec<Geometry> {
+        let mut all = Vec::new();
+        for (k, s, p) in [
+            (3, 1, 1),
+            (3, 2, 1),
+            (1, 2, 0),
+            (5, 1, 2),
+            (3, 1, 0),
+            (2, 2, 0),
+        ] {
+            all.push(Geometry::new([1, 2, 7, 6], [3, 2, k, k], [s, s], [p, p], 1).unwrap());
+        }
+        all
+    }
+
+    #[test]
+    fn im2col_reads_the_padded_input_at_every_offset() {
+        for g in geometries() {
+            let x: Vec<f32> = (0..g.input_len()).map(|i| i as f32 + 1.0).collect();
+            let mut col = vec![f32::NAN; g.patch() * g.out_plane()];
+            im2col(&g, &x, &mut col);
+            for c in 0..g.in_channels {
+                for kh in 0..g.kernel_h {
+                    for kw in 0..g.kernel_w {
+                        let row = (c * g.kernel_h + kh) * g.kernel_w + kw;
+                        for oh in 0..g.out_h {
+                            for ow in 0..g.out_w {
+                                let ih = (oh * g.stride[0] + kh) as isize - g.padding[0] as isize;
+                                let iw = (ow * g.stride[1] + kw) as isize - g.padding[1] as isize;
+                                let inside = (0..g.in_h as isize).contains(&ih)
+                                    && (0..g.in_w as isize).contains(&iw);
+                                let want = if inside {
+                                    x[c * g.in_plane() + ih as usize * g.in_w + iw as usize]
+                                } else {
+                                    0.0
+                                };
+                                assert_eq!(col[row * g.out_plane() + oh * g.out_w + ow], want);
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// `<im2col(x), c> = <x, col2im(c)>` for every pair: col2im is im2col's adjoint.
+    #[test]
+    fn col2im_is_the_adjoint_of_im2col() {
+        for g in geometries() {
+            let x: Vec<f32> = (0..g.input_len())
+                .map(|i| (i as f32 * 0.37).sin())
+                .collect();
+            let c: Vec<f32> = (0..g.patch() * g.out_plane())
+                .map(|i| (i as f32 * 0.11).cos())
+                .collect();
+            let mut col = vec![0.0; c.len()];
+            im2col(&g, &x, &mut col);
+            let lhs: f64 = col.iter().zip(&c).map(|(a, b)| (a * b) as f64).sum();
+            let mut back = vec![0.0; x.len()];
+            col2im(&g, &c, &mut back);
+            let rhs: f64 = back.iter().zip(&x).map(|(a, b)| (a * b) as f64).sum();
+            assert!((lhs - rhs).abs() < 1e-3, "{g:?}: {lhs} vs {rhs}");
+        }
+    }
+}

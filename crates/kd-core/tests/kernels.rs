@@ -1,0 +1,218 @@
+//! kd's convolution kernels against burn's `conv2d`: outputs and the gradients of input, weight
+//! and bias, for every geometry the zoo uses (dense, strided, pointwise, grouped, depthwise) and a
+//! few it does not; and whole zoo networks with the kernels on and off.
+
+use burn::tensor::module;
+use burn::tensor::ops::ConvOptions;
+use burn::tensor::{Device, Tensor, TensorData};
+use kd_core::kernels;
+
+/// A tensor of deterministic pseudo-random values in `[-scale, scale]` (tests run in parallel
+/// threads, so the device's shared generator is not used).
+fn fixed<const D: usize>(dims: [usize; D], salt: u64, scale: f32, device: &Device) -> Tensor<D> {
+    let n: usize = dims.iter().product();
+    let mut state = salt.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+    let values: Vec<f32> = (0..n)
+        .map(|_| {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            ((state >> 40) as f32 / (1u64 << 24) as f32 * 2.0 - 1.0) * scale
+        })
+        .collect();
+    Tensor::from_data(TensorData::new(values, dims), device)
+}
+
+/// Largest `|a − b| / (1 + |b|)` over two equally shaped tensors.
+fn max_rel_diff<const D: usize>(a: Tensor<D>, b: Tensor<D>) -> f32 {
+    assert_eq!(a.dims(), b.dims());
+    let a = a.into_data().try_into_vec::<f32>().unwrap();
+    let b = b.into_data().try_into_vec::<f32>().unwrap();
+    a.iter()
+        .zip(&b)
+        .map(|(a, b)| (a - b).abs() / (1.0 + b.abs()))
+        .fold(0.0, f32::max)
+}
+
+struct Case {
+    x: [usize; 4],
+    out: usize,
+    kernel: usize,
+    stride: usize,
+    padding: usize,
+    groups: usize,
+    bias: bool,
+}
+
+const fn case(
+    x: [usize; 4],
+    out: usize,
+    kernel: usize,
+    stride: usize,
+    padding: usize,
+    groups: usize,
+    bias: bool,
+) -> Case {
+    Case {
+        x,
+        out,
+        kernel,
+        stride,
+        padding,
+        groups,
+        bias,
+    }
+}
+
+const CASES: [Case; 15] = [
+    case([3, 16, 12, 12], 16, 3, 1, 1, 1, false), // ResNet basic block
+    case([2, 16, 12, 12], 32, 3, 2, 1, 1, false), // ResNet downsampling
+    case([2, 16, 8, 8], 32, 1, 2, 0, 1, false),   // ResNet shortcut
+    case([2, 24, 8, 8], 48, 1, 1, 0, 1, false),   // pointwise (MobileNetV2 expand)
+    case([2, 24, 8, 8], 48, 1, 1, 0, 3, false),   // grouped pointwise (ShuffleNetV1)
+    case([2, 8, 9, 7], 12, 3, 1, 1, 2, true),     // grouped 3×3, odd sizes, bias
+    case([3, 24, 9, 9], 24, 3, 1, 1, 24, false),  // depthwise (MobileNetV2)
+    case([2, 24, 9, 9], 24, 3, 2, 1, 24, false),  // depthwise, strided
+    case([2, 3, 10, 11], 8, 5, 1, 2, 1, true),    // 5×5 with bias
+    case([2, 3, 10, 10], 8, 3, 1, 0, 1, false),   // no padding
+    case([1, 4, 7, 7], 6, 2, 2, 0, 1, false),     // even kernel
+    case([2, 4, 6, 6], 4, 3, 3, 2, 4, true),      // depthwise, wide padding, bias
+    case([2, 6, 5, 7], 6, 3, 1, 2, 6, false),     // depthwise stride 1, wider padding
+    case([2, 6, 9, 8], 6, 5, 1, 2, 6, false),     // depthwise 5×5
+    case([2, 6, 4, 4], 6, 3, 1, 0, 6, true),      // depthwise, no padding
+];
+
+/// Output, input gradient, weight gradient and (if any) bias gradient of one convolution, through
+/// kd's kernels or burn's `conv2d`, with the loss `Σ y · r` for a fixed random `r`.
+fn run(c: &Case, use_kd: bool, device: &Device) -> Vec<Tensor<4>> {
+    let x = fixed(c.x, 1, 1.0, device).require_grad();
+    let w = fixed(
+        [c.out, c.x[1] / c.groups, c.kernel, c.kernel],
+        2,
+        0.5,
+        device,
+    )
+    .require_grad();
+    let b = c
+        .bias
+        .then(|| fixed([c.out], 3, 1.0, device).require_grad());
+    let options = ConvOptions::new(
+        [c.stride, c.stride],
+        [c.padding, c.padding],
+        [1, 1],
+        c.groups,
+    );
+    let y = if use_kd {
+        kernels::conv2d(x.clone(), w.clone(), b.clone(), options)
+    } else {
+        module::conv2d(x.clone(), w.clone(), b.clone(), options)
+    };
+    let r = fixed(y.dims(), 4, 1.0, device);
+    let grads = (y.clone() * r).sum().backward();
+    let mut out = vec![y.inner(), x.grad(&grads).unwrap(), w.grad(&grads).unwrap()];
+    if let Some(b) = b {
+        out.push(b.grad(&grads).unwrap().reshape([1, 1, 1, c.out]));
+    }
+    out
+}
+
+#[test]
+fn kernels_match_burns_conv2d_values_and_gradients() {
+    let device = Device::flex().autodiff();
+    for c in &CASES {
+        let ours = run(c, true, &device);
+        let burn = run(c, false, &device);
+        assert_eq!(ours.len(), burn.len());
+        for (what, (a, b)) in ["output", "dx", "dw", "dbias"]
+            .iter()
+            .zip(ours.into_iter().zip(burn))
+        {
+            let diff = max_rel_diff(a, b);
+            assert!(
+                diff < 1e-4,
+                "x {:?} out {} k{} s{} p{} g{}: {what} differs by {diff}",
+                c.x,
+                c.out,
+                c.kernel,
+                c.stride,
+                c.padding,
+                c.groups
+            );
+        }
+    }
+}
+
+#[test]
+fn inference_forward_matches_burn_on_the_plain_device() {
+    let device = Device::flex();
+    for c in &CASES {
+        let x = fixed(c.x, 5, 1.0, &device);
+        let w = fixed(
+            [c.out, c.x[1] / c.groups, c.kernel, c.kernel],
+            6,
+            0.5,
+            &device,
+        );
+        let options = ConvOptions::new(
+            [c.stride, c.stride],
+            [c.padding, c.padding],
+            [1, 1],
+            c.groups,
+        );
+        let ours = kernels::conv2d(x.clone(), w.clone(), None, options.clone());
+        let burn = module::conv2d(x, w, None, options);
+        assert!(max_rel_diff(ours, burn) < 1e-4);
+    }
+}
+
+/// A strided view (a transposed input) is read in logical order, not storage order.
+#[test]
+fn strided_inputs_are_read_in_logical_order() {
+    let device = Device::flex();
+    let x = fixed([2, 4, 6, 6], 7, 1.0, &device).swap_dims(2, 3);
+    let w = fixed([5, 4, 3, 3], 8, 1.0, &device);
+    let options = ConvOptions::new([1, 1], [1, 1], [1, 1], 1);
+    let ours = kernels::conv2d(x.clone(), w.clone(), None, options.clone());
+    let burn = module::conv2d(x, w, None, options);
+    assert!(max_rel_diff(ours, burn) < 1e-5);
+}
+
+/// Training-mode batch norm: output, statistics and the gradients of input, scale and shift
+/// against burn's `batch_norm_train`.
+#[test]
+fn batch_norm_matches_burns_values_statistics_and_gradients() {
+    let device = Device::flex().autodiff();
+    for dims in [[4, 3, 5, 5], [2, 16, 8, 8], [3, 7, 1, 1]] {
+        let mut results = Vec::new();
+        for use_kd in [true, false] {
+            let x = fixed(dims, 11, 2.0, &device).require_grad();
+            let gamma = fixed([dims[1]], 12, 1.0, &device).require_grad();
+            let beta = fixed([dims[1]], 13, 1.0, &device).require_grad();
+            let (y, mean, var) = if use_kd {
+                kernels::batch_norm_train(x.clone(), gamma.clone(), beta.clone(), 1e-5)
+            } else {
+                let r = module::batch_norm_train(x.clone(), gamma.clone(), beta.clone(), 1e-5);
+                (r.output, r.mean, r.variance)
+            };
+            let r = fixed(dims, 14, 1.0, &device);
+            let grads = (y.clone() * r).sum().backward();
+            let vector = |t: Tensor<1>| t.reshape([1, 1, 1, dims[1]]);
+            results.push(vec![
+                y.inner(),
+                vector(mean.inner()),
+                vector(var.inner()),
+                x.grad(&grads).unwrap(),
+                vector(gamma.grad(&grads).unwrap()),
+                vector(beta.grad(&grads).unwrap()),
+            ]);
+        }
+        let (ours, burn) = (results.remove(0), results.remove(0));
+        for (what, (a, b)) in ["output", "mean", "variance", "dx", "dgamma", "dbeta"]
+            .iter()
+            .zip(ours.into_iter().zip(burn))
+        {
+            let diff = max_rel_diff(a, b);
+            assert!(diff < 1e-4, "{dims:?}: {what} differs by {diff}");
+        }
+    }
+}

@@ -4,13 +4,86 @@
 //! [`im2col`] lays the input patches out as a `patch × out_plane` matrix whose row
 //! `(channel, kh, kw)` is the input plane shifted by the kernel offset (zeros where it reads the
 //! padding); [`col2im`] adds such a matrix back onto an input-shaped buffer, which is the
-//! input gradient's last step. Rows are written with slice copies where the stride is 1.
+//! input gradient's last step. Where the output plane has the input's size (stride 1, "same"
+//! padding) each row is one shifted copy of the plane; otherwise rows are written with slice
+//! copies per output row where the stride is 1.
 
 use super::geometry::{Geometry, valid_outputs};
+
+/// A stride-1 convolution whose output plane has the input's size (a 3×3 kernel with padding 1):
+/// each im2col row is then the input plane shifted by one flat offset, so it can be moved with one
+/// copy instead of one per output row, and the handful of positions that wrap across a row edge
+/// fixed up after. This is every 3×3 layer of the ResNets and WRNs.
+struct SameShift {
+    /// `(oh_lo, oh_hi, ow_lo, ow_hi)` per kernel offset `kh · kernel_w + kw`, and the flat shift.
+    offsets: Vec<(usize, usize, usize, usize, isize)>,
+}
+
+impl SameShift {
+    fn new(g: &Geometry) -> Option<Self> {
+        if g.stride != [1, 1] || g.out_h != g.in_h || g.out_w != g.in_w {
+            return None;
+        }
+        let [pad_h, pad_w] = g.padding;
+        let mut offsets = Vec::with_capacity(g.kernel_plane());
+        for kh in 0..g.kernel_h {
+            let (oh_lo, oh_hi) = valid_outputs(kh, pad_h, 1, g.in_h, g.out_h);
+            for kw in 0..g.kernel_w {
+                let (ow_lo, ow_hi) = valid_outputs(kw, pad_w, 1, g.in_w, g.out_w);
+                let shift = (kh as isize - pad_h as isize) * g.in_w as isize
+                    + (kw as isize - pad_w as isize);
+                offsets.push((oh_lo, oh_hi, ow_lo, ow_hi, shift));
+            }
+        }
+        Some(Self { offsets })
+    }
+
+    /// The flat output range `[start, end)` of the valid rows whose shifted source lies inside
+    /// the plane.
+    fn span(
+        g: &Geometry,
+        (oh_lo, oh_hi, _, _, shift): (usize, usize, usize, usize, isize),
+    ) -> (usize, usize) {
+        let plane = g.in_plane() as isize;
+        let start = ((oh_lo * g.out_w) as isize).max(-shift);
+        let end = ((oh_hi * g.out_w) as isize).min(plane - shift);
+        (start as usize, end.max(start) as usize)
+    }
+
+    /// Zeroes, in one im2col row, the positions of the valid rows that read across a row edge.
+    fn clear_wrapped(
+        g: &Geometry,
+        row: &mut [f32],
+        (oh_lo, oh_hi, ow_lo, ow_hi, _): (usize, usize, usize, usize, isize),
+    ) {
+        for oh in oh_lo..oh_hi {
+            let line = &mut row[oh * g.out_w..(oh + 1) * g.out_w];
+            line[..ow_lo].fill(0.0);
+            line[ow_hi..].fill(0.0);
+        }
+    }
+}
 
 /// Fills `col` (`patch × out_plane`, row-major) with the patches of `x`, one group's
 /// `in_per_group` input planes of one image.
 pub fn im2col(g: &Geometry, x: &[f32], col: &mut [f32]) {
+    if let Some(same) = SameShift::new(g) {
+        let out_plane = g.out_plane();
+        let mut rows = col.chunks_exact_mut(out_plane);
+        for plane in x.chunks_exact(g.in_plane()).take(g.in_per_group()) {
+            for &offset in &same.offsets {
+                let row = rows.next().expect("col holds patch rows");
+                let (start, end) = SameShift::span(g, offset);
+                let shift = offset.4;
+                row[..start].fill(0.0);
+                row[end..].fill(0.0);
+                let from = (start as isize + shift) as usize;
+                row[start..end].copy_from_slice(&plane[from..from + end - start]);
+                SameShift::clear_wrapped(g, row, offset);
+            }
+        }
+        return;
+    }
     let (in_h, in_w, out_h, out_w) = (g.in_h, g.in_w, g.out_h, g.out_w);
     let [stride_h, stride_w] = g.stride;
     let [pad_h, pad_w] = g.padding;
@@ -50,8 +123,28 @@ pub fn im2col(g: &Geometry, x: &[f32], col: &mut [f32]) {
 }
 
 /// Adds `col` (`patch × out_plane`, as [`im2col`] lays it out) onto `x`, one group's
-/// `in_per_group` input planes of one image: the adjoint of [`im2col`].
-pub fn col2im(g: &Geometry, col: &[f32], x: &mut [f32]) {
+/// `in_per_group` input planes of one image: the adjoint of [`im2col`]. `col` is scratch: entries
+/// that correspond to reads of the padding may be zeroed on the way.
+pub fn col2im(g: &Geometry, col: &mut [f32], x: &mut [f32]) {
+    if let Some(same) = SameShift::new(g) {
+        let out_plane = g.out_plane();
+        let mut rows = col.chunks_exact_mut(out_plane);
+        for plane in x.chunks_exact_mut(g.in_plane()).take(g.in_per_group()) {
+            for &offset in &same.offsets {
+                let row = rows.next().expect("col holds patch rows");
+                SameShift::clear_wrapped(g, row, offset);
+                let (start, end) = SameShift::span(g, offset);
+                let from = (start as isize + offset.4) as usize;
+                for (d, s) in plane[from..from + end - start]
+                    .iter_mut()
+                    .zip(&row[start..end])
+                {
+                    *d += *s;
+                }
+            }
+        }
+        return;
+    }
     let (in_h, in_w, out_h, out_w) = (g.in_h, g.in_w, g.out_h, g.out_w);
     let [stride_h, stride_w] = g.stride;
     let [pad_h, pad_w] = g.padding;
@@ -150,7 +243,7 @@ mod tests {
             im2col(&g, &x, &mut col);
             let lhs: f64 = col.iter().zip(&c).map(|(a, b)| (a * b) as f64).sum();
             let mut back = vec![0.0; x.len()];
-            col2im(&g, &c, &mut back);
+            col2im(&g, &mut c.clone(), &mut back);
             let rhs: f64 = back.iter().zip(&x).map(|(a, b)| (a * b) as f64).sum();
             assert!((lhs - rhs).abs() < 1e-3, "{g:?}: {lhs} vs {rhs}");
         }

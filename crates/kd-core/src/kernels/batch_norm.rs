@@ -4,10 +4,12 @@
 //! burn's generic `batch_norm_train` and its backward (what flex runs) transpose the activation
 //! to `[C, N·H·W]` with a full copy for every reduction and spend a pass per elementwise step;
 //! these kernels read each plane in place. Statistics are the biased batch mean and variance, as
-//! burn computes them (the running estimates are updated from them by the caller). Reductions
-//! accumulate in `f64` per plane.
+//! burn computes them (the running estimates are updated from them by the caller). Each plane is
+//! reduced in eight `f32` lanes ([`super::reduce`]) and the planes' sums are added in `f64`.
 
 use rayon::prelude::*;
+
+use super::reduce;
 
 /// The sizes of a `[batch, channels, height·width]` activation.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -39,22 +41,11 @@ pub fn stats(p: Planes, x: &[f32]) -> Vec<f32> {
     let per_channel: Vec<(f32, f32)> = (0..p.channels)
         .into_par_iter()
         .map(|c| {
-            let sum: f64 = p
-                .channel(x, c)
-                .map(|plane| plane.iter().map(|&v| v as f64).sum::<f64>())
-                .sum();
+            let sum: f64 = p.channel(x, c).map(|plane| reduce::sum(plane) as f64).sum();
             let mean = sum / p.count();
             let squares: f64 = p
                 .channel(x, c)
-                .map(|plane| {
-                    plane
-                        .iter()
-                        .map(|&v| {
-                            let d = v as f64 - mean;
-                            d * d
-                        })
-                        .sum::<f64>()
-                })
+                .map(|plane| reduce::squared_deviation(plane, mean as f32) as f64)
                 .sum();
             (mean as f32, (squares / p.count()) as f32)
         })
@@ -109,16 +100,12 @@ pub fn backward(
         .into_par_iter()
         .map(|c| {
             let (m, s) = (mean[c], inv_std(var[c], epsilon));
-            let (mut sum_dy, mut sum_dy_xhat) = (0.0f64, 0.0f64);
+            let (mut sum_dy, mut sum_dy_centered) = (0.0f64, 0.0f64);
             for (xs, ds) in p.channel(x, c).zip(p.channel(dy, c)) {
-                sum_dy += ds.iter().map(|&d| d as f64).sum::<f64>();
-                sum_dy_xhat += xs
-                    .iter()
-                    .zip(ds)
-                    .map(|(&x, &d)| (d * (x - m) * s) as f64)
-                    .sum::<f64>();
+                sum_dy += reduce::sum(ds) as f64;
+                sum_dy_centered += reduce::dot_centered(ds, xs, m) as f64;
             }
-            (sum_dy as f32, sum_dy_xhat as f32)
+            (sum_dy as f32, (sum_dy_centered * s as f64) as f32)
         })
         .collect();
     let count = p.count() as f32;

@@ -2,18 +2,18 @@
 //! direct loops over each channel's plane on contiguous NCHW `f32` slices.
 //!
 //! Each channel sees only its own input plane and its own `kernel_h × kernel_w` filter, so there is
-//! no matrix product to hand to a GEMM. With stride 1 (most layers) each plane is copied into a
-//! zero-bordered buffer and every kernel offset becomes one contiguous multiply-add over the plane
-//! (see `Padded`); other strides walk, for each kernel offset, the output rows that read inside
-//! the input, within a row over the range [`valid_outputs`] gives. Planes are
-//! spread over rayon's workers (images × channels for the forward and input gradient, channels for
-//! the weight gradient, whose sum runs over the batch). These are MobileNetV2's and the
+//! no matrix product to hand to a GEMM. With stride 1 (most layers) a channel's planes from every
+//! image are stacked into one zero-bordered buffer and every kernel offset becomes one contiguous
+//! multiply-add over it (see `Stacked`); other strides walk, for each kernel offset, the output
+//! rows that read inside the input, within a row over the range [`valid_outputs`] gives. Channels
+//! (stride 1) or planes (other strides) are spread over rayon's workers. These are MobileNetV2's and the
 //! ShuffleNets' 3×3 layers, whose backward burn-flex otherwise runs as a generic grouped
 //! transposed convolution.
 
 use rayon::prelude::*;
 
 use super::geometry::{Geometry, valid_outputs};
+use super::reduce;
 
 /// Calls `f(oh, ow_lo, ow_hi, ih, iw_first)` for every output row `oh` of one plane that reads
 /// inside the input at kernel offset `(kh, kw)`: outputs `ow_lo..ow_hi` of that row read input row
@@ -108,57 +108,91 @@ fn plane_weight_grad(g: &Geometry, x: &[f32], dy: &[f32], dk: &mut [f32]) {
     }
 }
 
-/// The padded-plane form of a stride-1 depthwise convolution.
+/// The stacked padded-plane form of a stride-1 depthwise convolution.
 ///
-/// With the input copied into a zero-bordered plane of width `wp = in_w + 2·pad_w`, output
-/// `(oh, ow)` at kernel offset `(kh, kw)` reads padded element `(oh + kh)·wp + ow + kw`: one
-/// constant shift of the flat index. Computing a "wide" output of `out_h × wp` (its last
-/// `wp − out_w` columns are discarded) turns each kernel offset into a single contiguous
-/// multiply-add over the whole plane instead of one short loop per row, which is what makes the
-/// 4×4 and 8×8 planes of MobileNetV2 fast.
-struct Padded {
+/// One channel's planes from every image share one filter, so they are handled together: each is
+/// copied into a zero-bordered plane (width `wp = in_w + 2·pad_w`, height `hp = in_h + 2·pad_h`)
+/// and the planes are laid one after another. Output `(b, oh, ow)` at kernel offset `(kh, kw)`
+/// then reads stacked element `b·hp·wp + (oh + kh)·wp + ow + kw`: one constant shift of the flat
+/// index. Computing a "wide" output with the same layout (the positions past `out_w` in a row and
+/// past `out_h` in a plane are discarded) turns each kernel offset into a single contiguous
+/// multiply-add over the whole batch of that channel, instead of one short loop per row: on
+/// MobileNetV2's 4×4 and 8×8 planes the per-row overhead is what costs.
+struct Stacked {
     wp: usize,
-    /// Length of the flat range of wide outputs that ends at the last real output.
+    hp: usize,
+    /// Flat length of the wide output up to the last real output of the last image.
     span: usize,
 }
 
-impl Padded {
+impl Stacked {
     fn new(g: &Geometry) -> Option<Self> {
-        if g.stride != [1, 1] {
+        if g.stride != [1, 1] || g.batch == 0 {
             return None;
         }
         let wp = g.in_w + 2 * g.padding[1];
+        let hp = g.in_h + 2 * g.padding[0];
         Some(Self {
             wp,
-            span: (g.out_h - 1) * wp + g.out_w,
+            hp,
+            span: (g.batch - 1) * hp * wp + (g.out_h - 1) * wp + g.out_w,
         })
     }
 
-    fn padded_len(&self, g: &Geometry) -> usize {
-        (g.in_h + 2 * g.padding[0]) * self.wp
+    fn plane(&self) -> usize {
+        self.hp * self.wp
     }
 
-    /// Copies one input plane into the interior of a zeroed padded plane.
-    fn pad(&self, g: &Geometry, x: &[f32], padded: &mut [f32]) {
-        padded.fill(0.0);
-        let [pad_h, pad_w] = g.padding;
-        for (row, src) in x.chunks_exact(g.in_w).enumerate() {
-            let at = (row + pad_h) * self.wp + pad_w;
-            padded[at..at + g.in_w].copy_from_slice(src);
-        }
+    fn len(&self, g: &Geometry) -> usize {
+        g.batch * self.plane()
     }
 
-    /// The flat shift of kernel offset `(kh, kw)`.
     fn shift(&self, kh: usize, kw: usize) -> usize {
         kh * self.wp + kw
     }
+
+    /// Copies channel `c`'s input planes of every image into the interiors of a zeroed stack.
+    fn pad(&self, g: &Geometry, x: &[f32], c: usize, stack: &mut [f32]) {
+        stack.fill(0.0);
+        let [pad_h, pad_w] = g.padding;
+        let in_plane = g.in_plane();
+        for b in 0..g.batch {
+            let src = &x[(b * g.in_channels + c) * in_plane..][..in_plane];
+            for (row, line) in src.chunks_exact(g.in_w).enumerate() {
+                let at = b * self.plane() + (row + pad_h) * self.wp + pad_w;
+                stack[at..at + g.in_w].copy_from_slice(line);
+            }
+        }
+    }
+
+    /// Spreads channel `c`'s output-gradient planes of every image over a zeroed wide stack, so
+    /// shifted reads of it see zeros at the discarded positions.
+    fn widen(&self, g: &Geometry, dy: &[f32], c: usize, stack: &mut [f32]) {
+        stack.fill(0.0);
+        let out_plane = g.out_plane();
+        for b in 0..g.batch {
+            let src = &dy[(b * g.in_channels + c) * out_plane..][..out_plane];
+            for (oh, line) in src.chunks_exact(g.out_w).enumerate() {
+                let at = b * self.plane() + oh * self.wp;
+                stack[at..at + g.out_w].copy_from_slice(line);
+            }
+        }
+    }
+}
+
+/// Writes per-channel results (`[channels][batch][plane]`) into an NCHW tensor.
+fn scatter(per_channel: &[Vec<f32>], channels: usize, plane: usize, out: &mut [f32]) {
+    out.par_chunks_mut(plane).enumerate().for_each(|(i, dst)| {
+        let (b, c) = (i / channels, i % channels);
+        dst.copy_from_slice(&per_channel[c][b * plane..(b + 1) * plane]);
+    });
 }
 
 /// Depthwise `conv2d(x, w)` without bias: `[batch, channels, out_h, out_w]`, row-major.
 pub fn forward(g: &Geometry, x: &[f32], w: &[f32]) -> Vec<f32> {
     let mut y = vec![0.0; g.output_len()];
     let kernel = g.kernel_plane();
-    let Some(p) = Padded::new(g) else {
+    let Some(st) = Stacked::new(g) else {
         y.par_chunks_mut(g.out_plane())
             .zip(x.par_chunks(g.in_plane()))
             .enumerate()
@@ -168,83 +202,81 @@ pub fn forward(g: &Geometry, x: &[f32], w: &[f32]) -> Vec<f32> {
             });
         return y;
     };
-    y.par_chunks_mut(g.out_plane())
-        .zip(x.par_chunks(g.in_plane()))
-        .enumerate()
-        .for_each_init(
-            || (vec![0.0; p.padded_len(g)], vec![0.0; g.out_h * p.wp]),
-            |(padded, wide), (plane, (y, x))| {
-                let c = plane % g.in_channels;
-                let k = &w[c * kernel..(c + 1) * kernel];
-                p.pad(g, x, padded);
-                let wide = &mut wide[..p.span];
+    let per_channel: Vec<Vec<f32>> = (0..g.in_channels)
+        .into_par_iter()
+        .map_init(
+            || (vec![0.0; st.len(g)], vec![0.0; st.len(g)]),
+            |(padded, wide), c| {
+                st.pad(g, x, c, padded);
+                let wide = &mut wide[..st.span];
                 wide.fill(0.0);
                 for kh in 0..g.kernel_h {
                     for kw in 0..g.kernel_w {
-                        let kv = k[kh * g.kernel_w + kw];
-                        let src = &padded[p.shift(kh, kw)..p.shift(kh, kw) + p.span];
+                        let k = w[c * kernel + kh * g.kernel_w + kw];
+                        let src = &padded[st.shift(kh, kw)..st.shift(kh, kw) + st.span];
                         for (d, s) in wide.iter_mut().zip(src) {
-                            *d += kv * s;
+                            *d += k * s;
                         }
                     }
                 }
-                for (oh, row) in y.chunks_exact_mut(g.out_w).enumerate() {
-                    row.copy_from_slice(&wide[oh * p.wp..oh * p.wp + g.out_w]);
+                let mut out = Vec::with_capacity(g.batch * g.out_plane());
+                for b in 0..g.batch {
+                    for oh in 0..g.out_h {
+                        let at = b * st.plane() + oh * st.wp;
+                        out.extend_from_slice(&wide[at..at + g.out_w]);
+                    }
                 }
+                out
             },
-        );
+        )
+        .collect();
+    scatter(&per_channel, g.in_channels, g.out_plane(), &mut y);
     y
-}
-
-/// Spreads one output-gradient plane over a zeroed wide plane (`out_h × wp`, zeros in the
-/// discarded columns), so shifted reads of it are exact.
-fn widen(g: &Geometry, p: &Padded, dy: &[f32], wide: &mut [f32]) {
-    wide.fill(0.0);
-    for (oh, row) in dy.chunks_exact(g.out_w).enumerate() {
-        wide[oh * p.wp..oh * p.wp + g.out_w].copy_from_slice(row);
-    }
 }
 
 /// The gradient of a depthwise `conv2d(x, w)` with respect to `x`.
 pub fn input_grad(g: &Geometry, w: &[f32], dy: &[f32]) -> Vec<f32> {
     let mut dx = vec![0.0; g.input_len()];
     let kernel = g.kernel_plane();
-    if let Some(p) = Padded::new(g) {
-        let [pad_h, pad_w] = g.padding;
+    let Some(st) = Stacked::new(g) else {
         dx.par_chunks_mut(g.in_plane())
             .zip(dy.par_chunks(g.out_plane()))
             .enumerate()
-            .for_each_init(
-                || (vec![0.0; p.padded_len(g)], vec![0.0; g.out_h * p.wp]),
-                |(padded, wide), (plane, (dx, dy))| {
-                    let c = plane % g.in_channels;
-                    let k = &w[c * kernel..(c + 1) * kernel];
-                    widen(g, &p, dy, wide);
-                    padded.fill(0.0);
-                    for kh in 0..g.kernel_h {
-                        for kw in 0..g.kernel_w {
-                            let kv = k[kh * g.kernel_w + kw];
-                            let dst = &mut padded[p.shift(kh, kw)..p.shift(kh, kw) + p.span];
-                            for (d, s) in dst.iter_mut().zip(&wide[..p.span]) {
-                                *d += kv * s;
-                            }
+            .for_each(|(plane, (dx, dy))| {
+                let c = plane % g.in_channels;
+                plane_input_grad(g, dy, &w[c * kernel..(c + 1) * kernel], dx);
+            });
+        return dx;
+    };
+    let [pad_h, pad_w] = g.padding;
+    let per_channel: Vec<Vec<f32>> = (0..g.in_channels)
+        .into_par_iter()
+        .map_init(
+            || (vec![0.0; st.len(g)], vec![0.0; st.len(g)]),
+            |(padded, wide), c| {
+                st.widen(g, dy, c, wide);
+                padded.fill(0.0);
+                for kh in 0..g.kernel_h {
+                    for kw in 0..g.kernel_w {
+                        let k = w[c * kernel + kh * g.kernel_w + kw];
+                        let dst = &mut padded[st.shift(kh, kw)..st.shift(kh, kw) + st.span];
+                        for (d, s) in dst.iter_mut().zip(&wide[..st.span]) {
+                            *d += k * s;
                         }
                     }
-                    for (row, dst) in dx.chunks_exact_mut(g.in_w).enumerate() {
-                        let at = (row + pad_h) * p.wp + pad_w;
-                        dst.copy_from_slice(&padded[at..at + g.in_w]);
+                }
+                let mut out = Vec::with_capacity(g.batch * g.in_plane());
+                for b in 0..g.batch {
+                    for row in 0..g.in_h {
+                        let at = b * st.plane() + (row + pad_h) * st.wp + pad_w;
+                        out.extend_from_slice(&padded[at..at + g.in_w]);
                     }
-                },
-            );
-        return dx;
-    }
-    dx.par_chunks_mut(g.in_plane())
-        .zip(dy.par_chunks(g.out_plane()))
-        .enumerate()
-        .for_each(|(plane, (dx, dy))| {
-            let c = plane % g.in_channels;
-            plane_input_grad(g, dy, &w[c * kernel..(c + 1) * kernel], dx);
-        });
+                }
+                out
+            },
+        )
+        .collect();
+    scatter(&per_channel, g.in_channels, g.in_plane(), &mut dx);
     dx
 }
 
@@ -252,25 +284,18 @@ pub fn input_grad(g: &Geometry, w: &[f32], dy: &[f32]) -> Vec<f32> {
 pub fn weight_grad(g: &Geometry, x: &[f32], dy: &[f32]) -> Vec<f32> {
     let mut dw = vec![0.0; g.weight_len()];
     let (in_plane, out_plane) = (g.in_plane(), g.out_plane());
-    if let Some(p) = Padded::new(g) {
+    if let Some(st) = Stacked::new(g) {
         dw.par_chunks_mut(g.kernel_plane())
             .enumerate()
             .for_each_init(
-                || (vec![0.0; p.padded_len(g)], vec![0.0; g.out_h * p.wp]),
+                || (vec![0.0; st.len(g)], vec![0.0; st.len(g)]),
                 |(padded, wide), (c, dk)| {
-                    for image in 0..g.batch {
-                        let plane = image * g.in_channels + c;
-                        p.pad(g, &x[plane * in_plane..(plane + 1) * in_plane], padded);
-                        widen(g, &p, &dy[plane * out_plane..(plane + 1) * out_plane], wide);
-                        for kh in 0..g.kernel_h {
-                            for kw in 0..g.kernel_w {
-                                let src = &padded[p.shift(kh, kw)..p.shift(kh, kw) + p.span];
-                                dk[kh * g.kernel_w + kw] += wide[..p.span]
-                                    .iter()
-                                    .zip(src)
-                                    .map(|(d, s)| d * s)
-                                    .sum::<f32>();
-                            }
+                    st.pad(g, x, c, padded);
+                    st.widen(g, dy, c, wide);
+                    for kh in 0..g.kernel_h {
+                        for kw in 0..g.kernel_w {
+                            let src = &padded[st.shift(kh, kw)..st.shift(kh, kw) + st.span];
+                            dk[kh * g.kernel_w + kw] = reduce::dot(&wide[..st.span], src);
                         }
                     }
                 },

@@ -19,6 +19,7 @@ pub mod extension;
 pub mod gemm;
 pub mod geometry;
 pub mod im2col;
+pub mod reduce;
 
 pub use base::{batch_norm_train, conv2d, enabled, set_enabled};
 pub use geometry::Geometry;

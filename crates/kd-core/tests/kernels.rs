@@ -1,27 +1,15 @@
 //! kd's convolution kernels against burn's `conv2d`: outputs and the gradients of input, weight
 //! and bias, for every geometry the zoo uses (dense, strided, pointwise, grouped, depthwise) and a
-//! few it does not; and whole zoo networks with the kernels on and off.
+//! few it does not; training-mode batch norm likewise. `kernels_zoo.rs` runs whole networks with
+//! the kernels on and off.
 
 use burn::tensor::module;
 use burn::tensor::ops::ConvOptions;
-use burn::tensor::{Device, Tensor, TensorData};
+use burn::tensor::{Device, Tensor};
 use kd_core::kernels;
 
-/// A tensor of deterministic pseudo-random values in `[-scale, scale]` (tests run in parallel
-/// threads, so the device's shared generator is not used).
-fn fixed<const D: usize>(dims: [usize; D], salt: u64, scale: f32, device: &Device) -> Tensor<D> {
-    let n: usize = dims.iter().product();
-    let mut state = salt.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
-    let values: Vec<f32> = (0..n)
-        .map(|_| {
-            state ^= state << 13;
-            state ^= state >> 7;
-            state ^= state << 17;
-            ((state >> 40) as f32 / (1u64 << 24) as f32 * 2.0 - 1.0) * scale
-        })
-        .collect();
-    Tensor::from_data(TensorData::new(values, dims), device)
-}
+mod common;
+use common::fixed;
 
 /// Largest `|a − b| / (1 + |b|)` over two equally shaped tensors.
 fn max_rel_diff<const D: usize>(a: Tensor<D>, b: Tensor<D>) -> f32 {

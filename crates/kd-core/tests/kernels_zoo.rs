@@ -2,25 +2,12 @@
 //! switch is process-wide, so this test has a binary of its own.
 
 use burn::optim::{GradientsParams, SgdConfig};
-use burn::tensor::{Device, Tensor, TensorData};
+use burn::tensor::{Device, Tensor};
 use kd_core::kernels;
-use kd_core::zoo::{self, ModelSpec, Staged};
 
-/// A tensor of deterministic pseudo-random values in `[-scale, scale]` (tests run in parallel
-/// threads, so the device's shared generator is not used).
-fn fixed<const D: usize>(dims: [usize; D], salt: u64, scale: f32, device: &Device) -> Tensor<D> {
-    let n: usize = dims.iter().product();
-    let mut state = salt.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
-    let values: Vec<f32> = (0..n)
-        .map(|_| {
-            state ^= state << 13;
-            state ^= state >> 7;
-            state ^= state << 17;
-            ((state >> 40) as f32 / (1u64 << 24) as f32 * 2.0 - 1.0) * scale
-        })
-        .collect();
-    Tensor::from_data(TensorData::new(values, dims), device)
-}
+mod common;
+use common::fixed;
+use kd_core::zoo::{self, ModelSpec, Staged};
 
 /// `‖a − b‖ / ‖b‖` over two equally shaped tensors. A whole network's gradients are compared in
 /// norm, not element by element: a pre-activation within rounding of a ReLU kink may switch sides

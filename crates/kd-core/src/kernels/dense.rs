@@ -176,8 +176,12 @@ mod tests {
     #[test]
     fn weight_gradient_does_not_depend_on_the_thread_count() {
         let g = Geometry::new([13, 6, 9, 9], [8, 6, 3, 3], [1, 1], [1, 1], 1).unwrap();
-        let x: Vec<f32> = (0..g.input_len()).map(|i| (i as f32 * 0.013).sin()).collect();
-        let dy: Vec<f32> = (0..g.output_len()).map(|i| (i as f32 * 0.029).cos()).collect();
+        let x: Vec<f32> = (0..g.input_len())
+            .map(|i| (i as f32 * 0.013).sin())
+            .collect();
+        let dy: Vec<f32> = (0..g.output_len())
+            .map(|i| (i as f32 * 0.029).cos())
+            .collect();
         let on = |threads: usize| {
             rayon::ThreadPoolBuilder::new()
                 .num_threads(threads)

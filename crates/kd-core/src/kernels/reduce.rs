@@ -11,70 +11,46 @@ fn combine(acc: [f32; LANES]) -> f32 {
     ((acc[0] + acc[4]) + (acc[1] + acc[5])) + ((acc[2] + acc[6]) + (acc[3] + acc[7]))
 }
 
-/// `Σ a[i]`.
-pub fn sum(a: &[f32]) -> f32 {
+/// `Σ f(a[i], b[i])` over the shorter of the two, in eight lanes. `f` is inlined into the loop,
+/// which the compiler then vectorises.
+#[inline(always)]
+fn lanes(a: &[f32], b: &[f32], f: impl Fn(f32, f32) -> f32) -> f32 {
+    let n = a.len().min(b.len());
+    let (a, b) = (&a[..n], &b[..n]);
     let mut acc = [0.0f32; LANES];
-    let chunks = a.chunks_exact(LANES);
-    let tail: f32 = chunks.remainder().iter().sum();
-    for chunk in chunks {
-        for (acc, v) in acc.iter_mut().zip(chunk) {
-            *acc += v;
+    let (ca, cb) = (a.chunks_exact(LANES), b.chunks_exact(LANES));
+    let tail: f32 = ca
+        .remainder()
+        .iter()
+        .zip(cb.remainder())
+        .map(|(&x, &y)| f(x, y))
+        .sum();
+    for (x, y) in ca.zip(cb) {
+        for ((acc, &x), &y) in acc.iter_mut().zip(x).zip(y) {
+            *acc += f(x, y);
         }
     }
     combine(acc) + tail
+}
+
+/// `Σ a[i]`.
+pub fn sum(a: &[f32]) -> f32 {
+    lanes(a, a, |x, _| x)
 }
 
 /// `Σ a[i] · b[i]` over the shorter of the two.
 pub fn dot(a: &[f32], b: &[f32]) -> f32 {
-    let n = a.len().min(b.len());
-    let (a, b) = (&a[..n], &b[..n]);
-    let mut acc = [0.0f32; LANES];
-    let (ca, cb) = (a.chunks_exact(LANES), b.chunks_exact(LANES));
-    let tail: f32 = ca
-        .remainder()
-        .iter()
-        .zip(cb.remainder())
-        .map(|(x, y)| x * y)
-        .sum();
-    for (x, y) in ca.zip(cb) {
-        for ((acc, x), y) in acc.iter_mut().zip(x).zip(y) {
-            *acc += x * y;
-        }
-    }
-    combine(acc) + tail
+    lanes(a, b, |x, y| x * y)
 }
 
 /// `Σ a[i] · (b[i] − m)` over the shorter of the two.
 pub fn dot_centered(a: &[f32], b: &[f32], m: f32) -> f32 {
-    let n = a.len().min(b.len());
-    let (a, b) = (&a[..n], &b[..n]);
-    let mut acc = [0.0f32; LANES];
-    let (ca, cb) = (a.chunks_exact(LANES), b.chunks_exact(LANES));
-    let tail: f32 = ca
-        .remainder()
-        .iter()
-        .zip(cb.remainder())
-        .map(|(x, y)| x * (y - m))
-        .sum();
-    for (x, y) in ca.zip(cb) {
-        for ((acc, x), y) in acc.iter_mut().zip(x).zip(y) {
-            *acc += x * (y - m);
-        }
-    }
-    combine(acc) + tail
+    lanes(a, b, |x, y| x * (y - m))
 }
 
 /// `Σ (a[i] − m)²`.
 pub fn squared_deviation(a: &[f32], m: f32) -> f32 {
-    let mut acc = [0.0f32; LANES];
-    let chunks = a.chunks_exact(LANES);
-    let tail: f32 = chunks.remainder().iter().map(|v| (v - m) * (v - m)).sum();
-    for chunk in chunks {
-        for (acc, v) in acc.iter_mut().zip(chunk) {
-            *acc += (v - m) * (v - m);
-        }
-    }
-    combine(acc) + tail
+    lanes(a, a, |x, _| (x - m) * (x - m))
 }
 
 #[cfg(test)]

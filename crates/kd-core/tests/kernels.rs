@@ -204,3 +204,13 @@ fn batch_norm_matches_burns_values_statistics_and_gradients() {
         }
     }
 }
+
+/// An empty batch is left to burn (the kernels split work by image and channel sizes).
+#[test]
+fn empty_tensors_go_to_burn() {
+    let device = Device::flex();
+    let x = Tensor::<4>::zeros([0, 3, 8, 8], &device);
+    let w = fixed([4, 3, 3, 3], 15, 1.0, &device);
+    let y = kernels::conv2d(x, w, None, ConvOptions::new([1, 1], [1, 1], [1, 1], 1));
+    assert_eq!(y.dims(), [0, 4, 8, 8]);
+}

@@ -31,11 +31,12 @@ pub fn enabled() -> bool {
     ENABLED.load(Ordering::Relaxed)
 }
 
-/// Whether kd's kernels serve this tensor: they are on, it is `f32`, and it lives on a flex
-/// device (plain or autodiff).
+/// Whether kd's kernels serve this tensor: they are on, it is a non-empty `f32` tensor, and it
+/// lives on a flex device (plain or autodiff).
 fn on_flex<const D: usize>(x: &Tensor<D>) -> bool {
     enabled()
         && x.dtype() == DType::F32
+        && !x.dims().contains(&0)
         && matches!(x.device().inner().as_dispatch(), DispatchDevice::Flex(_))
 }
 
@@ -46,7 +47,7 @@ fn kd_geometry(
     weight: &Tensor<4>,
     options: &ConvOptions<2>,
 ) -> Option<([usize; 2], [usize; 2], usize)> {
-    if weight.dtype() != DType::F32 {
+    if weight.dtype() != DType::F32 || weight.dims().contains(&0) {
         return None;
     }
     if !on_flex(x) {

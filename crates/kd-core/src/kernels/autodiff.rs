@@ -16,7 +16,7 @@ use burn::backend::tensor::FloatTensor;
 use burn::backend::{Autodiff, Flex};
 
 use super::batch_norm;
-use super::extension::{KdOps, contiguous, conv_gradients, elements, planes, tensor};
+use super::extension::{KdOps, contiguous, conv_gradients, dims4, elements, planes, tensor};
 
 #[derive(Debug)]
 struct KdConvBackward;
@@ -151,23 +151,9 @@ impl Backward<Flex, 3> for BatchNormBackward {
             epsilon,
             elements(&dy),
         );
-        let vector = |v: Vec<f32>| {
-            let n = v.len();
-            tensor(v, [n, 1, 1, 1]).reshape([n].into())
-        };
+        let vector = |v: Vec<f32>| tensor(v, &[p.channels]);
         if let Some(node) = node_x {
-            grads.register::<Flex>(
-                node.id,
-                tensor(
-                    dx,
-                    [
-                        p.batch,
-                        p.channels,
-                        x.layout().shape()[2],
-                        x.layout().shape()[3],
-                    ],
-                ),
-            );
+            grads.register::<Flex>(node.id, tensor(dx, &dims4(&x)));
         }
         if let Some(node) = node_gamma {
             grads.register::<Flex>(node.id, vector(dgamma));

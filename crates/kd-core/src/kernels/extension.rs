@@ -77,7 +77,8 @@ pub(super) fn dims4(t: &FlexTensor) -> [usize; 4] {
     t.layout().shape().dims::<4>()
 }
 
-pub(super) fn tensor(data: Vec<f32>, dims: [usize; 4]) -> FlexTensor {
+/// A contiguous `f32` flex tensor of the given shape.
+pub(super) fn tensor(data: Vec<f32>, dims: &[usize]) -> FlexTensor {
     FlexTensor::new(
         Bytes::from_elems(data),
         Layout::contiguous(Shape::from(dims.to_vec())),
@@ -111,18 +112,13 @@ impl KdOps for Flex {
         } else {
             dense::forward(&g, elements(&x), elements(&weight))
         };
-        tensor(y, [g.batch, g.out_channels, g.out_h, g.out_w])
+        tensor(y, &[g.batch, g.out_channels, g.out_h, g.out_w])
     }
 
     fn kd_batch_norm_stats(x: FlexTensor) -> FlexTensor {
         let x = contiguous(x);
         let p = planes(&x);
-        let stats = batch_norm::stats(p, elements(&x));
-        FlexTensor::new(
-            Bytes::from_elems(stats),
-            Layout::contiguous(Shape::from(vec![2, p.channels])),
-            DType::F32,
-        )
+        tensor(batch_norm::stats(p, elements(&x)), &[2, p.channels])
     }
 
     fn kd_batch_norm_train(
@@ -146,7 +142,7 @@ impl KdOps for Flex {
             elements(&stats),
             epsilon,
         );
-        tensor(y, dims4(&x))
+        tensor(y, &dims4(&x))
     }
 }
 
@@ -177,7 +173,7 @@ pub(super) fn conv_gradients(
         } else {
             dense::input_grad(&g, ws, dys)
         };
-        tensor(dx, dims4(&x))
+        tensor(dx, &dims4(&x))
     });
     let dw = want_w.then(|| {
         let dw = if g.is_depthwise() {
@@ -185,7 +181,7 @@ pub(super) fn conv_gradients(
         } else {
             dense::weight_grad(&g, xs, dys)
         };
-        tensor(dw, dims4(&weight))
+        tensor(dw, &dims4(&weight))
     });
     (dx, dw)
 }

@@ -36,7 +36,8 @@ struct Report {
     count: usize,
     top1: f64,
     top5: f64,
-    per_class: Vec<f64>,
+    /// Top-1 per class; `null` for a class with no image in the set.
+    per_class: Vec<Option<f64>>,
 }
 
 /// Runs the command.
@@ -73,9 +74,13 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         report.top5
     )?;
     for (class, acc) in report.per_class.iter().enumerate() {
+        let acc = match acc {
+            Some(acc) => format!("{acc:>6.2}%"),
+            None => "    no images".to_string(),
+        };
         writeln!(
             out,
-            "  class {:>3} {:<16} {acc:>6.2}%",
+            "  class {:>3} {:<16} {acc}",
             class, set.class_names[class]
         )?;
     }

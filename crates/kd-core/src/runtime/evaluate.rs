@@ -30,19 +30,23 @@ pub struct Tally {
 
 impl Tally {
     /// Adds a batch of logits (`labels.len()` rows of `classes` values).
+    ///
+    /// A row counts as correct at top-k when its true class scores strictly higher than all but
+    /// at most k − 1 other classes. Ties are wrong answers: a class that merely equals the true
+    /// one outranks it, so constant logits (a collapsed network) score 0, never 100%. A row with
+    /// any non-finite logit (NaN, ±∞) is wrong at every k. Rows still count towards the total
+    /// and towards their class.
     pub fn add(&mut self, logits: &[f32], classes: usize, labels: &[i64]) {
         if self.per_class.len() < classes {
             self.per_class.resize(classes, (0, 0));
         }
         for (row, &label) in logits.chunks_exact(classes).zip(labels) {
             let label = label as usize;
-            let target = row[label];
-            // Rank of the true class: how many classes score strictly higher.
-            let above = row.iter().filter(|&&v| v > target).count();
-            self.correct1 += (above == 0) as usize;
-            self.correct5 += (above < 5) as usize;
+            let rank = true_class_rank(row, label);
+            self.correct1 += (rank == Some(0)) as usize;
+            self.correct5 += rank.is_some_and(|r| r < 5) as usize;
             self.total += 1;
-            self.per_class[label].0 += (above == 0) as usize;
+            self.per_class[label].0 += (rank == Some(0)) as usize;
             self.per_class[label].1 += 1;
         }
     }
@@ -62,19 +66,29 @@ impl Tally {
         }
     }
 
-    /// Per-class top-1 in percent (NaN for classes without test images).
-    pub fn per_class_accuracy(&self) -> Vec<f64> {
+    /// Per-class top-1 in percent; `None` for a class without test images (it has no
+    /// accuracy, and printing one as `NaN%` or 0% would misreport it).
+    pub fn per_class_accuracy(&self) -> Vec<Option<f64>> {
         self.per_class
             .iter()
-            .map(|&(c, n)| {
-                if n == 0 {
-                    f64::NAN
-                } else {
-                    100.0 * c as f64 / n as f64
-                }
-            })
+            .map(|&(c, n)| (n > 0).then(|| 100.0 * c as f64 / n as f64))
             .collect()
     }
+}
+
+/// How many other classes score at least as high as the true class `label` (0 = a strict,
+/// unique maximum); `None` when the row holds a non-finite value, which no prediction survives.
+fn true_class_rank(row: &[f32], label: usize) -> Option<usize> {
+    if row.iter().any(|v| !v.is_finite()) {
+        return None;
+    }
+    let target = row[label];
+    Some(
+        row.iter()
+            .enumerate()
+            .filter(|&(j, &v)| j != label && v >= target)
+            .count(),
+    )
 }
 
 /// Evaluates the given roles and, if `methods` is non-empty, their extra outputs.
@@ -163,7 +177,57 @@ mod tests {
         let a = t.accuracy();
         assert!((a.top1 - 100.0 / 3.0).abs() < 1e-9 && (a.top5 - 200.0 / 3.0).abs() < 1e-9);
         let per = t.per_class_accuracy();
-        assert_eq!((per[0], per[1], per[5]), (100.0, 0.0, 0.0));
-        assert!(per[2].is_nan());
+        assert_eq!(
+            (per[0], per[1], per[5]),
+            (Some(100.0), Some(0.0), Some(0.0))
+        );
+        assert_eq!(per[2], None, "a class without images has no accuracy");
+    }
+
+    #[test]
+    fn constant_logits_score_zero_not_one_hundred() {
+        // A collapsed network: every class scores the same on every image.
+        let mut t = Tally::default();
+        let labels: Vec<i64> = (0..10).collect();
+        t.add(&[0.0; 100], 10, &labels);
+        let a = t.accuracy();
+        assert_eq!((a.top1, a.top5), (0.0, 0.0));
+        assert!(t.per_class_accuracy().iter().all(|p| *p == Some(0.0)));
+    }
+
+    #[test]
+    fn a_tie_with_the_true_class_is_wrong_at_top1() {
+        let mut t = Tally::default();
+        // Label 1 ties with class 0 for the maximum: wrong at top-1, right at top-5 (one class
+        // at or above it). Label 2 is the strict maximum of its row: right.
+        t.add(&[3.0, 3.0, 1.0, 3.0, 1.0, 4.0], 3, &[1, 2]);
+        assert_eq!((t.correct1, t.correct5, t.total), (1, 2, 2));
+        // Five other classes tie with the true one: outside the top five.
+        let mut t = Tally::default();
+        t.add(&[1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 0.0], 7, &[0]);
+        assert_eq!((t.correct1, t.correct5), (0, 0));
+    }
+
+    #[test]
+    fn non_finite_logits_are_wrong_answers() {
+        let mut t = Tally::default();
+        // NaN elsewhere in the row, NaN on the true class, +∞ on the true class, −∞ elsewhere.
+        let logits = [
+            5.0,
+            f32::NAN,
+            0.0, //
+            f32::NAN,
+            1.0,
+            0.0, //
+            f32::INFINITY,
+            1.0,
+            0.0, //
+            5.0,
+            f32::NEG_INFINITY,
+            0.0,
+        ];
+        t.add(&logits, 3, &[0, 0, 0, 0]);
+        assert_eq!((t.correct1, t.correct5, t.total), (0, 0, 4));
+        assert_eq!(t.accuracy().top1, 0.0);
     }
 }

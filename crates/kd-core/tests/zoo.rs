@@ -202,3 +202,41 @@ fn aliases_resolve_and_unknown_names_do_not() {
     assert_eq!(zoo::find("vgg13_bn").unwrap().name, "vgg13");
     assert!(zoo::find("resnet9").is_none());
 }
+
+#[test]
+fn forward_features_split_trains_only_the_later_stages() {
+    use burn::module::Module;
+    use burn::optim::GradientsParams;
+    let device = Device::flex().autodiff();
+    let spec = ModelSpec {
+        num_classes: 10,
+        in_channels: 1,
+    };
+    let network = (zoo::find("resnet8").unwrap().arch)(spec).init(&device);
+    let x = Tensor::<4>::random([4, 1, 32, 32], Distribution::Default, &device);
+    let full = network.forward_features(x.clone());
+    let deep = network.forward_features_split(&network.clone().no_grad(), 2, x);
+    // The same values: only the graph differs.
+    let (a, b) = (
+        full.logits.clone().into_data().try_to_vec::<f32>().unwrap(),
+        deep.logits.clone().into_data().try_to_vec::<f32>().unwrap(),
+    );
+    assert!(a.iter().zip(&b).all(|(p, q)| (p - q).abs() < 1e-5));
+    let inventory = zoo::param_inventory(&network);
+    let count = |keep: &dyn Fn(&str) -> bool| {
+        inventory
+            .iter()
+            .filter(|p| p.trainable && keep(&p.name))
+            .count()
+    };
+    let mut grads = deep.logits.sum().backward();
+    let deep_grads = GradientsParams::from_module(&mut grads, &network);
+    // Only the last stage (`layer3`) and the classifier (`fc`) receive gradients.
+    assert_eq!(
+        deep_grads.len(),
+        count(&|n| n.starts_with("layer3") || n.starts_with("fc"))
+    );
+    let mut grads = full.logits.sum().backward();
+    let full_grads = GradientsParams::from_module(&mut grads, &network);
+    assert_eq!(full_grads.len(), count(&|_| true));
+}

@@ -61,12 +61,37 @@ pub trait Staged {
     }
 
     /// Every tap of one forward pass.
-    fn forward_features(&self, x: Tensor<4>) -> Features {
-        let stem = self.stem(x);
+    fn forward_features(&self, x: Tensor<4>) -> Features
+    where
+        Self: Sized,
+    {
+        self.forward_features_split(self, 0, x)
+    }
+
+    /// Every tap of one forward pass whose stem and stages `0 .. first` are `early`'s and whose
+    /// later stages and head are `self`'s. With `early` a `no_grad()` clone of `self` (same
+    /// weights, shared BatchNorm statistics), the values are those of
+    /// [`Staged::forward_features`] but only stages `first ..` and the head join the autodiff
+    /// graph: FFKD's feedback trains a teacher's deep stages this way. (Detaching the input of
+    /// stage `first` instead would leave the earlier part's graph alive with nothing ever
+    /// consuming it.)
+    fn forward_features_split(&self, early: &Self, first: usize, x: Tensor<4>) -> Features
+    where
+        Self: Sized,
+    {
+        let stem = if first > 0 {
+            early.stem(x)
+        } else {
+            self.stem(x)
+        };
         let mut stages = Vec::with_capacity(self.num_stages());
         let mut x = stem.clone();
         for index in 0..self.num_stages() {
-            x = self.stage(index, x);
+            x = if index < first {
+                early.stage(index, x)
+            } else {
+                self.stage(index, x)
+            };
             stages.push(x.clone());
         }
         let pooled = self.pool(x);

@@ -164,6 +164,9 @@ pub fn norm(layer: &BatchNorm, x: Tensor<4>) -> Tensor<4> {
     }
     let (output, mean, variance) =
         kernels::batch_norm_train(x, layer.gamma.val(), layer.beta.val(), layer.epsilon);
+    if !RUNNING_UPDATES.get() {
+        return output;
+    }
     let device = output.device();
     let momentum = layer.momentum;
     let running_mean = layer.running_mean.value_sync().to_device(&device);
@@ -177,6 +180,29 @@ pub fn norm(layer: &BatchNorm, x: Tensor<4>) -> Tensor<4> {
     layer.running_mean.update(running_mean.detach());
     layer.running_var.update(running_var.detach());
     output
+}
+
+thread_local! {
+    /// Whether [`norm`] in training mode moves the running statistics (see
+    /// [`without_running_stat_updates`]).
+    static RUNNING_UPDATES: std::cell::Cell<bool> = const { std::cell::Cell::new(true) };
+}
+
+/// Runs `f` with every training-mode batch norm of this thread normalising with its batch's
+/// statistics (and passing gradients as usual) while leaving its running statistics exactly as
+/// they were: a forward whose activations should not count towards the estimates used at
+/// evaluation. IAKD runs its hybrid networks this way, so neither the student's statistics nor
+/// a swapped-in teacher stage's record activations that the pure student never produces.
+/// Nested calls are allowed; the previous setting is restored on return, also on unwind.
+pub fn without_running_stat_updates<R>(f: impl FnOnce() -> R) -> R {
+    struct Restore(bool);
+    impl Drop for Restore {
+        fn drop(&mut self) {
+            RUNNING_UPDATES.set(self.0);
+        }
+    }
+    let _restore = Restore(RUNNING_UPDATES.replace(false));
+    f()
 }
 
 /// `nn.BatchNorm2d(channels)`: weight 1, bias 0, momentum 0.1, eps 1e-5 (PyTorch's defaults).
@@ -291,4 +317,43 @@ pub fn channel_shuffle(x: Tensor<4>, groups: usize) -> Tensor<4> {
 pub fn global_avg_pool(x: Tensor<4>) -> Tensor<2> {
     let [n, c, _, _] = x.dims();
     x.mean_dims(&[2, 3]).reshape([n, c])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use burn::tensor::Distribution;
+
+    fn running_mean(layer: &BatchNorm) -> Vec<f32> {
+        layer
+            .running_mean
+            .value_sync()
+            .into_data()
+            .try_to_vec::<f32>()
+            .unwrap()
+    }
+
+    #[test]
+    fn batch_statistics_without_moving_the_running_estimates() {
+        let device = Device::flex().autodiff();
+        let layer = batch_norm(3, &device);
+        let x = Tensor::<4>::random([4, 3, 5, 5], Distribution::Normal(2.0, 1.0), &device);
+        let quiet = without_running_stat_updates(|| norm(&layer, x.clone()));
+        assert_eq!(running_mean(&layer), vec![0.0; 3], "estimates untouched");
+        let counted = norm(&layer, x.clone());
+        // The same normalisation either way (batch statistics, not the running ones).
+        let (a, b) = (
+            quiet.into_data().try_to_vec::<f32>().unwrap(),
+            counted.into_data().try_to_vec::<f32>().unwrap(),
+        );
+        assert_eq!(a, b);
+        // Outside the closure the estimates move by momentum × batch mean (about 0.1 × 2).
+        let moved = running_mean(&layer);
+        assert!(moved.iter().all(|m| (m - 0.2).abs() < 0.1), "{moved:?}");
+        // The setting is restored, also after nesting.
+        without_running_stat_updates(|| without_running_stat_updates(|| ()));
+        let before = running_mean(&layer);
+        let _ = norm(&layer, x);
+        assert_ne!(running_mean(&layer), before);
+    }
 }

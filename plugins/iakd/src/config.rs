@@ -1,4 +1,4 @@
-//! The keys of an `iakd` instance, with METHODS.md §4's proposed defaults.
+//! The keys of an `iakd` instance and their defaults, each sourced in docs/methods.md.
 
 use serde::{Deserialize, Serialize};
 
@@ -10,6 +10,37 @@ pub enum SwapSchedule {
     Linear,
     /// p0 throughout.
     Constant,
+}
+
+/// Where a linear schedule reaches 0 when `decay_epochs` is unset.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum DecayUntil {
+    /// The first multistep milestone, else half the run.
+    Milestone,
+    /// The end of the run: swaps span every epoch but the last ones fade out.
+    End,
+}
+
+/// How a swapped-in teacher stage's BatchNorm normalises.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SwapBn {
+    /// With the teacher's running statistics, as a frozen teacher does.
+    Running,
+    /// With the batch's statistics (the teacher's stored statistics never change).
+    Batch,
+}
+
+/// Which forwards move the student's BatchNorm running statistics.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum StudentBn {
+    /// Only batches where nothing was swapped: the estimates describe the pure student, the
+    /// network that is evaluated and shipped.
+    Pure,
+    /// Every hybrid batch (the estimates mix in activations computed by teacher stages).
+    Hybrid,
 }
 
 /// `[method.<instance>]` of kind `iakd`.
@@ -30,9 +61,15 @@ pub struct IakdConfig {
     pub p0: f64,
     /// How it evolves.
     pub schedule: SwapSchedule,
-    /// E_s, the epoch where a linear schedule reaches 0 (unset: the first LR milestone).
+    /// E_s, the epoch where a linear schedule reaches 0 (unset: as `decay_until` says).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub decay_epochs: Option<usize>,
+    /// E_s when `decay_epochs` is unset.
+    pub decay_until: DecayUntil,
+    /// BatchNorm of swapped-in teacher stages.
+    pub swap_bn: SwapBn,
+    /// Which forwards update the student's BatchNorm running statistics.
+    pub student_bn: StudentBn,
     /// 1x1 conv + BN adapters around teacher stages whose shapes differ (non-canonical).
     pub adapters: bool,
 }
@@ -48,6 +85,9 @@ impl Default for IakdConfig {
             p0: 0.5,
             schedule: SwapSchedule::Linear,
             decay_epochs: None,
+            decay_until: DecayUntil::Milestone,
+            swap_bn: SwapBn::Running,
+            student_bn: StudentBn::Pure,
             adapters: false,
         }
     }

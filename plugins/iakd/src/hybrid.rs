@@ -3,6 +3,7 @@
 
 use burn::module::Module;
 use burn::tensor::Tensor;
+use kd_core::zoo::layers::without_running_stat_updates;
 use kd_core::zoo::{Adapter, Network, Staged};
 use rand::RngExt;
 
@@ -25,6 +26,16 @@ pub fn swap_probability(schedule: SwapSchedule, p0: f64, decay_epochs: usize, ep
     }
 }
 
+/// The swap pattern as a number: bit i set where stage i + 1 is the teacher's (logged as the
+/// `swap_mask` column, so losses can be grouped by pattern).
+pub fn swap_mask(swaps: &[bool]) -> u32 {
+    swaps
+        .iter()
+        .enumerate()
+        .map(|(i, &s)| (s as u32) << i)
+        .sum()
+}
+
 /// One independent Bernoulli(p) draw per stage.
 pub fn draw_swaps(rng: &mut impl rand::Rng, stages: usize, p: f64) -> Vec<bool> {
     (0..stages)
@@ -34,6 +45,10 @@ pub fn draw_swaps(rng: &mut impl rand::Rng, stages: usize, p: f64) -> Vec<bool> 
 
 /// Logits of the hybrid: the student's stem, then stage by stage the student's or (where
 /// `swaps[i]`) the teacher's, then the student's head.
+///
+/// A teacher stage never moves its running statistics: with a frozen `teacher` it normalises
+/// with them; with a copy whose BatchNorm is in training mode (`swap_bn = "batch"`) it
+/// normalises with the batch's statistics and leaves the stored ones alone.
 ///
 /// # Shapes
 /// - `x`: `[N, C, S, S]` → `[N, classes]`
@@ -53,7 +68,7 @@ pub fn hybrid_logits(
                 Some(adapter) => adapter.forward(h),
                 None => h,
             };
-            let out = teacher.stage(i, input);
+            let out = without_running_stat_updates(|| teacher.stage(i, input));
             match out_of {
                 Some(adapter) => adapter.forward(out),
                 None => out,
@@ -145,6 +160,58 @@ mod tests {
             .map(|_| draw_swaps(&mut rng, 3, 0.3).iter().filter(|s| **s).count())
             .sum();
         assert!((swaps as i64 - 18_000).abs() < 450, "{swaps}");
+    }
+
+    #[test]
+    fn batch_mode_teacher_stages_normalise_with_batch_statistics_and_store_nothing() {
+        let device = Device::flex().autodiff();
+        let (student, teacher) = pair(&device);
+        let frozen = teacher.clone().freeze();
+        let batch_mode = teacher.clone().freeze().unfreeze().no_grad();
+        let stored = running_means;
+        let before = stored(&frozen);
+        let x = Tensor::<4>::random([8, 1, 32, 32], Distribution::Normal(0.5, 2.0), &device);
+        let a = hybrid_logits(&student, &frozen, None, &[true, true, true], x.clone());
+        let b = hybrid_logits(&student, &batch_mode, None, &[true, true, true], x);
+        let diff: f32 = (a - b).abs().max().into_scalar();
+        assert!(diff > 1e-4, "batch statistics differ from the running ones");
+        assert_eq!(
+            stored(&frozen),
+            before,
+            "the teacher's statistics never move"
+        );
+        assert_eq!(stored(&batch_mode), before);
+    }
+
+    /// Every BatchNorm running mean of a network, flattened in visiting order.
+    fn running_means(network: &Network) -> Vec<f32> {
+        use burn::module::{ModuleVisitor, Param};
+        struct Collect(Vec<f32>, Vec<String>);
+        impl ModuleVisitor for Collect {
+            fn enter_module(&mut self, name: &str, _: &str) {
+                self.1.push(name.to_string());
+            }
+            fn exit_module(&mut self, _: &str, _: &str) {
+                self.1.pop();
+            }
+            fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
+                if self.1.last().is_some_and(|n| n == "running_mean") {
+                    self.0
+                        .extend(param.val().into_data().try_to_vec::<f32>().unwrap());
+                }
+            }
+        }
+        let mut c = Collect(Vec::new(), Vec::new());
+        network.visit(&mut c);
+        assert!(!c.0.is_empty(), "running means found");
+        c.0
+    }
+
+    #[test]
+    fn swap_masks_number_the_patterns() {
+        assert_eq!(swap_mask(&[false, false, false]), 0);
+        assert_eq!(swap_mask(&[true, false, true]), 5);
+        assert_eq!(swap_mask(&[false, true, true, true]), 14);
     }
 
     #[test]

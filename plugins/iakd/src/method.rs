@@ -1,6 +1,8 @@
 //! The `iakd` method: checks stage shapes at plan time, builds adapters if asked, and computes
 //! the hybrid's loss each step.
 
+use burn::module::Module;
+use burn::tensor::Tensor;
 use kd_core::config::{ConfigError, ConfigIssue, ScheduleKind};
 use kd_core::loss::{cross_entropy, soft_kl};
 use kd_core::method::{
@@ -8,16 +10,20 @@ use kd_core::method::{
     PlannedNetwork, RoleNeed, StepContext, Term, TermSpec, Trainable,
 };
 use kd_core::runtime::materialize;
-use kd_core::zoo::{Adapter, stage_tap};
+use kd_core::zoo::layers::without_running_stat_updates;
+use kd_core::zoo::{Adapter, Network, stage_tap};
 
-use crate::config::IakdConfig;
-use crate::hybrid::{StageAdapters, draw_swaps, hybrid_logits, swap_probability};
+use crate::config::{DecayUntil, IakdConfig, StudentBn, SwapBn};
+use crate::hybrid::{StageAdapters, draw_swaps, hybrid_logits, swap_mask, swap_probability};
 
 /// An `iakd` instance.
 pub struct Iakd {
     config: IakdConfig,
     instance: String,
     adapters: Option<Trainable<StageAdapters>>,
+    /// With `swap_bn = "batch"`: the teacher with its BatchNorm in training mode and no
+    /// gradient (its weights are the frozen teacher's, which never change).
+    batch_teacher: Option<Network>,
     decay_epochs: usize,
     stages: usize,
 }
@@ -51,6 +57,7 @@ pub fn build(args: &MethodArgs<'_>) -> Result<Box<dyn Method>, ConfigError> {
         config,
         instance: args.instance.to_string(),
         adapters: None,
+        batch_teacher: None,
         decay_epochs: 1,
         stages: 0,
     }))
@@ -88,22 +95,32 @@ impl Iakd {
     }
 }
 
-/// E_s: the configured value, else the first multistep milestone, else half the run.
+/// E_s: the configured value; else, with `decay_until = "milestone"`, the first multistep
+/// milestone or half the run; with `"end"`, the run's length.
 fn decay_epochs(config: &IakdConfig, plan: &PlanView<'_>) -> usize {
     let schedule = &plan.config.schedule;
-    config.decay_epochs.unwrap_or_else(|| match schedule.kind {
-        ScheduleKind::Multistep if !schedule.milestones.is_empty() => schedule.milestones[0],
-        _ => (plan.config.run.epochs / 2).max(1),
-    })
+    let epochs = plan.config.run.epochs;
+    config
+        .decay_epochs
+        .unwrap_or_else(|| match (config.decay_until, schedule.kind) {
+            (DecayUntil::End, _) => epochs.max(1),
+            (DecayUntil::Milestone, ScheduleKind::Multistep) if !schedule.milestones.is_empty() => {
+                schedule.milestones[0]
+            }
+            (DecayUntil::Milestone, _) => (epochs / 2).max(1),
+        })
 }
 
 impl Method for Iakd {
     fn needs(&self) -> Needs {
         let c = &self.config;
-        let e_s = c
-            .decay_epochs
-            .map(|e| e.to_string())
-            .unwrap_or_else(|| "the first multistep milestone, else half the run".into());
+        let e_s = match (c.decay_epochs, c.decay_until) {
+            (Some(e), _) => e.to_string(),
+            (None, DecayUntil::Milestone) => {
+                "the first multistep milestone, else half the run".into()
+            }
+            (None, DecayUntil::End) => "the end of the run".into(),
+        };
         Needs {
             roles: vec![
                 RoleNeed::frozen_pretrained(&c.teacher, &self.key("teacher")),
@@ -114,8 +131,9 @@ impl Method for Iakd {
                     name: "ce_hybrid".into(),
                     phase: MAIN_PHASE.into(),
                     formula: format!(
-                        "{} × CE(hybrid), p0={} {:?} to 0 at E_s={e_s}",
-                        c.ce_weight, c.p0, c.schedule
+                        "{} × CE(hybrid), p0={} {:?} to 0 at E_s={e_s}; swapped stages' BN {:?}, \
+                         student BN statistics from {:?} batches",
+                        c.ce_weight, c.p0, c.schedule, c.swap_bn, c.student_bn
                     ),
                 },
                 TermSpec {
@@ -125,6 +143,11 @@ impl Method for Iakd {
                         "{} × τ²KL(p_{} ‖ p_hybrid), τ={}",
                         c.kd_weight, c.teacher, c.temperature
                     ),
+                },
+                TermSpec {
+                    name: "swap_mask".into(),
+                    phase: MAIN_PHASE.into(),
+                    formula: "0 × Σ_i 2^(i−1)·[stage i swapped] (logged, not trained)".into(),
                 },
             ],
             remarks: if c.adapters {
@@ -197,6 +220,10 @@ impl Method for Iakd {
             .ok_or_else(|| missing(&self.config.student))?;
         self.stages = student.arch.num_stages();
         self.decay_epochs = decay_epochs(&self.config, &ctx.plan);
+        if self.config.swap_bn == SwapBn::Batch {
+            let frozen = ctx.network(&self.config.teacher)?;
+            self.batch_teacher = Some(frozen.clone().unfreeze().no_grad());
+        }
         if self.config.adapters {
             let mut adapters = StageAdapters {
                 input: Vec::new(),
@@ -238,13 +265,21 @@ impl Method for Iakd {
         let p = swap_probability(c.schedule, c.p0, self.decay_epochs, ctx.epoch);
         let swaps = draw_swaps(&mut ctx.rng(), self.stages, p);
         let z_t = ctx.features(&c.teacher)?.logits.clone();
-        let hybrid = hybrid_logits(
-            ctx.network(&c.student)?,
-            ctx.network(&c.teacher)?,
-            self.adapters.as_ref().map(Trainable::module),
-            &swaps,
-            ctx.images.clone(),
-        );
+        let teacher = match &self.batch_teacher {
+            Some(network) => network,
+            None => ctx.network(&c.teacher)?,
+        };
+        let student = ctx.network(&c.student)?;
+        let adapters = self.adapters.as_ref().map(Trainable::module);
+        let images = ctx.images.clone();
+        let forward = || hybrid_logits(student, teacher, adapters, &swaps, images);
+        let swapped = swaps.iter().any(|&s| s);
+        let hybrid = if swapped && c.student_bn == StudentBn::Pure {
+            without_running_stat_updates(forward)
+        } else {
+            forward()
+        };
+        let mask = Tensor::<1>::from_floats([swap_mask(&swaps) as f32], &ctx.images.device());
         Ok(vec![
             Term::weighted(
                 "ce_hybrid",
@@ -256,6 +291,7 @@ impl Method for Iakd {
                 soft_kl(hybrid, z_t, c.temperature),
                 c.kd_weight,
             ),
+            Term::weighted("swap_mask", mask, 0.0),
         ])
     }
 

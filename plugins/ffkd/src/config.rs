@@ -1,6 +1,17 @@
-//! The keys of an `ffkd` instance.
+//! The keys of an `ffkd` instance and their defaults, each sourced in docs/methods.md.
 
 use serde::{Deserialize, Serialize};
+
+/// Which teacher parameters the feedback step updates.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum FeedbackUpdate {
+    /// Every teacher parameter (the reference scripts' `--add_param_groups_method all`).
+    All,
+    /// The teacher's last two stages and its classifier; the stem and earlier stages keep their
+    /// weights (the reference code's option marked best, `add_param_groups_method = '2'`).
+    Deep,
+}
 
 /// `[method.<instance>]` of kind `ffkd`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -28,6 +39,13 @@ pub struct FfkdConfig {
     pub feedback_from: usize,
     /// The teacher's (and feedback regressors') learning rate.
     pub teacher_lr: f64,
+    /// Which teacher parameters feedback updates.
+    pub feedback_update: FeedbackUpdate,
+    /// The gradient-agreement gate: on a feedback step where the teacher-weight gradient of the
+    /// feedback KL and feature terms points against that of the teacher's cross-entropy
+    /// (negative cosine), those terms get weight 0 for the step (the reference's
+    /// `--fbUseGradSim`, on by default there).
+    pub grad_gate: bool,
 }
 
 impl Default for FfkdConfig {
@@ -44,6 +62,8 @@ impl Default for FfkdConfig {
             cka_scale: 100.0,
             feedback_from: 0,
             teacher_lr: 5e-3,
+            feedback_update: FeedbackUpdate::All,
+            grad_gate: true,
         }
     }
 }

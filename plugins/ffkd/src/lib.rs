@@ -7,8 +7,11 @@
 //! **What is known.** The abstract: a forward phase (the pretrained teacher teaches the
 //! student) and a feedback phase (the teacher learns from the student), steered by a weighting
 //! constraint measuring how well the student understands the teacher. The operational reading
-//! here follows the closest public code, wp502/SKD-RSL (`train_our_distill`, `zoo/Our_1.py`,
-//! `zoo/CKA.py`), which is not FFKD's official code; every unknown is a key.
+//! here follows the closest public code, wp502/SKD-RSL, which is not FFKD's official code: the
+//! CKA-weighted channel-KL scheme of its `train_our_distill` / `OurLoss`, plus the safeguards of
+//! the code that repository actually runs (`train_our_distill_111`, `zoo/Our_111.py`): the
+//! gradient-agreement gate and the choice of teacher parameters. Every unknown is a key; the
+//! sources of each default are in docs/methods.md.
 //!
 //! **Forward step** (main phase; the student and forward regressors R_b train, the teacher is
 //! frozen): `CE(z_s) + β_f·τ²KL(p_t ‖ p_s) + γ_f·Σ_b w_b·L_ch(F_t^b, R_b(F_s^b))`, where F^b
@@ -23,12 +26,18 @@
 //! F_t^b)` — the teacher's channel distributions follow the student's regressed features, on the
 //! stages the student understands worse than average (the weighting constraint). R′_b trains
 //! with the teacher (its output is the target, not detached; the student's features are).
+//! `feedback_update = "all"` trains every teacher parameter; `"deep"` only its last two stages
+//! and classifier. With `grad_gate` (default on), each feedback step first measures the cosine
+//! between the teacher-weight gradients of its CE and of `β_b·KL + γ_b·L_ch`; when it is
+//! negative both feedback terms get weight 0 for that step, so feedback never pulls the teacher
+//! against its own labels. The gate costs two extra teacher forward and backward passes per
+//! feedback step; its decision is logged as `gate_open` (weight 0).
 //!
-//! **Keys** (`[method.<instance>]`, besides `kind = "ffkd"` and `weight`; defaults from the code
-//! proxy and METHODS.md §6's [ASSUMPTION]s): `teacher` (`"teacher"`), `student` (`"student"`),
-//! `temperature` τ (`4.0`), `beta_forward` (`1.0`), `gamma_forward` (`1.0`), `beta_feedback`
-//! (`1.0`), `gamma_feedback` (`1.0`), `teacher_ce` (`1.0`), `cka_scale` (`100.0`),
-//! `feedback_from` (`0`), `teacher_lr` (`5e-3`).
+//! **Keys** (`[method.<instance>]`, besides `kind = "ffkd"` and `weight`): `teacher`
+//! (`"teacher"`), `student` (`"student"`), `temperature` τ (`4.0`), `beta_forward` (`1.0`),
+//! `gamma_forward` (`1.0`), `beta_feedback` (`1.0`), `gamma_feedback` (`1.0`), `teacher_ce`
+//! (`1.0`), `cka_scale` (`100.0`), `feedback_from` (`0`), `teacher_lr` (`5e-3`),
+//! `feedback_update` (`"all"`), `grad_gate` (`true`).
 //!
 //! **Roles.** `teacher`: from a checkpoint, trained in the feedback phase only (its own
 //! optimiser at `teacher_lr`, unless `networks.teacher.lr` says otherwise), frozen with
@@ -39,11 +48,13 @@
 
 mod cka;
 mod config;
+mod gate;
 mod loss;
 mod method;
 
 pub use cka::{feedback_stages, linear_cka};
-pub use config::FfkdConfig;
+pub use config::{FeedbackUpdate, FfkdConfig};
+pub use gate::gradient_cosine;
 pub use loss::channel_kl;
 pub use method::Ffkd;
 

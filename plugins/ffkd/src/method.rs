@@ -2,7 +2,7 @@
 //! weights and stage selection computed on each batch.
 
 use burn::module::Module;
-use burn::tensor::Tensor;
+use burn::tensor::{Int, Tensor};
 use kd_core::config::{ConfigError, ConfigIssue};
 use kd_core::loss::{cross_entropy, soft_kl};
 use kd_core::method::{
@@ -10,11 +10,16 @@ use kd_core::method::{
     PlanView, PlannedNetwork, RoleNeed, StepContext, Term, TermSpec, Trainable,
 };
 use kd_core::runtime::materialize;
-use kd_core::zoo::{Adapter, Features, stage_tap};
+use kd_core::zoo::layers::without_running_stat_updates;
+use kd_core::zoo::{Adapter, Features, Staged, stage_tap};
 
 use crate::cka::{feedback_stages, linear_cka};
-use crate::config::FfkdConfig;
+use crate::config::{FeedbackUpdate, FfkdConfig};
+use crate::gate::gradient_cosine;
 use crate::loss::channel_kl;
+
+/// Trailing teacher stages (with the classifier) that `feedback_update = "deep"` trains.
+const DEEP_STAGES: usize = 2;
 
 /// One regressor per stage, student shape → teacher shape.
 #[derive(Module, Debug)]
@@ -100,6 +105,56 @@ impl Ffkd {
     }
 }
 
+impl Ffkd {
+    /// The teacher's taps on this batch with a graph over the parameters feedback updates (a
+    /// fresh forward pass, not the step's cached one).
+    fn teacher_taps(&self, ctx: &StepContext<'_>) -> Result<Features, MethodError> {
+        let network = ctx.network(&self.config.teacher)?;
+        let images = ctx.images.clone();
+        Ok(match self.config.feedback_update {
+            FeedbackUpdate::All => network.forward_features(images),
+            // The earlier part runs as usual (BatchNorm in training mode, as the reference's
+            // `model_t.train()`) on a gradient-free clone: only the deep stages change.
+            FeedbackUpdate::Deep => {
+                let first = network.num_stages().saturating_sub(DEEP_STAGES);
+                network.forward_features_split(&network.clone().no_grad(), first, images)
+            }
+        })
+    }
+
+    /// The feedback step's CE, logit KL and feature terms, unweighted, on the teacher's taps;
+    /// `selected` marks the stages fed back.
+    fn feedback_losses(
+        &self,
+        teacher: &Features,
+        student: &Features,
+        selected: &[bool],
+        labels: &Tensor<1, Int>,
+    ) -> Result<[Tensor<1>; 3], MethodError> {
+        let c = &self.config;
+        let regressors = Self::regressors(&self.feedback)?;
+        let feature_back = teacher
+            .stages
+            .iter()
+            .zip(&student.stages)
+            .zip(&regressors.stage)
+            .zip(selected)
+            .filter(|(_, chosen)| **chosen)
+            .map(|(((t, s), r), _)| {
+                channel_kl(t.clone(), r.forward(s.clone().detach()), c.temperature)
+            })
+            .reduce(|a, b| a + b)
+            .expect("the least understood stage is always selected");
+        let ce = cross_entropy(teacher.logits.clone(), labels.clone());
+        let kl = soft_kl(
+            teacher.logits.clone(),
+            student.logits.clone(),
+            c.temperature,
+        );
+        Ok([ce, kl, feature_back])
+    }
+}
+
 impl Method for Ffkd {
     fn needs(&self) -> Needs {
         let c = &self.config;
@@ -146,7 +201,10 @@ impl Method for Ffkd {
                 term(
                     "ce_teacher",
                     &feedback,
-                    format!("{} × CE({})", c.teacher_ce, c.teacher),
+                    format!(
+                        "{} × CE({}); updates {:?} of the teacher",
+                        c.teacher_ce, c.teacher, c.feedback_update
+                    ),
                 ),
                 term(
                     "kl_teacher",
@@ -163,6 +221,17 @@ impl Method for Ffkd {
                         "{} × Σ_{{b: CKA_b ≤ mean}} L_ch(R′_b(F_{}^b) ‖ F_{}^b)",
                         c.gamma_feedback, c.student, c.teacher
                     ),
+                ),
+                term(
+                    "gate_open",
+                    &feedback,
+                    if c.grad_gate {
+                        "0 × [cos(∇CE_teacher, ∇(kl_teacher + feature_back)) ≥ 0] (logged; \
+                         0 switches both terms off for the step)"
+                            .into()
+                    } else {
+                        "0 × 1 (gate off; logged)".into()
+                    },
                 ),
             ],
             ..Needs::default()
@@ -245,10 +314,13 @@ impl Method for Ffkd {
 
     fn terms(&mut self, ctx: &mut StepContext<'_>) -> Result<Vec<Term>, MethodError> {
         let c = &self.config;
-        let teacher = ctx.features(&c.teacher)?.clone();
+        if ctx.phase() != MAIN_PHASE && ctx.phase() != self.phase() {
+            return Ok(Vec::new());
+        }
         let student = ctx.features(&c.student)?.clone();
-        let ckas = stage_ckas(&teacher, &student);
         if ctx.phase() == MAIN_PHASE {
+            let teacher = ctx.features(&c.teacher)?.clone();
+            let ckas = stage_ckas(&teacher, &student);
             // Forward: the student learns; the teacher is frozen (its features carry no graph).
             let regressors = Self::regressors(&self.forward)?;
             let feature = teacher
@@ -273,34 +345,44 @@ impl Method for Ffkd {
                 Term::weighted("feature", feature, c.gamma_forward),
             ]);
         }
-        if ctx.phase() != self.phase() {
-            return Ok(Vec::new());
-        }
         // Feedback: the teacher (and R′) learn; the student is fixed (its features carry no graph).
-        let regressors = Self::regressors(&self.feedback)?;
-        let selected = feedback_stages(&ckas);
-        let feature_back = teacher
-            .stages
-            .iter()
-            .zip(&student.stages)
-            .zip(&regressors.stage)
-            .zip(&selected)
-            .filter(|(_, chosen)| **chosen)
-            .map(|(((t, s), r), _)| {
-                channel_kl(t.clone(), r.forward(s.clone().detach()), c.temperature)
-            })
-            .reduce(|a, b| a + b)
-            .expect("the least understood stage is always selected");
-        let ce = cross_entropy(teacher.logits.clone(), ctx.labels.clone());
-        let kl = soft_kl(
-            teacher.logits.clone(),
-            student.logits.clone(),
-            c.temperature,
-        );
+        let teacher = match c.feedback_update {
+            FeedbackUpdate::All => ctx.features(&c.teacher)?.clone(),
+            FeedbackUpdate::Deep => self.teacher_taps(ctx)?,
+        };
+        let selected = feedback_stages(&stage_ckas(&teacher, &student));
+        let labels = ctx.labels.clone();
+        let [ce, kl, feature_back] =
+            self.feedback_losses(&teacher, &student, &selected, &labels)?;
+        // The gate compares what the feedback terms would do to the teacher's weights with what
+        // its own cross-entropy would, on this batch, before either is applied. Burn has no
+        // retain_graph, so each gradient comes from a forward of its own: the same batch through
+        // the same weights (batch statistics, so the same activations), the running statistics
+        // left as the step's own forward set them.
+        let open = !c.grad_gate || {
+            let [ce, ..] = without_running_stat_updates(|| {
+                let teacher = self.teacher_taps(ctx)?;
+                self.feedback_losses(&teacher, &student, &selected, &labels)
+            })?;
+            let [_, kl, feature_back] = without_running_stat_updates(|| {
+                let teacher = self.teacher_taps(ctx)?;
+                self.feedback_losses(&teacher, &student, &selected, &labels)
+            })?;
+            let feedback =
+                kl.mul_scalar(c.beta_feedback) + feature_back.mul_scalar(c.gamma_feedback);
+            gradient_cosine(ce, feedback, ctx.network(&c.teacher)?) >= 0.0
+        };
+        let (beta, gamma) = if open {
+            (c.beta_feedback, c.gamma_feedback)
+        } else {
+            (0.0, 0.0)
+        };
+        let gate = Tensor::<1>::from_floats([open as u8 as f32], &ctx.images.device());
         Ok(vec![
             Term::weighted("ce_teacher", ce, c.teacher_ce),
-            Term::weighted("kl_teacher", kl, c.beta_feedback),
-            Term::weighted("feature_back", feature_back, c.gamma_feedback),
+            Term::weighted("kl_teacher", kl, beta),
+            Term::weighted("feature_back", feature_back, gamma),
+            Term::weighted("gate_open", gate, 0.0),
         ])
     }
 

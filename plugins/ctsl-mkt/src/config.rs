@@ -1,4 +1,4 @@
-//! The keys of a `ctsl-mkt` instance, with METHODS.md §5's proposed defaults.
+//! The keys of a `ctsl-mkt` instance and their defaults, each sourced in docs/methods.md.
 
 use serde::{Deserialize, Serialize};
 
@@ -22,14 +22,21 @@ pub struct CtslConfig {
     pub pretrain_epochs: usize,
     /// β: weight of the mutual (relation + instance) part.
     pub beta: f64,
-    /// β1: weight of the angle loss within the relation loss.
-    pub beta1: f64,
+    /// w_d: weight of RKD's distance loss within the relation loss (25: `RKDLoss`'s default in
+    /// RepDistiller's `distiller_zoo/RKD.py`, as its training script uses it).
+    pub distance_weight: f64,
+    /// w_a: weight of RKD's angle loss within the relation loss (50: `RKDLoss`'s default in
+    /// RepDistiller's `distiller_zoo/RKD.py`).
+    pub angle_weight: f64,
     /// β2: weight of the instance KL within the mutual part.
     pub beta2: f64,
     /// γ: weight of self-distillation.
     pub gamma: f64,
     /// t: temperature of self-distillation.
     pub self_temperature: f64,
+    /// Multiply the self-distillation KL by t² (Hinton's gradient-scale correction). The paper's
+    /// formula, as summarised, has no such factor.
+    pub self_tau_squared: bool,
     /// Representation of the relation loss.
     pub relation_on: RelationOn,
 }
@@ -40,10 +47,12 @@ impl Default for CtslConfig {
             peers: vec!["student".into(), "peer".into()],
             pretrain_epochs: 0,
             beta: 1.0,
-            beta1: 2.0,
+            distance_weight: 25.0,
+            angle_weight: 50.0,
             beta2: 1.0,
             gamma: 1.0,
             self_temperature: 3.0,
+            self_tau_squared: false,
             relation_on: RelationOn::Pooled,
         }
     }

@@ -17,15 +17,17 @@
 //! **Loss of peer k in stage 2** (k′ the other peers; `α·CE` from the runtime):
 //! `β·(L_RD + β2·L_MLI) + γ·L_SD` with
 //! - `L_MLI` = mean over k′ of `KL(p_k′ ‖ p_k)` at τ = 1 (targets detached): term `mutual/<k>`;
-//! - `L_RD` = mean over k′ of `L_DD + β1·L_AD`, RKD distance and angle losses between the
-//!   peers' representations (pooled features by default), targets detached: term
-//!   `relation/<k>`;
-//! - `L_SD` = `t²·KL(σ(z̄_k/t) ‖ σ(z_k/t))` towards the frozen self-copy: term `self/<k>`.
+//! - `L_RD` = mean over k′ of `w_d·L_DD + w_a·L_AD`, RKD distance and angle losses between the
+//!   peers' representations (pooled features by default), targets detached, with RKD's own
+//!   weights w_d = 25, w_a = 50 (RepDistiller, mdistiller): term `relation/<k>`;
+//! - `L_SD` = `KL(σ(z̄_k/t) ‖ σ(z_k/t))` towards the frozen self-copy (times t² with
+//!   `self_tau_squared`): term `self/<k>`.
 //!
-//! **Keys** (`[method.<instance>]`, besides `kind = "ctsl-mkt"` and `weight`; defaults are
-//! METHODS.md §5's [ASSUMPTION]s): `peers` (`["student", "peer"]`), `pretrain_epochs` (`0`),
-//! `beta` (`1.0`), `beta1` (`2.0`), `beta2` (`1.0`), `gamma` (`1.0`), `self_temperature` t
-//! (`3.0`), `relation_on` (`"pooled"` or `"logits"`).
+//! **Keys** (`[method.<instance>]`, besides `kind = "ctsl-mkt"` and `weight`; the sources of
+//! the defaults are in docs/methods.md): `peers` (`["student", "peer"]`), `pretrain_epochs`
+//! (`0`), `beta` (`1.0`), `distance_weight` (`25.0`), `angle_weight` (`50.0`), `beta2` (`1.0`),
+//! `gamma` (`1.0`), `self_temperature` t (`3.0`), `self_tau_squared` (`false`), `relation_on`
+//! (`"pooled"` or `"logits"`).
 //!
 //! **Roles.** Every peer trained in the main phase. Method-owned: one frozen self-teacher per
 //! peer (saved with the run). Evaluated besides every peer: `ensemble`.

@@ -29,7 +29,8 @@ pub fn build(args: &MethodArgs<'_>) -> Result<Box<dyn Method>, ConfigError> {
     let mut issues = args.peer_issues(&config.peers, "collaborative learning");
     for (key, value) in [
         ("beta", config.beta),
-        ("beta1", config.beta1),
+        ("distance_weight", config.distance_weight),
+        ("angle_weight", config.angle_weight),
         ("beta2", config.beta2),
         ("gamma", config.gamma),
     ] {
@@ -94,15 +95,18 @@ impl Method for CtslMkt {
             terms.push(term(
                 format!("relation/{peer}"),
                 format!(
-                    "{} × mean RKD(distance + {}·angle) on {:?}",
-                    c.beta, c.beta1, c.relation_on
+                    "{} × mean ({}·RKD distance + {}·RKD angle) on {:?}",
+                    c.beta, c.distance_weight, c.angle_weight, c.relation_on
                 ),
             ));
             terms.push(term(
                 format!("self/{peer}"),
                 format!(
-                    "{} × t²KL(p_self ‖ p_{peer}), t={}, from epoch {}",
-                    c.gamma, c.self_temperature, c.pretrain_epochs
+                    "{} × {}KL(p_self ‖ p_{peer}), t={}, from epoch {}",
+                    c.gamma,
+                    if c.self_tau_squared { "t²·" } else { "" },
+                    c.self_temperature,
+                    c.pretrain_epochs
                 ),
             ));
         }
@@ -197,8 +201,8 @@ impl Method for CtslMkt {
                 mutual.push(soft_kl(logits[k].clone(), logits[l].clone(), 1.0));
                 let (mine, theirs) = (representations[k].clone(), representations[l].clone());
                 relation.push(
-                    distance_loss(mine.clone(), theirs.clone())
-                        + angle_loss(mine, theirs).mul_scalar(c.beta1),
+                    distance_loss(mine.clone(), theirs.clone()).mul_scalar(c.distance_weight)
+                        + angle_loss(mine, theirs).mul_scalar(c.angle_weight),
                 );
             }
             let mean = |v: Vec<Tensor<1>>| {
@@ -211,11 +215,18 @@ impl Method for CtslMkt {
                 .module()
                 .valid()
                 .forward(inner_images.clone());
+            // soft_kl carries Hinton's t² factor; without `self_tau_squared` it is divided out.
+            let t2 = c.self_temperature * c.self_temperature;
             let self_term = soft_kl(
                 logits[k].clone(),
                 Tensor::from_inner(own),
                 c.self_temperature,
             );
+            let self_term = if c.self_tau_squared {
+                self_term
+            } else {
+                self_term.div_scalar(t2)
+            };
             terms.push(Term::weighted(
                 &format!("mutual/{peer}"),
                 mean(mutual),

@@ -82,11 +82,11 @@ impl Default for IakdConfig {
             temperature: 4.0,
             kd_weight: 1.0,
             ce_weight: 1.0,
-            p0: 0.5,
+            p0: 0.1,
             schedule: SwapSchedule::Linear,
             decay_epochs: None,
             decay_until: DecayUntil::Milestone,
-            swap_bn: SwapBn::Running,
+            swap_bn: SwapBn::Batch,
             student_bn: StudentBn::Pure,
             adapters: false,
         }

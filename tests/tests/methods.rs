@@ -423,3 +423,33 @@ fn ffkd_needs_matching_stage_counts() {
         "{stderr}"
     );
 }
+
+#[test]
+fn new_method_keys_are_checked_at_plan_time() {
+    let dir = tempfile::tempdir().unwrap();
+    let cases = [
+        (
+            "\"ctsl\"",
+            "[networks.peer]\narch = \"resnet8\"\n[method.ctsl]\nkind = \"ctsl-mkt\"\npretrain_epochs = 1\nangle_weight = -50.0\n",
+            "`method.ctsl.angle_weight`",
+            "non-negative",
+        ),
+        (
+            "\"iakd\"",
+            "[networks.teacher]\narch = \"resnet14\"\n[method.iakd]\nkind = \"iakd\"\nswap_bn = \"sometimes\"\n",
+            "method.iakd.swap_bn",
+            "sometimes",
+        ),
+        (
+            "\"ffkd\"",
+            "[networks.teacher]\narch = \"resnet14\"\n[method.ffkd]\nkind = \"ffkd\"\nfeedback_update = \"shallow\"\n",
+            "method.ffkd.feedback_update",
+            "shallow",
+        ),
+    ];
+    for (i, (stack, extra, key, what)) in cases.iter().enumerate() {
+        let config = config_with(dir.path(), &format!("c{i}"), stack, extra);
+        let stderr = failure(kd(dir.path(), &["plan", config.to_str().unwrap()]), 2);
+        assert!(stderr.contains(key) && stderr.contains(what), "{stderr}");
+    }
+}

@@ -1,5 +1,5 @@
 //! Loss primitives every method is built from: the task cross-entropy and the temperature-scaled
-//! KL divergence to a soft target (METHODS.md §0's `soft_kl`).
+//! KL divergence to a soft target (Hinton et al. 2015; see docs/methods.md).
 
 mod cross_entropy;
 mod soft_kl;

@@ -11,8 +11,9 @@
 //! labels alone (the runtime's cross-entropy; this method adds nothing). At the first batch of
 //! epoch `pretrain_epochs` each peer is copied into a frozen self-teacher, and stage 2 begins.
 //! With `pretrain_epochs = 0` the peers must start from checkpoints (stage 1 done elsewhere).
-//! The preset restarts the LR schedule at the stage boundary (`schedule.restarts`), which also
-//! resets every optimiser, as a second run would.
+//! Both stages share the run's schedule unless an experiment restarts it at the boundary
+//! (`schedule.restarts`, as the CIFAR-100 recipe does), which also resets every optimiser, as a
+//! second run would.
 //!
 //! **Loss of peer k in stage 2** (k′ the other peers; `α·CE` from the runtime):
 //! `β·(L_RD + β2·L_MLI) + γ·L_SD` with

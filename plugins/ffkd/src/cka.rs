@@ -28,7 +28,7 @@ pub fn linear_cka(x: Tensor<2>, y: Tensor<2>) -> f64 {
     }
 }
 
-/// The stages whose CKA is at most the mean CKA: those the student understands worse than
+/// The stages whose CKA is at most the mean CKA: those the student understands no better than
 /// average, fed back to the teacher.
 pub fn feedback_stages(ckas: &[f64]) -> Vec<bool> {
     let mean = ckas.iter().sum::<f64>() / ckas.len().max(1) as f64;

@@ -24,7 +24,7 @@
 //! `feedback_from`; the teacher and feedback regressors R′_b train, the student is fixed in
 //! evaluation mode): `CE(z_t) + β_b·τ²KL(p_s ‖ p_t) + γ_b·Σ_{b : CKA_b ≤ mean CKA} L_ch(R′_b(F_s^b),
 //! F_t^b)` — the teacher's channel distributions follow the student's regressed features, on the
-//! stages the student understands worse than average (the weighting constraint). R′_b trains
+//! stages the student understands no better than average (the weighting constraint). R′_b trains
 //! with the teacher (its output is the target, not detached; the student's features are).
 //! `feedback_update = "all"` trains every teacher parameter; `"deep"` only its last two stages
 //! and classifier. With `grad_gate` (default on), each feedback step first measures the cosine

@@ -70,7 +70,7 @@ pub struct IakdConfig {
     pub swap_bn: SwapBn,
     /// Which forwards update the student's BatchNorm running statistics.
     pub student_bn: StudentBn,
-    /// 1x1 conv + BN adapters around teacher stages whose shapes differ (non-canonical).
+    /// Conv + BN adapters around teacher stages whose shapes differ (non-canonical).
     pub adapters: bool,
 }
 

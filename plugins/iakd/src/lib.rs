@@ -15,11 +15,12 @@
 //! are always its own. A swapped stage normalises with the batch's statistics (`swap_bn =
 //! "batch"`, the default: the student's activations are not the teacher's, and normalising them
 //! with the teacher's running statistics left the pure student at 55% against 77% alone on the
-//! quick protocol) or with the teacher's running statistics (`"running"`); either way the
-//! teacher's stored statistics never move. The student's own running statistics are updated only on batches
-//! where nothing was swapped (`student_bn = "pure"`): the pure student is what is evaluated and
-//! shipped, and statistics gathered on hybrid activations leave it at chance level while swaps
-//! last (measured, docs/methods.md). `"hybrid"` updates them on every batch.
+//! quick protocol at p0 = 0.5) or with the teacher's running statistics (`"running"`); either way
+//! the teacher's stored statistics never move. The student's own running statistics are updated
+//! only on batches where nothing was swapped (`student_bn = "pure"`): the pure student is what is
+//! evaluated and shipped, and statistics gathered on hybrid activations describe a network that
+//! is never evaluated. `"hybrid"` updates them on every batch. (With `loss.ce_weight ≠ 0` the
+//! runtime's own forward of the student updates them on every batch anyway.)
 //!
 //! **Loss.** `ce_weight·CE(z_hybrid) + kd_weight·τ²·KL(p_t ‖ p_hybrid)`, the teacher's logits
 //! those of its own full forward (detached). The hybrid's cross-entropy replaces the student's
@@ -41,7 +42,7 @@
 //! **Roles.** `teacher`: frozen, from a checkpoint. `student`: trained; evaluated and saved
 //! alone (the pure student). Pairs with identical stage shapes work as they are (resnet56 →
 //! resnet20, wrn_40_2 → wrn_16_2, resnet32x4 → resnet8x4); for others `adapters = true` puts a
-//! trainable 1x1 conv + BN before and after each swapped teacher stage whose shapes differ,
+//! trainable conv + BN adapter before and after each swapped teacher stage whose shapes differ,
 //! which the plan and the summary mark as non-canonical; without it, a mismatch is a plan error
 //! naming the stage and the two shapes.
 

@@ -151,7 +151,7 @@ impl Method for Iakd {
                 },
             ],
             remarks: if c.adapters {
-                vec!["adapters = true: 1x1 conv + BN adapters around swapped teacher stages (not the canonical IAKD pairing)"
+                vec!["adapters = true: conv + BN adapters around swapped teacher stages (not the canonical IAKD pairing)"
                     .into()]
             } else {
                 Vec::new()

@@ -2,7 +2,7 @@
 //! weights and stage selection computed on each batch.
 
 use burn::module::Module;
-use burn::tensor::{Int, Tensor};
+use burn::tensor::Tensor;
 use kd_core::config::{ConfigError, ConfigIssue};
 use kd_core::loss::{cross_entropy, soft_kl};
 use kd_core::method::{
@@ -103,9 +103,7 @@ impl Ffkd {
             .map(Trainable::module)
             .ok_or_else(|| MethodError::Other("regressors not built".into()))
     }
-}
 
-impl Ffkd {
     /// The teacher's taps on this batch with a graph over the parameters feedback updates (a
     /// fresh forward pass, not the step's cached one).
     fn teacher_taps(&self, ctx: &StepContext<'_>) -> Result<Features, MethodError> {
@@ -122,15 +120,14 @@ impl Ffkd {
         })
     }
 
-    /// The feedback step's CE, logit KL and feature terms, unweighted, on the teacher's taps;
-    /// `selected` marks the stages fed back.
-    fn feedback_losses(
+    /// The feedback step's logit KL and feature terms, unweighted, on the teacher's taps;
+    /// `selected` marks the stages fed back. (The teacher's CE is `cross_entropy` of its logits.)
+    fn feedback_terms(
         &self,
         teacher: &Features,
         student: &Features,
         selected: &[bool],
-        labels: &Tensor<1, Int>,
-    ) -> Result<[Tensor<1>; 3], MethodError> {
+    ) -> Result<(Tensor<1>, Tensor<1>), MethodError> {
         let c = &self.config;
         let regressors = Self::regressors(&self.feedback)?;
         let feature_back = teacher
@@ -145,13 +142,12 @@ impl Ffkd {
             })
             .reduce(|a, b| a + b)
             .expect("the least understood stage is always selected");
-        let ce = cross_entropy(teacher.logits.clone(), labels.clone());
         let kl = soft_kl(
             teacher.logits.clone(),
             student.logits.clone(),
             c.temperature,
         );
-        Ok([ce, kl, feature_back])
+        Ok((kl, feature_back))
     }
 }
 
@@ -351,26 +347,27 @@ impl Method for Ffkd {
             FeedbackUpdate::Deep => self.teacher_taps(ctx)?,
         };
         let selected = feedback_stages(&stage_ckas(&teacher, &student));
-        let labels = ctx.labels.clone();
-        let [ce, kl, feature_back] =
-            self.feedback_losses(&teacher, &student, &selected, &labels)?;
+        let ce = cross_entropy(teacher.logits.clone(), ctx.labels.clone());
+        let (kl, feature_back) = self.feedback_terms(&teacher, &student, &selected)?;
         // The gate compares what the feedback terms would do to the teacher's weights with what
         // its own cross-entropy would, on this batch, before either is applied. Burn has no
-        // retain_graph, so each gradient comes from a forward of its own: the same batch through
-        // the same weights (batch statistics, so the same activations), the running statistics
-        // left as the step's own forward set them.
+        // retain_graph, so each gradient comes from a forward of its own (building only the loss
+        // it back-propagates, so no graph is left behind): the same batch through the same
+        // weights (batch statistics, so the same activations), the running statistics left as
+        // the step's own forward set them.
         let open = !c.grad_gate || {
-            let [ce, ..] = without_running_stat_updates(|| {
+            let gate_ce = without_running_stat_updates(|| {
                 let teacher = self.teacher_taps(ctx)?;
-                self.feedback_losses(&teacher, &student, &selected, &labels)
+                Ok::<_, MethodError>(cross_entropy(teacher.logits, ctx.labels.clone()))
             })?;
-            let [_, kl, feature_back] = without_running_stat_updates(|| {
+            let gate_feedback = without_running_stat_updates(|| {
                 let teacher = self.teacher_taps(ctx)?;
-                self.feedback_losses(&teacher, &student, &selected, &labels)
+                let (kl, feature_back) = self.feedback_terms(&teacher, &student, &selected)?;
+                Ok::<_, MethodError>(
+                    kl.mul_scalar(c.beta_feedback) + feature_back.mul_scalar(c.gamma_feedback),
+                )
             })?;
-            let feedback =
-                kl.mul_scalar(c.beta_feedback) + feature_back.mul_scalar(c.gamma_feedback);
-            gradient_cosine(ce, feedback, ctx.network(&c.teacher)?) >= 0.0
+            gradient_cosine(gate_ce, gate_feedback, ctx.network(&c.teacher)?) >= 0.0
         };
         let (beta, gamma) = if open {
             (c.beta_feedback, c.gamma_feedback)

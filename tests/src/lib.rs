@@ -244,7 +244,7 @@ pub fn part_tensors(
     spec: kd_core::zoo::ModelSpec,
 ) -> Vec<(String, bool, Vec<f32>)> {
     use burn::module::Module;
-    let (_, blobs) = kd_core::runtime::checkpoint::read(checkpoint).unwrap();
+    let (_, blobs) = kd_core::checkpoint::read(checkpoint).unwrap();
     let name = format!("part:{part}/module");
     let bytes = blobs
         .into_iter()

@@ -32,10 +32,9 @@ fn dml_trains_two_different_peers_and_evaluates_their_ensemble() {
         assert!(epoch[key].as_f64().unwrap() >= 0.0, "{key}");
     }
     // Each peer has its own optimiser state in the checkpoint.
-    let header = kd_core::runtime::checkpoint::read_header(
-        &run_dir(dir.path(), "dml").join("checkpoints/last.kdc"),
-    )
-    .unwrap();
+    let header =
+        kd_core::checkpoint::read_header(&run_dir(dir.path(), "dml").join("checkpoints/last.kdc"))
+            .unwrap();
     let names: Vec<&str> = header.blobs.iter().map(|b| b.name.as_str()).collect();
     assert!(
         names.contains(&"role:student/optimizer") && names.contains(&"role:peer/optimizer"),

@@ -20,7 +20,7 @@ pub fn is_user_error(error: &anyhow::Error) -> bool {
             || cause.is::<DataError>()
             || cause.is::<RegistryError>()
             || cause.is::<UsageError>()
-            || cause.is::<kd_core::plugin::PluginError>()
+            || cause.is::<kd_core::dynamic::PluginError>()
             || cause.is::<kd_core::import::ImportError>()
             || cause
                 .downcast_ref::<TrainError>()

@@ -1,22 +1,28 @@
 //! kd-core: the knowledge-distillation runtime.
 //!
 //! Owns the model zoo ([`zoo`]), the dataset readers and batch pipeline ([`data`]), the layered
-//! configuration ([`config`]), the device choice ([`backend`]), the training runtime
-//! ([`runtime`]), the method plugin API ([`method`], [`plugin`]) and PyTorch checkpoint import
-//! ([`import`]), and its own CPU convolution kernels ([`kernels`]). The `kd` binary, the method
+//! configuration ([`config`]), the device choice ([`backend`]), the checkpoint format
+//! ([`checkpoint`]), PyTorch checkpoint import ([`import`]), the method plugin API
+//! ([`method`]), method libraries loaded at run time ([`dynamic`]), the training runtime
+//! ([`runtime`]) and its own CPU convolution kernels ([`kernels`]). The `kd` binary, the method
 //! plugins and the integration tests build on it.
+//!
+//! The modules are layered, each using only those below it (checked by
+//! `tests/layering.rs`): `kernels`, `data`, `loss`, `backend` at the bottom; then `config`,
+//! `zoo`; `checkpoint`; `import`; `method`; `dynamic`; `runtime`; `bench` on top.
 #![warn(missing_docs)]
 #![deny(rustdoc::broken_intra_doc_links)]
 
 pub mod backend;
 pub mod bench;
+pub mod checkpoint;
 pub mod config;
 pub mod data;
+pub mod dynamic;
 pub mod import;
 pub mod kernels;
 pub mod loss;
 pub mod method;
-pub mod plugin;
 pub mod runtime;
 pub mod zoo;
 

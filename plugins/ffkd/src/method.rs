@@ -5,11 +5,11 @@ use burn::module::Module;
 use burn::tensor::Tensor;
 use kd_core::config::{ConfigError, ConfigIssue};
 use kd_core::loss::{cross_entropy, soft_kl};
+use kd_core::method::materialize;
 use kd_core::method::{
     BnMode, InitContext, MAIN_PHASE, Method, MethodArgs, MethodError, Needs, Part, PhaseSpec,
     PlanView, PlannedNetwork, RoleNeed, StepContext, Term, TermSpec, Trainable,
 };
-use kd_core::runtime::materialize;
 use kd_core::zoo::layers::without_running_stat_updates;
 use kd_core::zoo::{Adapter, Features, Staged, stage_tap};
 
@@ -388,14 +388,6 @@ impl Method for Ffkd {
             .iter_mut()
             .chain(self.feedback.iter_mut())
             .map(|p| p as &mut dyn Part)
-            .collect()
-    }
-
-    fn parts_ref(&self) -> Vec<&dyn Part> {
-        self.forward
-            .iter()
-            .chain(self.feedback.iter())
-            .map(|p| p as &dyn Part)
             .collect()
     }
 }

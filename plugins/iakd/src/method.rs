@@ -5,11 +5,11 @@ use burn::module::Module;
 use burn::tensor::Tensor;
 use kd_core::config::{ConfigError, ConfigIssue, ScheduleKind};
 use kd_core::loss::{cross_entropy, soft_kl};
+use kd_core::method::materialize;
 use kd_core::method::{
     InitContext, MAIN_PHASE, Method, MethodArgs, MethodError, Needs, Part, PlanView,
     PlannedNetwork, RoleNeed, StepContext, Term, TermSpec, Trainable,
 };
-use kd_core::runtime::materialize;
 use kd_core::zoo::layers::without_running_stat_updates;
 use kd_core::zoo::{Adapter, Network, stage_tap};
 
@@ -300,9 +300,5 @@ impl Method for Iakd {
             .iter_mut()
             .map(|a| a as &mut dyn Part)
             .collect()
-    }
-
-    fn parts_ref(&self) -> Vec<&dyn Part> {
-        self.adapters.iter().map(|a| a as &dyn Part).collect()
     }
 }

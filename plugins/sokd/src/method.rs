@@ -4,11 +4,11 @@
 use burn::module::Module;
 use burn::tensor::Tensor;
 use kd_core::config::{ConfigError, ConfigIssue};
+use kd_core::method::materialize;
 use kd_core::method::{
     BnMode, EvalContext, InitContext, MAIN_PHASE, Method, MethodArgs, MethodError, Needs, Part,
     PlanView, RoleNeed, StepContext, TapNeed, Term, TermSpec, Trainable,
 };
-use kd_core::runtime::materialize;
 use kd_core::zoo::{Adapter, Network, Staged, independent_copy};
 
 use crate::config::{BranchInit, SokdConfig, TeacherBn};
@@ -292,17 +292,6 @@ impl Method for Sokd {
             parts.push(branch);
         }
         if let Some(regressor) = self.regressor.as_mut() {
-            parts.push(regressor);
-        }
-        parts
-    }
-
-    fn parts_ref(&self) -> Vec<&dyn Part> {
-        let mut parts: Vec<&dyn Part> = Vec::new();
-        if let Some(branch) = self.branch.as_ref() {
-            parts.push(branch);
-        }
-        if let Some(regressor) = self.regressor.as_ref() {
             parts.push(regressor);
         }
         parts

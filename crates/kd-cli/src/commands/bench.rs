@@ -11,7 +11,7 @@ use kd_core::backend::{self, BackendKind};
 use kd_core::bench::{self, Throughput};
 use kd_core::data::{self, DataFormat, Split, Transform};
 use kd_core::kernels;
-use kd_core::runtime::{self, default_normalisation};
+use kd_core::runtime;
 use kd_core::zoo::{self, ModelSpec, trainable_params};
 use serde::Serialize;
 
@@ -126,7 +126,7 @@ pub fn run(command: BenchCommand) -> anyhow::Result<()> {
         }
         BenchCommand::Data(args) => {
             let set = Arc::new(data::load_path(&args.data, args.format, Split::Train)?);
-            let (mean, std) = default_normalisation(args.format, set.channels);
+            let (mean, std) = args.format.normalisation(set.channels);
             let transform = Transform {
                 channels: set.channels,
                 height: set.height,

@@ -5,9 +5,10 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use burn::tensor::Device;
+use kd_core::checkpoint::NetworkEntry;
 use kd_core::data::{self, DataFormat, ImageSet, Split, Transform};
 use kd_core::import::{self, ImportOptions};
-use kd_core::runtime::{self, checkpoint::NetworkEntry, default_normalisation};
+use kd_core::runtime;
 use kd_core::zoo::Network;
 
 use crate::exit::UsageError;
@@ -76,7 +77,7 @@ impl DataArgs {
             ))
             .into());
         }
-        let (mean, std) = default_normalisation(self.format, set.channels);
+        let (mean, std) = self.format.normalisation(set.channels);
         let (mean, std) = (
             self.mean.clone().unwrap_or(mean),
             self.std.clone().unwrap_or(std),

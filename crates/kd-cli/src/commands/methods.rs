@@ -28,7 +28,7 @@ struct Row {
 
 /// Runs the command.
 pub fn run(args: Args) -> anyhow::Result<()> {
-    kd_core::plugin::load_plugins(&args.load)?;
+    kd_core::dynamic::load_plugins(&args.load)?;
     let registry = Registry::global()?;
     let rows: Vec<Row> = registry
         .entries()

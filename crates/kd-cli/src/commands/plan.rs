@@ -51,7 +51,7 @@ pub struct Args {
 /// Loads the configuration and builds the plan.
 pub fn load_plan(args: &ConfigArgs, options: PlanOptions) -> anyhow::Result<runtime::RunPlan> {
     let loaded = config::load(Some(&args.config), &args.sets)?;
-    kd_core::plugin::load_plugins(&loaded.config.plugins.load)?;
+    kd_core::dynamic::load_plugins(&loaded.config.plugins.load)?;
     let registry = Registry::global()?;
     Ok(runtime::plan_with(&loaded, registry, options)?)
 }

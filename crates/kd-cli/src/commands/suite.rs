@@ -70,7 +70,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
                 .collect::<Vec<_>>(),
         );
     }
-    kd_core::plugin::load_plugins(&libraries)?;
+    kd_core::dynamic::load_plugins(&libraries)?;
     let registry = Registry::global()?;
     let mut results: Vec<Finished> = Vec::new();
     for entry in &suite.run {

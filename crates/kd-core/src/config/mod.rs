@@ -1,12 +1,15 @@
 //! Configuration: the serde schema (`schema.rs`), figment layering (`load.rs`), per-key
-//! provenance (`provenance.rs`) and the errors that name key and source (`error.rs`).
+//! provenance (`provenance.rs`), the errors that name key and source (`error.rs`) and the list
+//! that collects them for reporting all at once (`issues.rs`).
 
 mod error;
+mod issues;
 mod load;
 mod provenance;
 mod schema;
 
 pub use error::{ConfigError, ConfigIssue};
+pub use issues::Issues;
 pub use load::{
     DEFAULTS_SOURCE, LoadedConfig, describe_source, display_path, find_base, load, source_of,
 };

@@ -8,6 +8,8 @@ use std::str::FromStr;
 
 use serde::{Deserialize, Serialize};
 
+use super::geometry::Geometry;
+
 /// On-disk layout of a dataset.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -38,6 +40,46 @@ impl DataFormat {
             DataFormat::Cifar10 => "cifar10",
             DataFormat::Cifar100 => "cifar100",
             DataFormat::Folder => "folder",
+        }
+    }
+
+    /// The standard normalisation constants of a format (the dataset's own statistics).
+    pub fn normalisation(self, channels: usize) -> (Vec<f32>, Vec<f32>) {
+        match self {
+            DataFormat::Idx => (vec![0.2860], vec![0.3530]),
+            DataFormat::Cifar10 => (vec![0.4914, 0.4822, 0.4465], vec![0.2470, 0.2435, 0.2616]),
+            DataFormat::Cifar100 => (vec![0.5071, 0.4867, 0.4408], vec![0.2675, 0.2565, 0.2761]),
+            DataFormat::Folder => (vec![0.5; channels], vec![0.5; channels]),
+        }
+    }
+
+    /// The published size of a format's standard dataset (Fashion-MNIST for IDX), for planning a
+    /// run whose data is not on this machine.
+    pub fn standard_geometry(self, split: Split) -> Option<Geometry> {
+        let count = |train: usize, test: usize| if split == Split::Train { train } else { test };
+        match self {
+            DataFormat::Idx => Some(Geometry {
+                count: count(60_000, 10_000),
+                channels: 1,
+                height: 28,
+                width: 28,
+                num_classes: 10,
+            }),
+            DataFormat::Cifar10 => Some(Geometry {
+                count: count(50_000, 10_000),
+                channels: 3,
+                height: 32,
+                width: 32,
+                num_classes: 10,
+            }),
+            DataFormat::Cifar100 => Some(Geometry {
+                count: count(50_000, 10_000),
+                channels: 3,
+                height: 32,
+                width: 32,
+                num_classes: 100,
+            }),
+            DataFormat::Folder => None,
         }
     }
 }

@@ -14,7 +14,7 @@ use burn::tensor::Device;
 
 use super::error::ImportError;
 use super::pytorch::{ImportOptions, import_pytorch, write_imported};
-use crate::runtime::checkpoint;
+use crate::checkpoint;
 use crate::zoo::ModelSpec;
 
 /// File extensions read as PyTorch checkpoints where a kd checkpoint could be named.

@@ -20,8 +20,8 @@ use burn::store::{ModuleSnapshot, PytorchStore};
 use burn::tensor::Device;
 
 use super::error::{ImportError, KeyMismatch};
-use crate::runtime::TrainState;
-use crate::runtime::checkpoint::{self, CheckpointHeader, NetworkEntry};
+use crate::checkpoint::TrainState;
+use crate::checkpoint::{self, CheckpointHeader, NetworkEntry};
 use crate::zoo::{self, ModelSpec, Network, ParamInfo, param_inventory, torch_key};
 
 /// The role an imported network is stored under: the one a checkpoint reference without

@@ -1,7 +1,7 @@
 //! Where a convolution goes: kd's own kernels or burn's.
 //!
 //! [`conv2d`] is the convolution every zoo architecture calls (through
-//! [`crate::zoo::layers::conv`]). On a flex device, for `f32` tensors with symmetric padding and
+//! `zoo::layers::conv`). On a flex device, for `f32` tensors with symmetric padding and
 //! unit dilation, it runs [`KdConv`](super::extension::KdConv), whose forward and handwritten
 //! backward are this folder's kernels; anything else (another backend, another dtype, a geometry
 //! the kernels do not cover) goes to burn's `conv2d` unchanged. [`batch_norm_train`] does the same

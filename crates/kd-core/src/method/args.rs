@@ -61,6 +61,40 @@ impl MethodArgs<'_> {
         issues
     }
 
+    /// `Ok` when none of `checks` found a problem, else every problem found (for
+    /// `args.check([args.positive("temperature", t), args.same_role_issue(&t, &s)])?`).
+    ///
+    /// # Errors
+    /// A [`ConfigError`] with one issue per failed check.
+    pub fn check(
+        &self,
+        checks: impl IntoIterator<Item = Option<ConfigIssue>>,
+    ) -> Result<(), ConfigError> {
+        let issues: Vec<ConfigIssue> = checks.into_iter().flatten().collect();
+        if issues.is_empty() {
+            Ok(())
+        } else {
+            Err(ConfigError { issues })
+        }
+    }
+
+    /// The issue on `key` unless `value` is a finite number above zero.
+    pub fn positive(&self, key: &str, value: f64) -> Option<ConfigIssue> {
+        (!(value.is_finite() && value > 0.0)).then(|| self.issue(key, "must be a positive number"))
+    }
+
+    /// The issue on `key` unless `value` is a finite number of at least zero.
+    pub fn non_negative(&self, key: &str, value: f64) -> Option<ConfigIssue> {
+        (!(value.is_finite() && value >= 0.0))
+            .then(|| self.issue(key, "must be a non-negative number"))
+    }
+
+    /// The issue on `key` unless `low ≤ value ≤ high`.
+    pub fn in_range(&self, key: &str, value: f64, low: f64, high: f64) -> Option<ConfigIssue> {
+        (!(low..=high).contains(&value))
+            .then(|| self.issue(key, format!("must be between {low} and {high}")))
+    }
+
     /// Deserialises the instance's keys into `T` (which should deny unknown fields), reporting
     /// the full path of the first offending key.
     pub fn parse<T: DeserializeOwned>(&self) -> Result<T, ConfigError> {
@@ -101,6 +135,31 @@ mod tests {
         let issue = args.same_role_issue("student", "student").unwrap();
         assert_eq!(issue.key.as_deref(), Some("method.m.teacher"));
         assert!(issue.message.contains("different roles"));
+    }
+
+    #[test]
+    fn range_checks_name_the_key_and_collect_every_problem() {
+        let none = |_: &str| None;
+        let args = args(&none);
+        assert!(args.positive("t", 4.0).is_none());
+        for bad in [0.0, -1.0, f64::NAN, f64::INFINITY] {
+            let issue = args.positive("t", bad).unwrap();
+            assert_eq!(issue.key.as_deref(), Some("method.m.t"));
+            assert_eq!(issue.message, "must be a positive number");
+        }
+        assert!(args.non_negative("w", 0.0).is_none());
+        assert!(args.non_negative("w", -0.1).is_some());
+        assert!(args.in_range("p", 0.5, 0.0, 1.0).is_none());
+        assert_eq!(
+            args.in_range("p", 1.5, 0.0, 1.0).unwrap().message,
+            "must be between 0 and 1"
+        );
+        assert!(args.check([None, None]).is_ok());
+        let err = args
+            .check([args.positive("a", 0.0), None, args.non_negative("b", -1.0)])
+            .unwrap_err();
+        let keys: Vec<_> = err.issues.iter().map(|i| i.key.clone().unwrap()).collect();
+        assert_eq!(keys, ["method.m.a", "method.m.b"]);
     }
 
     #[test]

@@ -14,10 +14,11 @@ use burn::tensor::{Device, Int, Tensor};
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 
-use super::base::{BnMode, MethodError};
+use super::error::MethodError;
+use super::needs::BnMode;
 use super::part::SgdSettings;
+use super::roles::Roles;
 use crate::data::mix;
-use crate::runtime::Roles;
 use crate::zoo::{Arch, Features, ModelSpec, Network, Staged, TapShape};
 
 /// A network as planned: no tensor exists yet.
@@ -45,6 +46,18 @@ impl PlannedNetwork {
             .find(|t| t.name == name)
             .map(|t| t.shape.as_slice())
     }
+
+    /// The per-sample output shape `[C, H, W]` of stage `i` (0-based), if there is one.
+    pub fn stage_shape(&self, i: usize) -> Option<[usize; 3]> {
+        let shape = self.tap(&crate::zoo::stage_tap(i))?;
+        (shape.len() == 3).then(|| [shape[0], shape[1], shape[2]])
+    }
+
+    /// The per-sample output shape `[C, H, W]` of the last stage.
+    pub fn last_stage_shape(&self) -> [usize; 3] {
+        self.stage_shape(self.arch.num_stages() - 1)
+            .expect("every zoo network taps its last stage")
+    }
 }
 
 /// The plan as methods check it.
@@ -66,6 +79,15 @@ impl PlanView<'_> {
     /// The planned network of a role.
     pub fn network(&self, role: &str) -> Option<&PlannedNetwork> {
         self.networks.iter().find(|n| n.role == role)
+    }
+
+    /// The planned network of a role the method declared (so the plan made sure it exists).
+    ///
+    /// # Errors
+    /// [`MethodError::Missing`] naming the role.
+    pub fn require(&self, role: &str) -> Result<&PlannedNetwork, MethodError> {
+        self.network(role)
+            .ok_or_else(|| MethodError::Missing(format!("no planned network `{role}`")))
     }
 }
 
@@ -92,6 +114,19 @@ impl InitContext<'_> {
     }
 }
 
+/// Where a step is in the run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct StepPosition {
+    /// Epoch (0-based).
+    pub epoch: usize,
+    /// Total epochs of the run.
+    pub epochs: usize,
+    /// Batch index within the epoch.
+    pub batch: usize,
+    /// Steps completed before this one, over the whole run.
+    pub global_step: usize,
+}
+
 /// One batch of one phase of one step.
 pub struct StepContext<'a> {
     phase: &'a str,
@@ -108,25 +143,19 @@ pub struct StepContext<'a> {
     pub images: Tensor<4>,
     /// Labels `[N]`.
     pub labels: Tensor<1, Int>,
-    /// Classes of the dataset.
-    pub num_classes: usize,
     seed: u64,
     roles: &'a Roles,
     cache: &'a mut HashMap<String, Features>,
 }
 
 impl<'a> StepContext<'a> {
-    /// A context for one phase step; the runtime creates it.
-    #[allow(clippy::too_many_arguments)]
+    /// A context for one phase step at `position` of a run seeded with `seed`; features are
+    /// computed into `cache` (one entry per role). The runtime and the test context create it.
     pub(crate) fn new(
         phase: &'a str,
-        epoch: usize,
-        epochs: usize,
-        batch: usize,
-        global_step: usize,
+        position: StepPosition,
         images: Tensor<4>,
         labels: Tensor<1, Int>,
-        num_classes: usize,
         seed: u64,
         roles: &'a Roles,
         cache: &'a mut HashMap<String, Features>,
@@ -134,13 +163,12 @@ impl<'a> StepContext<'a> {
         StepContext {
             phase,
             instance: String::new(),
-            epoch,
-            epochs,
-            batch,
-            global_step,
+            epoch: position.epoch,
+            epochs: position.epochs,
+            batch: position.batch,
+            global_step: position.global_step,
             images,
             labels,
-            num_classes,
             seed,
             roles,
             cache,
@@ -194,6 +222,14 @@ impl<'a> StepContext<'a> {
             self.cache.insert(role.to_string(), features);
         }
         Ok(&self.cache[role])
+    }
+
+    /// The logits `[N, C]` of `role` on this batch (its `logits` tap, computed once).
+    ///
+    /// # Errors
+    /// [`MethodError::Missing`] when the run has no such role.
+    pub fn logits(&mut self, role: &str) -> Result<Tensor<2>, MethodError> {
+        Ok(self.features(role)?.logits.clone())
     }
 
     /// A random generator for this instance, step and phase: the same on every run and after a

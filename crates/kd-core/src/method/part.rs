@@ -6,12 +6,12 @@
 //! the runtime as `&mut dyn Part` for stepping and checkpointing. One backward per phase, then
 //! `GradientsParams::from_module` per part, as burn's multi-model training loops do.
 
-use burn::module::Module;
+use burn::module::{Module, ModuleVisitor, Param};
 use burn::optim::decay::WeightDecayConfig;
 use burn::optim::momentum::MomentumConfig;
 use burn::optim::{GradientsParams, ModuleOptimizer, SgdConfig};
 use burn::store::ModuleRecord;
-use burn::tensor::{Bytes, Gradients};
+use burn::tensor::{Bytes, Gradients, Tensor};
 
 use crate::zoo::trainable_params;
 
@@ -111,8 +111,10 @@ pub struct Trainable<M: Module> {
 }
 
 impl<M: Module + 'static> Trainable<M> {
-    /// Wraps a module (on the autodiff device) with a fresh optimiser.
+    /// Wraps a module (on the autodiff device) with a fresh optimiser, drawing any lazily
+    /// initialised parameter first ([`materialize`]).
     pub fn new(name: &str, phase: &str, module: M, base_lr: f64, sgd: &SgdSettings) -> Self {
+        materialize(&module);
         Trainable {
             name: name.into(),
             phase: phase.into(),
@@ -306,4 +308,16 @@ impl<M: Module + 'static> Part for Frozen<M> {
     fn is_finite(&self) -> bool {
         module_is_finite(&self.module)
     }
+}
+
+/// Draws every lazily initialised parameter now, in visiting order, so initial weights depend
+/// only on the seed and the architecture (not on which forward touches a layer first).
+pub fn materialize<M: Module>(module: &M) {
+    struct Touch;
+    impl ModuleVisitor for Touch {
+        fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
+            let _ = param.val();
+        }
+    }
+    module.visit(&mut Touch);
 }

@@ -8,7 +8,8 @@
 //! linker drops its registration.
 
 use std::collections::BTreeMap;
-use std::sync::OnceLock;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Mutex, OnceLock};
 
 use super::args::MethodArgs;
 use super::base::Method;
@@ -80,6 +81,36 @@ macro_rules! register_method {
     };
 }
 
+/// The keys of a method's configuration type with their defaults, as `defaults` of a
+/// [`MethodRegistration`] wants them: `defaults: kd_core::method::defaults_of::<KdConfig>`.
+pub fn defaults_of<T: Default + serde::Serialize>() -> serde_json::Value {
+    serde_json::to_value(T::default()).expect("a method configuration serialises to JSON")
+}
+
+/// Registrations of libraries loaded at run time, added before the global registry is built.
+static DYNAMIC: Mutex<Vec<&'static MethodRegistration>> = Mutex::new(Vec::new());
+
+/// Whether [`Registry::global`] has been built (after which nothing can be added).
+static BUILT: AtomicBool = AtomicBool::new(false);
+
+/// Adds the registrations of a library loaded at run time ([`crate::dynamic`]). Returns `false`,
+/// adding nothing, once the global registry has been built.
+pub(crate) fn add_dynamic(registrations: Vec<&'static MethodRegistration>) -> bool {
+    if is_built() {
+        return false;
+    }
+    DYNAMIC
+        .lock()
+        .expect("registration list lock")
+        .extend(registrations);
+    true
+}
+
+/// Whether the global registry has been built (loading a library is then too late).
+pub(crate) fn is_built() -> bool {
+    BUILT.load(Ordering::SeqCst)
+}
+
 /// Why the registry could not be built.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum RegistryError {
@@ -124,14 +155,13 @@ impl Registry {
     }
 
     /// The registry of every plugin linked into this binary or loaded from a library
-    /// (`crate::plugin::load_plugins`, which must come first), built on first use.
+    /// ([`crate::dynamic::load_plugins`], which must come first), built on first use.
     pub fn global() -> Result<&'static Registry, RegistryError> {
         static GLOBAL: OnceLock<Result<Registry, RegistryError>> = OnceLock::new();
         GLOBAL
             .get_or_init(|| {
-                crate::plugin::load::REGISTRY_BUILT
-                    .store(true, std::sync::atomic::Ordering::SeqCst);
-                let dynamic = crate::plugin::dynamic_registrations();
+                BUILT.store(true, Ordering::SeqCst);
+                let dynamic = DYNAMIC.lock().expect("registration list lock").clone();
                 Registry::from_entries(
                     inventory::iter::<MethodRegistration>
                         .into_iter()

@@ -8,7 +8,7 @@ use std::path::Path;
 
 use plotters::prelude::*;
 
-use super::state::TrainState;
+use crate::checkpoint::TrainState;
 
 fn draw<'a>(
     buffer: &'a mut [u8],

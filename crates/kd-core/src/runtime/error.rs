@@ -3,8 +3,8 @@
 
 use std::path::PathBuf;
 
-use super::checkpoint::CheckpointError;
 use crate::backend::BackendError;
+use crate::checkpoint::CheckpointError;
 use crate::data::DataError;
 use crate::method::{MethodError, PartError};
 

@@ -9,10 +9,10 @@ use burn::tensor::{Device, Tensor, TensorData};
 
 use super::error::TrainError;
 use super::plan::MethodInstance;
-use super::roles::Roles;
-use super::state::Accuracy;
+use crate::checkpoint::Accuracy;
 use crate::data::{Augment, BatchStream, ImageSet, StreamSpec, Transform};
 use crate::method::EvalContext;
+use crate::method::Roles;
 use crate::zoo::Network;
 
 /// Counts of correct predictions.

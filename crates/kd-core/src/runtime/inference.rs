@@ -7,10 +7,10 @@ use std::sync::Arc;
 use burn::module::Module;
 use burn::tensor::{Device, Tensor, TensorData};
 
-use super::checkpoint::{self, NetworkEntry};
+use super::checkpointing::load_role_weights;
 use super::error::TrainError;
 use super::evaluate::Tally;
-use super::session::load_role_weights;
+use crate::checkpoint::{self, NetworkEntry};
 use crate::data::{Augment, BatchStream, ImageSet, StreamSpec, Transform};
 use crate::method::{MAIN_PHASE, SgdSettings, Trainable};
 use crate::zoo::{self, ModelSpec, Network, Staged};

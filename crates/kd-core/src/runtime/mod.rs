@@ -1,20 +1,21 @@
-//! The training runtime: the plan (`plan.rs`), the roles (`roles.rs`), the loop
-//! (`trainer.rs`), evaluation, schedules, checkpoints, metrics and the end-of-run summary.
+//! The training runtime: the plan (`plan/`), the networks and methods built from it
+//! (`setup.rs`), the loop (`trainer.rs`) with its step (`step.rs`) and end of epoch
+//! (`epoch_end.rs`), the run directory (`run_dir.rs`), evaluation, schedules, the run's
+//! checkpoints (`checkpointing.rs`), metrics and the end-of-run summary.
 
-pub mod checkpoint;
+mod checkpointing;
 mod curve;
-mod describe;
+mod epoch_end;
 mod error;
 mod evaluate;
 mod inference;
 pub mod metrics;
 mod observer;
 mod plan;
-mod plan_data;
-mod roles;
+mod run_dir;
 mod schedule;
-mod session;
-mod state;
+mod setup;
+mod step;
 mod summary;
 mod timing;
 mod trainer;
@@ -24,10 +25,8 @@ pub use evaluate::{Tally, evaluate};
 pub use inference::{evaluate_network, load_network, predict_logits};
 pub use observer::{EpochReport, Observer, Silent, StartInfo, StepReport};
 pub use plan::{DataPlan, MethodInstance, PlanOptions, RolePlan, RunPlan, plan, plan_with};
-pub use plan_data::{default_normalisation, standard_geometry};
-pub use roles::{RoleNet, Roles, materialize};
+pub use run_dir::RunFiles;
 pub use schedule::lr_factor;
-pub use state::{Accuracy, Best, EpochRecord, TrainState};
 pub use summary::{OutputSummary, Summary};
 pub use timing::{Timing, time_plan_steps, time_steps};
-pub use trainer::{RunFiles, TrainOptions, train};
+pub use trainer::{TrainOptions, train};

@@ -3,7 +3,7 @@
 
 use std::collections::BTreeMap;
 
-use super::state::{Accuracy, Best};
+use crate::checkpoint::{Accuracy, Best};
 
 /// A run is about to train.
 #[derive(Debug, Clone)]

@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 use super::curve::draw_curves;
 use super::error::TrainError;
 use super::plan::RunPlan;
-use super::state::{Accuracy, TrainState};
+use crate::checkpoint::{Accuracy, TrainState};
 
 /// Results of one evaluated output.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

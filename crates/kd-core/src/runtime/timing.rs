@@ -13,11 +13,13 @@ use serde::Serialize;
 
 use super::error::TrainError;
 use super::plan::RunPlan;
-use super::roles::Roles;
-use super::session::{build_roles, init_methods, run_phase};
-use super::state::TrainState;
+use super::setup::{build_roles, init_methods};
+use super::step::{StepSettings, run_phase};
 use crate::backend;
+use crate::checkpoint::TrainState;
 use crate::data::{Batch, batches_per_epoch};
+use crate::method::Roles;
+use crate::method::StepPosition;
 use crate::zoo::Staged;
 
 /// The measurement and the estimate.
@@ -91,21 +93,25 @@ impl StepBench {
     /// One training step, every phase.
     fn step(&mut self) -> Result<(), TrainError> {
         let c = &self.plan.config;
-        let (seed, epochs) = (c.run.seed, c.run.epochs);
-        let classes = self.plan.data.train.num_classes;
-        for phase in self.plan.phases.clone() {
+        let settings = StepSettings {
+            position: StepPosition {
+                epoch: self.state.epoch,
+                epochs: c.run.epochs,
+                batch: self.batch.index,
+                global_step: self.state.global_step,
+            },
+            lr_factor: 1.0,
+            seed: c.run.seed,
+            device: &self.device,
+            last_good: None,
+        };
+        for phase in &self.plan.phases {
             run_phase(
-                &phase,
+                phase,
                 &self.batch,
-                &self.device,
-                classes,
-                seed,
-                epochs,
-                &self.state,
-                1.0,
+                &settings,
                 &mut self.roles,
                 &mut self.plan.methods,
-                &None,
             )?;
         }
         Ok(())

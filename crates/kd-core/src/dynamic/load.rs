@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
 use super::fingerprint::{FINGERPRINT, Fingerprint};
-use crate::method::MethodRegistration;
+use crate::method::{MethodRegistration, registry};
 
 /// Why a plugin library could not be loaded. Every variant names the file.
 #[derive(Debug, thiserror::Error)]
@@ -72,22 +72,11 @@ impl Registrar {
     }
 }
 
-static DYNAMIC: Mutex<Vec<&'static MethodRegistration>> = Mutex::new(Vec::new());
-
-/// Whether the registry has been built (after which loading is refused).
-pub(crate) static REGISTRY_BUILT: std::sync::atomic::AtomicBool =
-    std::sync::atomic::AtomicBool::new(false);
-
-/// Everything loaded plugins registered so far.
-pub fn dynamic_registrations() -> Vec<&'static MethodRegistration> {
-    DYNAMIC.lock().expect("plugin list lock").clone()
-}
-
 type FingerprintFn = unsafe extern "C" fn() -> *const c_char;
 type RegisterFn = fn(&mut Registrar);
 
 fn load_one(path: &Path) -> Result<(), PluginError> {
-    if REGISTRY_BUILT.load(std::sync::atomic::Ordering::SeqCst) {
+    if registry::is_built() {
         return Err(PluginError::TooLate { path: path.into() });
     }
     if !path.is_file() {
@@ -145,10 +134,9 @@ fn load_one(path: &Path) -> Result<(), PluginError> {
     }
     // Registrations point into the library's statics: it must never be unloaded.
     std::mem::forget(library);
-    DYNAMIC
-        .lock()
-        .expect("plugin list lock")
-        .extend(registrar.added);
+    if !registry::add_dynamic(registrar.added) {
+        return Err(PluginError::TooLate { path: path.into() });
+    }
     Ok(())
 }
 

@@ -9,10 +9,10 @@
 //! loaded before the registry is first built and never unloaded.
 
 mod fingerprint;
-pub(crate) mod load;
+mod load;
 
 pub use fingerprint::{BURN_VERSION, FINGERPRINT, FINGERPRINT_NUL, Fingerprint, PLUGIN_ABI};
-pub use load::{PluginError, Registrar, dynamic_registrations, load_plugins};
+pub use load::{PluginError, Registrar, load_plugins};
 
 /// Exports a dynamically loadable plugin: the fingerprint it was compiled with and the function
 /// that registers its methods. Use it instead of `register_method!` in the `dynamic` build of a
@@ -28,12 +28,12 @@ macro_rules! export_plugin {
         /// The fingerprint this plugin was compiled with (NUL-terminated).
         #[unsafe(no_mangle)]
         pub extern "C" fn kd_plugin_fingerprint() -> *const ::std::os::raw::c_char {
-            $crate::plugin::FINGERPRINT_NUL.as_ptr().cast()
+            $crate::dynamic::FINGERPRINT_NUL.as_ptr().cast()
         }
 
         /// Registers this plugin's methods; the host calls it once the fingerprint matches.
         #[unsafe(no_mangle)]
-        pub fn kd_plugin_register(registrar: &mut $crate::plugin::Registrar) {
+        pub fn kd_plugin_register(registrar: &mut $crate::dynamic::Registrar) {
             $( registrar.add(&$registration); )+
         }
     };

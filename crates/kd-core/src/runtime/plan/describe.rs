@@ -1,7 +1,7 @@
 //! How a [`RunPlan`] presents itself: the evaluated outputs, the logged terms, the metrics
 //! columns, the remarks, and the human-readable account `kd plan` prints.
 
-use super::plan::RunPlan;
+use super::RunPlan;
 use crate::config::display_path;
 use crate::data::Geometry;
 use crate::method::{BnMode, MAIN_PHASE, PlanView};
@@ -63,7 +63,11 @@ impl RunPlan {
             columns.push(format!("{output}/top1"));
             columns.push(format!("{output}/top5"));
         }
-        columns.extend(super::metrics::TIMING_COLUMNS.iter().map(|s| s.to_string()));
+        columns.extend(
+            crate::runtime::metrics::TIMING_COLUMNS
+                .iter()
+                .map(|s| s.to_string()),
+        );
         columns
     }
 
@@ -117,6 +121,45 @@ impl RunPlan {
             d.std
         ));
         line("networks".into());
+        for l in self.network_lines() {
+            line(l);
+        }
+        line(format!(
+            "optimiser  SGD lr {} momentum {} nesterov {} weight decay {}; schedule {:?} milestones {:?} γ {} warm-up {}",
+            c.optim.lr,
+            c.optim.momentum,
+            c.optim.nesterov,
+            c.optim.weight_decay,
+            c.schedule.kind,
+            c.schedule.milestones,
+            c.schedule.gamma,
+            c.schedule.warmup_epochs
+        ));
+        for l in self.phase_lines() {
+            line(l);
+        }
+        for m in &self.methods {
+            line(format!(
+                "method `{}`: kind {} (crate {}), weight {}",
+                m.instance, m.kind, m.crate_name, m.weight
+            ));
+        }
+        line(format!(
+            "evaluated each epoch: {}",
+            self.eval_outputs().join(", ")
+        ));
+        for remark in self.remarks() {
+            line(format!("remark: {remark}"));
+        }
+        for w in &self.warnings {
+            line(format!("warning: {w}"));
+        }
+        out
+    }
+
+    /// One line per role (architecture, mode, start, users), one for its taps.
+    fn network_lines(&self) -> Vec<String> {
+        let mut lines = Vec::new();
         for r in &self.roles {
             let mode = match (&r.trained_in, r.bn) {
                 (Some(phase), _) => format!("trained in `{phase}`, lr {}", r.lr),
@@ -127,7 +170,7 @@ impl RunPlan {
                 Some((path, inner)) => format!("from {}#{inner}", display_path(path)),
                 None => "from scratch".to_string(),
             };
-            line(format!(
+            lines.push(format!(
                 "  {:<10} {:<12} {mode}; {start}; used by {}",
                 r.network.role,
                 r.network.arch_name,
@@ -149,19 +192,14 @@ impl RunPlan {
                     )
                 })
                 .collect();
-            line(format!("             taps: {}", taps.join(", ")));
+            lines.push(format!("             taps: {}", taps.join(", ")));
         }
-        line(format!(
-            "optimiser  SGD lr {} momentum {} nesterov {} weight decay {}; schedule {:?} milestones {:?} γ {} warm-up {}",
-            c.optim.lr,
-            c.optim.momentum,
-            c.optim.nesterov,
-            c.optim.weight_decay,
-            c.schedule.kind,
-            c.schedule.milestones,
-            c.schedule.gamma,
-            c.schedule.warmup_epochs
-        ));
+        lines
+    }
+
+    /// One line per phase: what it trains and its loss.
+    fn phase_lines(&self) -> Vec<String> {
+        let mut lines = Vec::new();
         for phase in &self.phases {
             let mut terms: Vec<String> = Vec::new();
             if phase.name == MAIN_PHASE {
@@ -187,7 +225,7 @@ impl RunPlan {
                 .filter(|r| r.trained_in.as_deref() == Some(phase.name.as_str()))
                 .map(|r| r.network.role.as_str())
                 .collect();
-            line(format!(
+            lines.push(format!(
                 "phase `{}`{}{}: trains {} (+ method modules); loss = {}",
                 phase.name,
                 if phase.own_batch { ", own batch" } else { "" },
@@ -208,23 +246,7 @@ impl RunPlan {
                 }
             ));
         }
-        for m in &self.methods {
-            line(format!(
-                "method `{}`: kind {} (crate {}), weight {}",
-                m.instance, m.kind, m.crate_name, m.weight
-            ));
-        }
-        line(format!(
-            "evaluated each epoch: {}",
-            self.eval_outputs().join(", ")
-        ));
-        for remark in self.remarks() {
-            line(format!("remark: {remark}"));
-        }
-        for w in &self.warnings {
-            line(format!("warning: {w}"));
-        }
-        out
+        lines
     }
 
     /// What the methods of the stack want said about the run (non-canonical options, say).

@@ -2,15 +2,16 @@
 //!
 //! A role trained in some phase is stored as it trains; a role never trained is stored with its
 //! weights excluded from gradients — fully frozen (`freeze()`, BatchNorm in evaluation mode) or,
-//! when a method asks for it, with BatchNorm still in training mode (`no_grad()`). The trainer
-//! owns a [`Roles`]; methods read it through their contexts.
+//! when a method asks for it, with BatchNorm still in training mode (`no_grad()`). The runtime
+//! builds and owns a [`Roles`]; methods read it through their contexts.
 
 use std::collections::BTreeMap;
 
-use burn::module::{Module, ModuleVisitor, Param};
-use burn::tensor::Tensor;
+use burn::module::Module;
 
-use crate::method::{BnMode, MethodError, Trainable};
+use super::error::MethodError;
+use super::needs::BnMode;
+use super::part::Trainable;
 use crate::zoo::{ModelSpec, Network};
 
 /// One role's network.
@@ -97,16 +98,4 @@ impl Roles {
     pub fn names(&self) -> &[String] {
         &self.order
     }
-}
-
-/// Draws every lazily initialised parameter now, in visiting order, so initial weights depend
-/// only on the seed and the architecture (not on which forward touches a layer first).
-pub fn materialize<M: Module>(module: &M) {
-    struct Touch;
-    impl ModuleVisitor for Touch {
-        fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
-            let _ = param.val();
-        }
-    }
-    module.visit(&mut Touch);
 }

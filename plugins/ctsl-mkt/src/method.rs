@@ -2,10 +2,9 @@
 //! peers; in stage 2, mutual, relational and self-distillation terms for every peer.
 
 use burn::module::Module;
-use burn::tensor::activation::softmax;
 use burn::tensor::{Device, Tensor};
 use kd_core::config::{ConfigError, ConfigIssue};
-use kd_core::loss::soft_kl;
+use kd_core::loss::{ensemble_log_probs, soft_kl};
 use kd_core::method::{
     EvalContext, Frozen, InitContext, MAIN_PHASE, Method, MethodArgs, MethodError, Needs, Part,
     PlanView, RoleNeed, StepContext, Term, TermSpec,
@@ -60,15 +59,6 @@ fn copy_of(arch: &Arch, source: &Network, device: &Device) -> Result<Network, Me
         .try_load_record(source.clone().into_record())
         .map_err(|e| MethodError::Other(format!("copying a peer: {e}")))?;
     Ok(independent_copy(loaded))
-}
-
-fn ensemble(logits: &[Tensor<2>]) -> Tensor<2> {
-    let sum = logits
-        .iter()
-        .map(|z| softmax(z.clone(), 1))
-        .reduce(|a, b| a + b)
-        .expect("at least one peer");
-    sum.div_scalar(logits.len() as f64).log()
 }
 
 impl CtslMkt {
@@ -249,15 +239,11 @@ impl Method for CtslMkt {
             .collect()
     }
 
-    fn parts_ref(&self) -> Vec<&dyn Part> {
-        self.self_teachers.iter().map(|t| t as &dyn Part).collect()
-    }
-
     fn evaluate(&self, ctx: &mut EvalContext<'_>) -> Result<Vec<(String, Tensor<2>)>, MethodError> {
         let mut logits = Vec::new();
         for peer in &self.config.peers {
             logits.push(ctx.features(peer)?.logits.clone());
         }
-        Ok(vec![("ensemble".into(), ensemble(&logits))])
+        Ok(vec![("ensemble".into(), ensemble_log_probs(&logits))])
     }
 }

@@ -1,7 +1,6 @@
 //! The mutual-learning term and the peers' ensemble, with golden values worked out by hand.
 
 use burn::tensor::Tensor;
-use burn::tensor::activation::softmax;
 use kd_core::loss::soft_kl;
 
 use crate::config::Reduction;
@@ -29,19 +28,8 @@ pub fn mutual_kl(
     }
 }
 
-/// Log of the mean of the peers' softmax outputs: the ensemble's class scores.
-///
-/// # Shapes
-/// - each of `logits`: `[N, C]`
-/// - output: `[N, C]`
-pub fn ensemble_log_probs(logits: &[Tensor<2>]) -> Tensor<2> {
-    let sum = logits
-        .iter()
-        .map(|z| softmax(z.clone(), 1))
-        .reduce(|a, b| a + b)
-        .expect("at least one peer");
-    sum.div_scalar(logits.len() as f64).log()
-}
+/// The peers' ensemble, shared with CTSL-MKT: [`kd_core::loss::ensemble_log_probs`].
+pub use kd_core::loss::ensemble_log_probs;
 
 #[cfg(test)]
 mod tests {

@@ -23,8 +23,3 @@ impl Default for KdConfig {
         }
     }
 }
-
-/// The defaults as JSON, for `kd methods --json`.
-pub fn defaults() -> serde_json::Value {
-    serde_json::to_value(KdConfig::default()).expect("KdConfig serialises")
-}

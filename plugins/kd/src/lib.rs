@@ -31,5 +31,5 @@ kd_core::register_method! {
     summary: "soft-target distillation from a frozen teacher: T²·KL(p_t ‖ p_s)",
     paper: "Hinton, Vinyals, Dean 2015, Distilling the Knowledge in a Neural Network, arXiv:1503.02531",
     build: method::build,
-    defaults: config::defaults,
+    defaults: kd_core::method::defaults_of::<config::KdConfig>,
 }

@@ -15,8 +15,8 @@ use burn::tensor::module;
 use burn::tensor::ops::ConvOptions;
 use burn::tensor::{DType, Tensor};
 
+use super::conv_shape::ConvShape;
 use super::extension::KdOps;
-use super::geometry::Geometry;
 
 static ENABLED: AtomicBool = AtomicBool::new(true);
 
@@ -58,7 +58,7 @@ fn kd_geometry(
         return None;
     }
     let padding = [top, left];
-    Geometry::new(
+    ConvShape::new(
         x.dims(),
         weight.dims(),
         options.stride,

@@ -12,14 +12,14 @@
 
 use rayon::prelude::*;
 
-use super::geometry::{Geometry, valid_outputs};
+use super::conv_shape::{ConvShape, valid_outputs};
 use super::reduce;
 
 /// Calls `f(oh, ow_lo, ow_hi, ih, iw_first)` for every output row `oh` of one plane that reads
 /// inside the input at kernel offset `(kh, kw)`: outputs `ow_lo..ow_hi` of that row read input row
 /// `ih` from column `iw_first` on, one stride apart.
 fn for_each_segment(
-    g: &Geometry,
+    g: &ConvShape,
     kh: usize,
     kw: usize,
     mut f: impl FnMut(usize, usize, usize, usize, usize),
@@ -39,7 +39,7 @@ fn for_each_segment(
 }
 
 /// `y += k · x` over one plane at one kernel offset.
-fn plane_forward(g: &Geometry, x: &[f32], kernel: &[f32], y: &mut [f32]) {
+fn plane_forward(g: &ConvShape, x: &[f32], kernel: &[f32], y: &mut [f32]) {
     let stride_w = g.stride[1];
     for kh in 0..g.kernel_h {
         for kw in 0..g.kernel_w {
@@ -62,7 +62,7 @@ fn plane_forward(g: &Geometry, x: &[f32], kernel: &[f32], y: &mut [f32]) {
 }
 
 /// `dx += k · dy` over one plane, scattered back to the input positions each output read.
-fn plane_input_grad(g: &Geometry, dy: &[f32], kernel: &[f32], dx: &mut [f32]) {
+fn plane_input_grad(g: &ConvShape, dy: &[f32], kernel: &[f32], dx: &mut [f32]) {
     let stride_w = g.stride[1];
     for kh in 0..g.kernel_h {
         for kw in 0..g.kernel_w {
@@ -85,7 +85,7 @@ fn plane_input_grad(g: &Geometry, dy: &[f32], kernel: &[f32], dx: &mut [f32]) {
 }
 
 /// `dk += Σ dy · x` over one plane, for every kernel offset.
-fn plane_weight_grad(g: &Geometry, x: &[f32], dy: &[f32], dk: &mut [f32]) {
+fn plane_weight_grad(g: &ConvShape, x: &[f32], dy: &[f32], dk: &mut [f32]) {
     let stride_w = g.stride[1];
     for kh in 0..g.kernel_h {
         for kw in 0..g.kernel_w {
@@ -126,7 +126,7 @@ struct Stacked {
 }
 
 impl Stacked {
-    fn new(g: &Geometry) -> Option<Self> {
+    fn new(g: &ConvShape) -> Option<Self> {
         if g.stride != [1, 1] || g.batch == 0 {
             return None;
         }
@@ -143,7 +143,7 @@ impl Stacked {
         self.hp * self.wp
     }
 
-    fn len(&self, g: &Geometry) -> usize {
+    fn len(&self, g: &ConvShape) -> usize {
         g.batch * self.plane()
     }
 
@@ -152,7 +152,7 @@ impl Stacked {
     }
 
     /// Copies channel `c`'s input planes of every image into the interiors of a zeroed stack.
-    fn pad(&self, g: &Geometry, x: &[f32], c: usize, stack: &mut [f32]) {
+    fn pad(&self, g: &ConvShape, x: &[f32], c: usize, stack: &mut [f32]) {
         stack.fill(0.0);
         let [pad_h, pad_w] = g.padding;
         let in_plane = g.in_plane();
@@ -167,7 +167,7 @@ impl Stacked {
 
     /// Spreads channel `c`'s output-gradient planes of every image over a zeroed wide stack, so
     /// shifted reads of it see zeros at the discarded positions.
-    fn widen(&self, g: &Geometry, dy: &[f32], c: usize, stack: &mut [f32]) {
+    fn widen(&self, g: &ConvShape, dy: &[f32], c: usize, stack: &mut [f32]) {
         stack.fill(0.0);
         let out_plane = g.out_plane();
         for b in 0..g.batch {
@@ -189,7 +189,7 @@ fn scatter(per_channel: &[Vec<f32>], channels: usize, plane: usize, out: &mut [f
 }
 
 /// Depthwise `conv2d(x, w)` without bias: `[batch, channels, out_h, out_w]`, row-major.
-pub fn forward(g: &Geometry, x: &[f32], w: &[f32]) -> Vec<f32> {
+pub fn forward(g: &ConvShape, x: &[f32], w: &[f32]) -> Vec<f32> {
     let mut y = vec![0.0; g.output_len()];
     let kernel = g.kernel_plane();
     let Some(st) = Stacked::new(g) else {
@@ -235,7 +235,7 @@ pub fn forward(g: &Geometry, x: &[f32], w: &[f32]) -> Vec<f32> {
 }
 
 /// The gradient of a depthwise `conv2d(x, w)` with respect to `x`.
-pub fn input_grad(g: &Geometry, w: &[f32], dy: &[f32]) -> Vec<f32> {
+pub fn input_grad(g: &ConvShape, w: &[f32], dy: &[f32]) -> Vec<f32> {
     let mut dx = vec![0.0; g.input_len()];
     let kernel = g.kernel_plane();
     let Some(st) = Stacked::new(g) else {
@@ -281,7 +281,7 @@ pub fn input_grad(g: &Geometry, w: &[f32], dy: &[f32]) -> Vec<f32> {
 }
 
 /// The gradient of a depthwise `conv2d(x, w)` with respect to `w`.
-pub fn weight_grad(g: &Geometry, x: &[f32], dy: &[f32]) -> Vec<f32> {
+pub fn weight_grad(g: &ConvShape, x: &[f32], dy: &[f32]) -> Vec<f32> {
     let mut dw = vec![0.0; g.weight_len()];
     let (in_plane, out_plane) = (g.in_plane(), g.out_plane());
     if let Some(st) = Stacked::new(g) {

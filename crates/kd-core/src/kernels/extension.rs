@@ -13,7 +13,7 @@ use burn::backend::{Backend, Flex, backend_extension};
 use burn::tensor::{Bytes, DType, Shape};
 
 use super::batch_norm::{self, Planes};
-use super::geometry::Geometry;
+use super::conv_shape::ConvShape;
 use super::{dense, depthwise};
 
 /// The operations kd computes with its own kernels.
@@ -92,8 +92,8 @@ pub(super) fn geometry(
     stride: [usize; 2],
     padding: [usize; 2],
     groups: usize,
-) -> Geometry {
-    Geometry::new(dims4(x), dims4(w), stride, padding, groups)
+) -> ConvShape {
+    ConvShape::new(dims4(x), dims4(w), stride, padding, groups)
         .expect("conv2d geometry checked by kernels::conv2d before dispatch")
 }
 

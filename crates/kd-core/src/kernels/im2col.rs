@@ -8,7 +8,7 @@
 //! padding) each row is one shifted copy of the plane; otherwise rows are written with slice
 //! copies per output row where the stride is 1.
 
-use super::geometry::{Geometry, valid_outputs};
+use super::conv_shape::{ConvShape, valid_outputs};
 
 /// A stride-1 convolution whose output plane has the input's size (a 3×3 kernel with padding 1):
 /// each im2col row is then the input plane shifted by one flat offset, so it can be moved with one
@@ -20,7 +20,7 @@ struct SameShift {
 }
 
 impl SameShift {
-    fn new(g: &Geometry) -> Option<Self> {
+    fn new(g: &ConvShape) -> Option<Self> {
         if g.stride != [1, 1] || g.out_h != g.in_h || g.out_w != g.in_w {
             return None;
         }
@@ -41,7 +41,7 @@ impl SameShift {
     /// The flat output range `[start, end)` of the valid rows whose shifted source lies inside
     /// the plane.
     fn span(
-        g: &Geometry,
+        g: &ConvShape,
         (oh_lo, oh_hi, _, _, shift): (usize, usize, usize, usize, isize),
     ) -> (usize, usize) {
         let plane = g.in_plane() as isize;
@@ -52,7 +52,7 @@ impl SameShift {
 
     /// Zeroes, in one im2col row, the positions of the valid rows that read across a row edge.
     fn clear_wrapped(
-        g: &Geometry,
+        g: &ConvShape,
         row: &mut [f32],
         (oh_lo, oh_hi, ow_lo, ow_hi, _): (usize, usize, usize, usize, isize),
     ) {
@@ -66,7 +66,7 @@ impl SameShift {
 
 /// Fills `col` (`patch × out_plane`, row-major) with the patches of `x`, one group's
 /// `in_per_group` input planes of one image.
-pub fn im2col(g: &Geometry, x: &[f32], col: &mut [f32]) {
+pub fn im2col(g: &ConvShape, x: &[f32], col: &mut [f32]) {
     if let Some(same) = SameShift::new(g) {
         let out_plane = g.out_plane();
         let mut rows = col.chunks_exact_mut(out_plane);
@@ -125,7 +125,7 @@ pub fn im2col(g: &Geometry, x: &[f32], col: &mut [f32]) {
 /// Adds `col` (`patch × out_plane`, as [`im2col`] lays it out) onto `x`, one group's
 /// `in_per_group` input planes of one image: the adjoint of [`im2col`]. `col` is scratch: entries
 /// that correspond to reads of the padding may be zeroed on the way.
-pub fn col2im(g: &Geometry, col: &mut [f32], x: &mut [f32]) {
+pub fn col2im(g: &ConvShape, col: &mut [f32], x: &mut [f32]) {
     if let Some(same) = SameShift::new(g) {
         let out_plane = g.out_plane();
         let mut rows = col.chunks_exact_mut(out_plane);
@@ -184,7 +184,7 @@ pub fn col2im(g: &Geometry, col: &mut [f32], x: &mut [f32]) {
 mod tests {
     use super::*;
 
-    fn geometries() -> Vec<Geometry> {
+    fn geometries() -> Vec<ConvShape> {
         let mut all = Vec::new();
         for (k, s, p) in [
             (3, 1, 1),
@@ -194,7 +194,7 @@ mod tests {
             (3, 1, 0),
             (2, 2, 0),
         ] {
-            all.push(Geometry::new([1, 2, 7, 6], [3, 2, k, k], [s, s], [p, p], 1).unwrap());
+            all.push(ConvShape::new([1, 2, 7, 6], [3, 2, k, k], [s, s], [p, p], 1).unwrap());
         }
         all
     }

@@ -6,20 +6,20 @@
 //! training step on the CPU (docs/results/bench.md). This folder replaces that path for the zoo
 //! through burn's backend-extension mechanism: [`base`] routes a convolution, [`extension`]
 //! defines the operation with its handwritten backward, [`dense`] (im2col + GEMM per image) and
-//! [`depthwise`] (direct loops) compute it, on [`geometry`]'s sizes, with [`im2col`] and one
+//! [`depthwise`] (direct loops) compute it, on [`conv_shape`]'s sizes, with [`im2col`] and one
 //! bounds-checked GEMM call in [`gemm`]. The zoo calls [`conv2d`]; `tests/kernels.rs` checks
 //! every path against burn's `conv2d`, values and gradients.
 
 pub mod autodiff;
 pub mod base;
 pub mod batch_norm;
+pub mod conv_shape;
 pub mod dense;
 pub mod depthwise;
 pub mod extension;
 pub mod gemm;
-pub mod geometry;
 pub mod im2col;
 pub mod reduce;
 
 pub use base::{batch_norm_train, conv2d, enabled, set_enabled};
-pub use geometry::Geometry;
+pub use conv_shape::ConvShape;

@@ -1,4 +1,4 @@
-//! The shape of one 2-D convolution, as the kernels in this folder see it.
+//! The shape of one 2-D convolution ([`ConvShape`]), as the kernels in this folder see it.
 //!
 //! Built from an NCHW input shape, an OIHW weight shape, stride, symmetric padding and groups;
 //! every kernel (dense, depthwise, im2col) reads its sizes from here so the index arithmetic is
@@ -9,7 +9,7 @@
 /// `[out_channels, in_channels / groups, kernel_h, kernel_w]`, output
 /// `[batch, out_channels, out_h, out_w]`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Geometry {
+pub struct ConvShape {
     /// Images in the batch.
     pub batch: usize,
     /// Input channels.
@@ -36,7 +36,7 @@ pub struct Geometry {
     pub out_w: usize,
 }
 
-impl Geometry {
+impl ConvShape {
     /// The geometry of `conv2d(x, w)`, or `None` when the sizes do not describe one (channels not
     /// divisible by groups, a kernel larger than the padded input, a zero stride).
     pub fn new(
@@ -159,13 +159,13 @@ mod tests {
 
     #[test]
     fn output_sizes_follow_pytorch() {
-        let g = Geometry::new([2, 16, 32, 32], [32, 16, 3, 3], [2, 2], [1, 1], 1).unwrap();
+        let g = ConvShape::new([2, 16, 32, 32], [32, 16, 3, 3], [2, 2], [1, 1], 1).unwrap();
         assert_eq!((g.out_h, g.out_w), (16, 16));
-        let g = Geometry::new([1, 8, 7, 5], [8, 1, 3, 3], [1, 1], [1, 1], 8).unwrap();
+        let g = ConvShape::new([1, 8, 7, 5], [8, 1, 3, 3], [1, 1], [1, 1], 8).unwrap();
         assert_eq!((g.out_h, g.out_w), (7, 5));
         assert!(g.is_depthwise());
         assert!(
-            Geometry::new([1, 6, 4, 4], [6, 2, 1, 1], [1, 1], [0, 0], 3)
+            ConvShape::new([1, 6, 4, 4], [6, 2, 1, 1], [1, 1], [0, 0], 3)
                 .unwrap()
                 .is_pointwise()
         );
@@ -173,9 +173,9 @@ mod tests {
 
     #[test]
     fn inconsistent_sizes_are_refused() {
-        assert!(Geometry::new([1, 6, 4, 4], [6, 4, 1, 1], [1, 1], [0, 0], 3).is_none());
-        assert!(Geometry::new([1, 6, 2, 2], [6, 6, 5, 5], [1, 1], [1, 1], 1).is_none());
-        assert!(Geometry::new([1, 6, 4, 4], [6, 6, 1, 1], [0, 1], [0, 0], 1).is_none());
+        assert!(ConvShape::new([1, 6, 4, 4], [6, 4, 1, 1], [1, 1], [0, 0], 3).is_none());
+        assert!(ConvShape::new([1, 6, 2, 2], [6, 6, 5, 5], [1, 1], [1, 1], 1).is_none());
+        assert!(ConvShape::new([1, 6, 4, 4], [6, 6, 1, 1], [0, 1], [0, 0], 1).is_none());
     }
 
     #[test]

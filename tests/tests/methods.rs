@@ -452,3 +452,25 @@ fn new_method_keys_are_checked_at_plan_time() {
         assert!(stderr.contains(key) && stderr.contains(what), "{stderr}");
     }
 }
+
+#[test]
+fn a_term_weighted_to_nothing_is_named_on_the_first_step_and_a_sensible_one_is_not() {
+    let dir = tempfile::tempdir().unwrap();
+    let extra = |weight: &str| {
+        format!(
+            "[networks.peer]\narch = \"resnet8\"\n[method.dml]\nkind = \"dml\"\n\
+             peers = [\"student\", \"peer\"]\nweight = {weight}\n"
+        )
+    };
+    let tiny = config_with(dir.path(), "tiny", "\"dml\"", &extra("1e-7"));
+    let out = success(kd(dir.path(), &["train", tiny.to_str().unwrap()]));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("term `dml/kl/student`") && stderr.contains("negligible"),
+        "{stderr}"
+    );
+    let usual = config_with(dir.path(), "usual", "\"dml\"", &extra("1.0"));
+    let out = success(kd(dir.path(), &["train", usual.to_str().unwrap()]));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!stderr.contains("negligible"), "{stderr}");
+}

@@ -31,10 +31,38 @@ pub(super) struct StepSettings<'a> {
     pub(super) last_good: Option<&'a Path>,
 }
 
-/// What a phase step reports: its weighted loss and every term's unweighted value.
+/// What a phase step reports: its weighted loss, every term's unweighted value, and every
+/// weighted term's contribution to the loss.
 pub(super) struct PhaseOutcome {
     pub(super) loss: f64,
     pub(super) terms: Vec<(String, f64)>,
+    pub(super) contributions: Vec<(String, f64)>,
+}
+
+/// A method term contributing less than this fraction of the task cross-entropy is negligible.
+const NEGLIGIBLE: f64 = 1e-3;
+
+/// The method terms of a main-phase step whose weighted value is under [`NEGLIGIBLE`] of the
+/// task cross-entropy's, as `(term, contribution, cross-entropy)`: a weight chosen for another
+/// magnitude, with which the term would do nothing. Zero-weight terms (logged only) are not
+/// contributions; a step without cross-entropy has nothing to compare with.
+pub(super) fn negligible_terms(outcome: &PhaseOutcome) -> Vec<(String, f64, f64)> {
+    let is_ce = |name: &str| name.starts_with("ce/");
+    let ce: f64 = outcome
+        .contributions
+        .iter()
+        .filter(|(name, _)| is_ce(name))
+        .map(|(_, v)| v.abs())
+        .sum();
+    if ce == 0.0 {
+        return Vec::new();
+    }
+    outcome
+        .contributions
+        .iter()
+        .filter(|(name, v)| !is_ce(name) && v.abs() < NEGLIGIBLE * ce)
+        .map(|(name, v)| (name.clone(), *v, ce))
+        .collect()
 }
 
 /// A term of the step: metrics name, value `[1]`, weight in the sum.
@@ -52,6 +80,7 @@ pub(super) fn run_phase(
     let mut outcome = PhaseOutcome {
         loss: 0.0,
         terms: Vec::with_capacity(terms.len()),
+        contributions: Vec::with_capacity(terms.len()),
     };
     let mut total: Option<Tensor<1>> = None;
     for (name, value, weight) in terms {
@@ -72,8 +101,9 @@ pub(super) fn run_phase(
             });
         }
         outcome.loss += weight * v;
-        outcome.terms.push((name, v));
+        outcome.terms.push((name.clone(), v));
         if weight != 0.0 {
+            outcome.contributions.push((name.clone(), weight * v));
             let weighted = value.mul_scalar(weight);
             total = Some(match total {
                 None => weighted,
@@ -181,4 +211,35 @@ fn collect_terms(
         }
     }
     Ok(terms)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn outcome(contributions: &[(&str, f64)]) -> PhaseOutcome {
+        PhaseOutcome {
+            loss: 0.0,
+            terms: Vec::new(),
+            contributions: contributions
+                .iter()
+                .map(|(n, v)| (n.to_string(), *v))
+                .collect(),
+        }
+    }
+
+    #[test]
+    fn a_term_under_a_thousandth_of_the_cross_entropy_is_negligible() {
+        let found = negligible_terms(&outcome(&[
+            ("ce/student", 2.0),
+            ("ce/peer", 0.3),
+            ("kd/kl", 0.01),
+            ("sp/sim", 1e-4),
+        ]));
+        assert_eq!(found.len(), 1, "{found:?}");
+        assert_eq!((found[0].0.as_str(), found[0].1), ("sp/sim", 1e-4));
+        assert!((found[0].2 - 2.3).abs() < 1e-12);
+        // Nothing to compare with without a cross-entropy.
+        assert!(negligible_terms(&outcome(&[("iakd/ce_hybrid", 2.0), ("x", 1e-9)])).is_empty());
+    }
 }

@@ -25,7 +25,7 @@ use super::plan::RunPlan;
 use super::run_dir::{self, RunFiles};
 use super::schedule::lr_factor;
 use super::setup::{build_roles, init_methods};
-use super::step::{StepSettings, run_phase};
+use super::step::{PhaseOutcome, StepSettings, negligible_terms, run_phase};
 use super::summary::{Summary, write_summary};
 use crate::backend;
 use crate::checkpoint::{Accuracy, TrainState};
@@ -260,6 +260,9 @@ impl Run {
             )?;
             if phase.name == MAIN_PHASE {
                 loss = outcome.loss;
+                if self.state.global_step == 0 {
+                    warn_negligible(&outcome);
+                }
             }
             step_terms.extend(outcome.terms);
         }
@@ -334,6 +337,17 @@ impl Run {
     /// Seconds of training over every session of the run.
     pub(super) fn wall_seconds(&self) -> f64 {
         self.clock.1 + self.clock.0.elapsed().as_secs_f64()
+    }
+}
+
+/// Says, on a run's first step, which weighted method terms are too small to matter.
+fn warn_negligible(outcome: &PhaseOutcome) {
+    for (term, contribution, ce) in negligible_terms(outcome) {
+        tracing::warn!(
+            "term `{term}` contributes {contribution:.3e} to the first step's loss against \
+             {ce:.3e} of cross-entropy: its weight is negligible for its magnitude and it will \
+             barely train anything; choose the weight for the term's size"
+        );
     }
 }
 

@@ -6,7 +6,8 @@
 //! invocation of a generated workspace (`target/kd-dynamic/workspace/`, git-ignored):
 //!
 //! - kd-core as a Rust `dylib` (`libkd_core.so`) holding burn and every other dependency;
-//! - `kd-dynamic`: kd's command line with the built-in methods, linked against that library;
+//! - `kd-dynamic`: kd's command line with the built-in methods (kd-plugins' list), linked
+//!   against that library;
 //! - each plugin as a `dylib` linked against it too, with its `dynamic` feature, which exports
 //!   the fingerprint and the registration function instead of registering at link time.
 //!
@@ -138,6 +139,15 @@ pub fn generate(repo: &Path, root: &Path, plugins: &[ExtraCrate]) -> anyhow::Res
         HEADER,
     )?;
     members.push(cli_dir.clone());
+    // kd-cli links the built-in methods through kd-plugins; its mirror keeps them on the
+    // mirrored kd-core.
+    let list_dir = root.join("crates").join("kd-plugins");
+    manifest::write(
+        &list_dir.join("Cargo.toml"),
+        &mirror(&repo.join("crates").join("kd-plugins"), None)?,
+        HEADER,
+    )?;
+    mirrored.push(("kd-plugins".into(), list_dir));
     for kind in manifest::builtin_kinds(repo)? {
         let source = repo.join("plugins").join(&kind);
         let table = mirror(&source, None)?;
@@ -369,6 +379,10 @@ mod tests {
         );
         assert_eq!(deps["burn"]["version"].as_str(), Some("=0.22.1"));
         assert!(dir.path().join("host/src/main.rs").is_file());
+        assert_eq!(
+            deps["kd-plugins"]["path"].as_str().unwrap(),
+            dir.path().join("crates/kd-plugins").display().to_string()
+        );
         assert!(dir.path().join("plugins/kd/Cargo.toml").is_file());
     }
 }

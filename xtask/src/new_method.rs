@@ -143,12 +143,16 @@ pub fn render(template: &str, values: &[(&str, String)]) -> String {
 
 /// Writes the crate and returns its folder.
 pub fn run(args: Args) -> anyhow::Result<PathBuf> {
-    let repo = crate::reproduce::repo_root();
-    check_name(&args.name, &manifest::builtin_kinds(&repo)?)?;
+    scaffold(&crate::reproduce::repo_root(), args)
+}
+
+/// [`run`] for the kd repository at `repo`.
+fn scaffold(repo: &Path, args: Args) -> anyhow::Result<PathBuf> {
+    check_name(&args.name, &manifest::builtin_kinds(repo)?)?;
     if args.in_tree {
-        in_tree(&repo, &args.name)
+        in_tree(repo, &args.name)
     } else {
-        out_of_tree(&repo, &args.name, args.out)
+        out_of_tree(repo, &args.name, args.out)
     }
 }
 
@@ -456,5 +460,114 @@ mod tests {
              would rebuild burn; name the crate that switches them on in FEATURE_TWINS:\n{}",
             differing.join("\n")
         );
+    }
+
+    /// A copy of the files `--in-tree` reads and edits, in a temporary "repository".
+    fn repo_copy() -> tempfile::TempDir {
+        let repo = crate::reproduce::repo_root();
+        let copy = tempfile::tempdir().unwrap();
+        for file in [
+            shipped::ROOT_MANIFEST,
+            shipped::LIST_MANIFEST,
+            shipped::LIST,
+        ] {
+            let to = copy.path().join(file);
+            std::fs::create_dir_all(to.parent().unwrap()).unwrap();
+            std::fs::copy(repo.join(file), to).unwrap();
+        }
+        copy
+    }
+
+    fn in_tree_args(name: &str) -> Args {
+        Args {
+            name: name.into(),
+            out: None,
+            in_tree: true,
+        }
+    }
+
+    #[test]
+    fn in_tree_writes_a_member_crate_and_registers_it() {
+        let repo = repo_copy();
+        let before = shipped::Files::read(repo.path()).unwrap();
+        let dir = scaffold(repo.path(), in_tree_args("sp")).unwrap();
+        assert_eq!(dir, repo.path().join("plugins/sp"));
+        let manifest = manifest::read(&dir.join("Cargo.toml")).unwrap();
+        assert_eq!(manifest["package"]["name"].as_str(), Some("kd-method-sp"));
+        assert_eq!(
+            manifest["dependencies"]["kd-core"]["workspace"].as_bool(),
+            Some(true)
+        );
+        assert!(manifest["features"].get("dynamic").is_some());
+        assert!(manifest.get("workspace").is_none() && manifest.get("profile").is_none());
+        // The same sources as out of tree: the registration idiom included.
+        let lib = std::fs::read_to_string(dir.join("src/lib.rs")).unwrap();
+        assert!(
+            lib.contains("kd_core::register_method!(REGISTRATION);"),
+            "{lib}"
+        );
+        assert!(
+            lib.contains("kd_core::export_plugin!(REGISTRATION);"),
+            "{lib}"
+        );
+        let example = std::fs::read_to_string(dir.join("example.toml")).unwrap();
+        assert!(
+            example.contains("root = \"data/fashion-mnist-subset\""),
+            "{example}"
+        );
+        assert!(
+            example.contains("train plugins/sp/example.toml"),
+            "{example}"
+        );
+        assert!(!dir.join("README.md").exists() && !dir.join("Cargo.lock").exists());
+        assert_eq!(
+            shipped::Files::read(repo.path()).unwrap(),
+            before.register("sp").unwrap()
+        );
+        assert!(
+            manifest::builtin_kinds(repo.path())
+                .unwrap()
+                .contains(&"sp".to_string())
+        );
+    }
+
+    #[test]
+    fn in_tree_refuses_an_existing_folder_and_edits_nothing() {
+        let repo = repo_copy();
+        std::fs::create_dir_all(repo.path().join("plugins/sp")).unwrap();
+        let before = shipped::Files::read(repo.path()).unwrap();
+        let err = scaffold(repo.path(), in_tree_args("sp")).unwrap_err();
+        let bad = err.downcast_ref::<BadInput>().expect("bad input: exit 2");
+        assert!(bad.0.contains("plugins/sp already exists"), "{}", bad.0);
+        assert_eq!(shipped::Files::read(repo.path()).unwrap(), before);
+    }
+
+    #[test]
+    fn in_tree_refuses_a_list_it_cannot_edit_and_writes_nothing() {
+        let repo = repo_copy();
+        let before = shipped::Files::read(repo.path()).unwrap();
+        let manifest = repo.path().join(shipped::LIST_MANIFEST);
+        let text = std::fs::read_to_string(&manifest).unwrap();
+        std::fs::write(&manifest, text.replace("kd-method-", "kd-method-x = 1\n# ")).unwrap();
+        let err = scaffold(repo.path(), in_tree_args("sp")).unwrap_err();
+        let bad = err.downcast_ref::<BadInput>().expect("bad input: exit 2");
+        assert!(bad.0.starts_with(shipped::LIST_MANIFEST), "{}", bad.0);
+        assert!(!repo.path().join("plugins/sp").exists());
+        let after = shipped::Files::read(repo.path()).unwrap();
+        assert_eq!(
+            (&after.root_manifest, &after.list),
+            (&before.root_manifest, &before.list)
+        );
+    }
+
+    #[test]
+    fn in_tree_refuses_a_bad_or_shipped_name() {
+        let repo = repo_copy();
+        for (name, why) in [("Sp", "lowercase letters"), ("dml", "already ships")] {
+            let err = scaffold(repo.path(), in_tree_args(name)).unwrap_err();
+            let bad = err.downcast_ref::<BadInput>().expect("bad input: exit 2");
+            assert!(bad.0.contains(why), "{}", bad.0);
+        }
+        assert!(!repo.path().join("plugins").exists());
     }
 }

@@ -490,10 +490,13 @@ mod tests {
     fn in_tree_writes_a_member_crate_and_registers_it() {
         let repo = repo_copy();
         let before = shipped::Files::read(repo.path()).unwrap();
-        let dir = scaffold(repo.path(), in_tree_args("sp")).unwrap();
-        assert_eq!(dir, repo.path().join("plugins/sp"));
+        let dir = scaffold(repo.path(), in_tree_args("unlisted-x")).unwrap();
+        assert_eq!(dir, repo.path().join("plugins/unlisted-x"));
         let manifest = manifest::read(&dir.join("Cargo.toml")).unwrap();
-        assert_eq!(manifest["package"]["name"].as_str(), Some("kd-method-sp"));
+        assert_eq!(
+            manifest["package"]["name"].as_str(),
+            Some("kd-method-unlisted-x")
+        );
         assert_eq!(
             manifest["dependencies"]["kd-core"]["workspace"].as_bool(),
             Some(true)
@@ -516,29 +519,33 @@ mod tests {
             "{example}"
         );
         assert!(
-            example.contains("train plugins/sp/example.toml"),
+            example.contains("train plugins/unlisted-x/example.toml"),
             "{example}"
         );
         assert!(!dir.join("README.md").exists() && !dir.join("Cargo.lock").exists());
         assert_eq!(
             shipped::Files::read(repo.path()).unwrap(),
-            before.register("sp").unwrap()
+            before.register("unlisted-x").unwrap()
         );
         assert!(
             manifest::builtin_kinds(repo.path())
                 .unwrap()
-                .contains(&"sp".to_string())
+                .contains(&"unlisted-x".to_string())
         );
     }
 
     #[test]
     fn in_tree_refuses_an_existing_folder_and_edits_nothing() {
         let repo = repo_copy();
-        std::fs::create_dir_all(repo.path().join("plugins/sp")).unwrap();
+        std::fs::create_dir_all(repo.path().join("plugins/unlisted-x")).unwrap();
         let before = shipped::Files::read(repo.path()).unwrap();
-        let err = scaffold(repo.path(), in_tree_args("sp")).unwrap_err();
+        let err = scaffold(repo.path(), in_tree_args("unlisted-x")).unwrap_err();
         let bad = err.downcast_ref::<BadInput>().expect("bad input: exit 2");
-        assert!(bad.0.contains("plugins/sp already exists"), "{}", bad.0);
+        assert!(
+            bad.0.contains("plugins/unlisted-x already exists"),
+            "{}",
+            bad.0
+        );
         assert_eq!(shipped::Files::read(repo.path()).unwrap(), before);
     }
 
@@ -549,10 +556,10 @@ mod tests {
         let manifest = repo.path().join(shipped::LIST_MANIFEST);
         let text = std::fs::read_to_string(&manifest).unwrap();
         std::fs::write(&manifest, text.replace("kd-method-", "kd-method-x = 1\n# ")).unwrap();
-        let err = scaffold(repo.path(), in_tree_args("sp")).unwrap_err();
+        let err = scaffold(repo.path(), in_tree_args("unlisted-x")).unwrap_err();
         let bad = err.downcast_ref::<BadInput>().expect("bad input: exit 2");
         assert!(bad.0.starts_with(shipped::LIST_MANIFEST), "{}", bad.0);
-        assert!(!repo.path().join("plugins/sp").exists());
+        assert!(!repo.path().join("plugins/unlisted-x").exists());
         let after = shipped::Files::read(repo.path()).unwrap();
         assert_eq!(
             (&after.root_manifest, &after.list),

@@ -328,9 +328,9 @@ mod tests {
 
     #[test]
     fn registering_twice_is_refused() {
-        let added = repo_files().register("sp").unwrap();
-        let err = added.register("sp").unwrap_err();
-        assert!(err.0.contains("already lists `sp`"), "{}", err.0);
+        let added = repo_files().register("unlisted-x").unwrap();
+        let err = added.register("unlisted-x").unwrap_err();
+        assert!(err.0.contains("already lists `unlisted-x`"), "{}", err.0);
     }
 
     #[test]
@@ -361,7 +361,7 @@ mod tests {
             ),
             (split, ROOT_MANIFEST, "not one block"),
         ] {
-            let err = broken.register("sp").unwrap_err();
+            let err = broken.register("unlisted-x").unwrap_err();
             assert!(err.0.starts_with(&format!("{file}: ")), "{}", err.0);
             assert!(err.0.contains(why), "{}", err.0);
         }

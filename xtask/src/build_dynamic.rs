@@ -132,22 +132,17 @@ pub fn generate(repo: &Path, root: &Path, plugins: &[ExtraCrate]) -> anyhow::Res
     let core_dir = root.join("crates").join("kd-core");
     manifest::write(&core_dir.join("Cargo.toml"), &mirror_core(repo)?, HEADER)?;
     mirrored.push(("kd-core".into(), core_dir));
-    let cli_dir = root.join("crates").join("kd-cli");
-    manifest::write(
-        &cli_dir.join("Cargo.toml"),
-        &mirror(&repo.join("crates").join("kd-cli"), None)?,
-        HEADER,
-    )?;
+    let mirror_crate = |name: &str| -> anyhow::Result<PathBuf> {
+        let dir = root.join("crates").join(name);
+        let table = mirror(&repo.join("crates").join(name), None)?;
+        manifest::write(&dir.join("Cargo.toml"), &table, HEADER)?;
+        Ok(dir)
+    };
+    let cli_dir = mirror_crate("kd-cli")?;
     members.push(cli_dir.clone());
     // kd-cli links the built-in methods through kd-plugins; its mirror keeps them on the
     // mirrored kd-core.
-    let list_dir = root.join("crates").join("kd-plugins");
-    manifest::write(
-        &list_dir.join("Cargo.toml"),
-        &mirror(&repo.join("crates").join("kd-plugins"), None)?,
-        HEADER,
-    )?;
-    mirrored.push(("kd-plugins".into(), list_dir));
+    mirrored.push(("kd-plugins".into(), mirror_crate("kd-plugins")?));
     for kind in manifest::builtin_kinds(repo)? {
         let source = repo.join("plugins").join(&kind);
         let table = mirror(&source, None)?;

@@ -504,24 +504,15 @@ mod tests {
         assert!(manifest["features"].get("dynamic").is_some());
         assert!(manifest.get("workspace").is_none() && manifest.get("profile").is_none());
         // The same sources as out of tree: the registration idiom included.
-        let lib = std::fs::read_to_string(dir.join("src/lib.rs")).unwrap();
-        assert!(
-            lib.contains("kd_core::register_method!(REGISTRATION);"),
-            "{lib}"
-        );
-        assert!(
-            lib.contains("kd_core::export_plugin!(REGISTRATION);"),
-            "{lib}"
-        );
-        let example = std::fs::read_to_string(dir.join("example.toml")).unwrap();
-        assert!(
-            example.contains("root = \"data/fashion-mnist-subset\""),
-            "{example}"
-        );
-        assert!(
-            example.contains("train plugins/unlisted-x/example.toml"),
-            "{example}"
-        );
+        for (file, needle) in [
+            ("src/lib.rs", "kd_core::register_method!(REGISTRATION);"),
+            ("src/lib.rs", "kd_core::export_plugin!(REGISTRATION);"),
+            ("example.toml", "root = \"data/fashion-mnist-subset\""),
+            ("example.toml", "train plugins/unlisted-x/example.toml"),
+        ] {
+            let text = std::fs::read_to_string(dir.join(file)).unwrap();
+            assert!(text.contains(needle), "{file}: {text}");
+        }
         assert!(!dir.join("README.md").exists() && !dir.join("Cargo.lock").exists());
         assert_eq!(
             shipped::Files::read(repo.path()).unwrap(),

@@ -8,15 +8,13 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::sync::OnceLock;
 
-use kd_method_ctsl_mkt as _;
-use kd_method_dml as _;
-use kd_method_ffkd as _;
-use kd_method_iakd as _;
-use kd_method_kd as _;
-use kd_method_sokd as _;
+pub use kd_plugins::SHIPPED;
 
-/// Every method kind the workspace ships; the registry must hold exactly these.
-pub const ALL_KINDS: [&str; 6] = ["ctsl-mkt", "dml", "ffkd", "iakd", "kd", "sokd"];
+/// Every method kind the workspace ships, sorted: the kinds kd-plugins lists, which the registry
+/// must hold exactly.
+pub fn all_kinds() -> Vec<&'static str> {
+    kd_plugins::kinds()
+}
 
 /// The repository root.
 pub fn repo_root() -> PathBuf {

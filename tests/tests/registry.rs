@@ -1,18 +1,24 @@
-//! Registry completeness: every plugin kind the workspace ships is registered, in this test
-//! binary and in `kd` itself, with its crate, paper and defaults.
+//! Registry completeness: every method crate kd-plugins lists registers exactly the kind it is
+//! listed with, in this test binary and in `kd` itself, with its paper and defaults; and nothing
+//! else is registered.
 
 use kd_core::method::Registry;
-use kd_tests::{ALL_KINDS, kd, success};
+use kd_tests::{SHIPPED, all_kinds, kd, success};
 
 #[test]
 fn every_plugin_kind_is_registered_here() {
     let registry = Registry::global().expect("no duplicate kinds");
-    assert_eq!(registry.kinds(), ALL_KINDS.to_vec());
-    for entry in registry.entries() {
-        assert!(
-            entry.crate_name.starts_with("kd-method-"),
-            "{}",
-            entry.crate_name
+    assert_eq!(registry.kinds(), all_kinds());
+    for shipped in SHIPPED {
+        let entry = registry
+            .entries()
+            .find(|e| e.kind == shipped.kind)
+            .unwrap_or_else(|| panic!("`{}` is not registered", shipped.kind));
+        assert_eq!(
+            entry.crate_name,
+            shipped.package(),
+            "kind `{}` is registered by another crate than the one listed",
+            shipped.kind
         );
         assert!(!entry.paper.is_empty() && !entry.summary.is_empty());
         assert!((entry.defaults)().is_object());
@@ -24,26 +30,16 @@ fn every_plugin_kind_is_registered_in_the_binary() {
     let dir = tempfile::tempdir().unwrap();
     let out = success(kd(dir.path(), &["methods", "--json"]));
     let rows: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-    let kinds: Vec<&str> = rows
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|r| r["kind"].as_str().unwrap())
-        .collect();
-    assert_eq!(kinds, ALL_KINDS.to_vec());
-    for row in rows.as_array().unwrap() {
-        let kind = row["kind"].as_str().unwrap();
+    let rows = rows.as_array().unwrap();
+    let kinds: Vec<&str> = rows.iter().map(|r| r["kind"].as_str().unwrap()).collect();
+    assert_eq!(kinds, all_kinds());
+    for (row, shipped) in rows.iter().zip(SHIPPED) {
         assert_eq!(
             row["crate"],
-            format!("kd-method-{kind}"),
-            "crate names predict kinds"
+            shipped.package(),
+            "the listed crate registers it"
         );
     }
-    let kd_row = rows
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|r| r["kind"] == "kd")
-        .unwrap();
+    let kd_row = rows.iter().find(|r| r["kind"] == "kd").unwrap();
     assert_eq!(kd_row["defaults"]["temperature"], 4.0);
 }

@@ -6,7 +6,8 @@
 //! invocation of a generated workspace (`target/kd-dynamic/workspace/`, git-ignored):
 //!
 //! - kd-core as a Rust `dylib` (`libkd_core.so`) holding burn and every other dependency;
-//! - `kd-dynamic`: kd's command line with the built-in methods, linked against that library;
+//! - `kd-dynamic`: kd's command line with the built-in methods (kd-plugins' list), linked
+//!   against that library;
 //! - each plugin as a `dylib` linked against it too, with its `dynamic` feature, which exports
 //!   the fingerprint and the registration function instead of registering at link time.
 //!
@@ -131,13 +132,17 @@ pub fn generate(repo: &Path, root: &Path, plugins: &[ExtraCrate]) -> anyhow::Res
     let core_dir = root.join("crates").join("kd-core");
     manifest::write(&core_dir.join("Cargo.toml"), &mirror_core(repo)?, HEADER)?;
     mirrored.push(("kd-core".into(), core_dir));
-    let cli_dir = root.join("crates").join("kd-cli");
-    manifest::write(
-        &cli_dir.join("Cargo.toml"),
-        &mirror(&repo.join("crates").join("kd-cli"), None)?,
-        HEADER,
-    )?;
+    let mirror_crate = |name: &str| -> anyhow::Result<PathBuf> {
+        let dir = root.join("crates").join(name);
+        let table = mirror(&repo.join("crates").join(name), None)?;
+        manifest::write(&dir.join("Cargo.toml"), &table, HEADER)?;
+        Ok(dir)
+    };
+    let cli_dir = mirror_crate("kd-cli")?;
     members.push(cli_dir.clone());
+    // kd-cli links the built-in methods through kd-plugins; its mirror keeps them on the
+    // mirrored kd-core.
+    mirrored.push(("kd-plugins".into(), mirror_crate("kd-plugins")?));
     for kind in manifest::builtin_kinds(repo)? {
         let source = repo.join("plugins").join(&kind);
         let table = mirror(&source, None)?;
@@ -369,6 +374,10 @@ mod tests {
         );
         assert_eq!(deps["burn"]["version"].as_str(), Some("=0.22.1"));
         assert!(dir.path().join("host/src/main.rs").is_file());
+        assert_eq!(
+            deps["kd-plugins"]["path"].as_str().unwrap(),
+            dir.path().join("crates/kd-plugins").display().to_string()
+        );
         assert!(dir.path().join("plugins/kd/Cargo.toml").is_file());
     }
 }

@@ -3,7 +3,8 @@
 //!
 //! - `validate`: `cargo fmt --check`, `cargo clippy -D warnings`, `cargo test --workspace`;
 //! - `reproduce <table>`: a paper table from its manifest (see `reproduce/`);
-//! - `new-method NAME`: scaffold an out-of-tree method crate (`new_method.rs`);
+//! - `new-method NAME [--in-tree]`: scaffold a method crate, outside the repository or as
+//!   `plugins/NAME` registered in kd-plugins' list (`new_method.rs`, `shipped.rs`);
 //! - `build-kd --with DIR…`: `kd` with extra method crates compiled in (`build_kd.rs`);
 //! - `build-dynamic --plugin DIR…`: a host that loads plugins at run time, and the plugins
 //!   (`build_dynamic.rs`, `rustc_wrapper.rs`);
@@ -21,6 +22,7 @@ mod new_method;
 mod out_of_tree;
 mod reproduce;
 mod rustc_wrapper;
+mod shipped;
 
 use std::process::Command;
 
@@ -41,7 +43,7 @@ enum Task {
     Validate,
     /// Run (or resume) a table's cells and write docs/results/<table>.{md,csv,png}.
     Reproduce(reproduce::Args),
-    /// Scaffold a method crate outside this repository.
+    /// Scaffold a method crate outside this repository, or in it with `--in-tree`.
     NewMethod(new_method::Args),
     /// Build `kd` with extra method crates compiled in: target/debug/kd-custom.
     BuildKd(build_kd::Args),

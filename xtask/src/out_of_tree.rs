@@ -133,6 +133,7 @@ pub fn run() -> anyhow::Result<()> {
     crate::new_method::run(crate::new_method::Args {
         name: KIND.into(),
         out: Some(krate.clone()),
+        in_tree: false,
     })?;
     eprintln!(
         "$ cargo test --manifest-path {}/Cargo.toml",

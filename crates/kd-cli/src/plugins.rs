@@ -1,9 +1,5 @@
-//! The method plugins linked into `kd`. Naming each crate here keeps the linker from dropping
-//! its registration; the integration tests check every plugin kind is registered.
+//! The method plugins linked into `kd`: every crate kd-plugins lists. Naming kd-plugins here
+//! keeps the linker from dropping it and, through it, each method's registration; the
+//! integration tests check that every listed kind is registered.
 
-use kd_method_ctsl_mkt as _;
-use kd_method_dml as _;
-use kd_method_ffkd as _;
-use kd_method_iakd as _;
-use kd_method_kd as _;
-use kd_method_sokd as _;
+use kd_plugins as _;

@@ -3,9 +3,9 @@
 //!
 //! As typetag and inventory do it: a registration is constant data with function pointers; a
 //! duplicate kind is an error naming both crates; an unknown kind lists the known ones. Plugins
-//! never name `inventory` themselves — the macro reaches it through kd-core's re-export. Every
-//! binary and test crate must name each plugin crate (`extern crate kd_method_kd;`), or the
-//! linker drops its registration.
+//! never name `inventory` themselves — the macro reaches it through kd-core's re-export. A
+//! binary has a method only if the linker keeps its crate, so something must name it: the shipped
+//! ones are named once, in `crates/kd-plugins`.
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, Ordering};

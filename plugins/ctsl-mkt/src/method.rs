@@ -247,3 +247,235 @@ impl Method for CtslMkt {
         Ok(vec![("ensemble".into(), ensemble_log_probs(&logits))])
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use kd_core::method::testing::{TestRun, build_instance};
+    use kd_core::zoo::Staged;
+
+    use super::*;
+
+    const THREE: [(&str, &str); 3] = [("a", "resnet8"), ("b", "resnet14"), ("c", "resnet8")];
+    const PEERS: &str = "peers = [\"a\", \"b\", \"c\"]\npretrain_epochs = 2";
+
+    fn scalar(t: Tensor<1>) -> f64 {
+        t.into_scalar::<f32>() as f64
+    }
+
+    fn max_abs_difference(a: Tensor<2>, b: Tensor<2>) -> f32 {
+        let a = a.into_data().try_to_vec::<f32>().unwrap();
+        let b = b.into_data().try_to_vec::<f32>().unwrap();
+        assert_eq!(a.len(), b.len());
+        a.iter()
+            .zip(&b)
+            .map(|(x, y)| (x - y).abs())
+            .fold(0.0, f32::max)
+    }
+
+    #[test]
+    fn nothing_in_stage_one_then_three_terms_per_peer() {
+        let method = build_instance(build, "ctsl", PEERS).unwrap();
+        let mut run = TestRun::new(method, &THREE).unwrap();
+        for epoch in [0, 1] {
+            run.position.epoch = epoch;
+            assert!(run.terms(MAIN_PHASE).unwrap().is_empty(), "epoch {epoch}");
+        }
+        run.position.epoch = 2;
+        let terms = run.terms(MAIN_PHASE).unwrap();
+        let names: Vec<&str> = terms.iter().map(|(n, _)| n.as_str()).collect();
+        assert_eq!(
+            names,
+            [
+                "mutual/a",
+                "relation/a",
+                "self/a",
+                "mutual/b",
+                "relation/b",
+                "self/b",
+                "mutual/c",
+                "relation/c",
+                "self/c"
+            ]
+        );
+        for (name, value) in &terms {
+            assert!(*value >= 0.0 && value.is_finite(), "{name}: {value}");
+        }
+        // Later in stage 2, past its first batch, the same terms.
+        run.position.epoch = 5;
+        run.position.batch = 3;
+        assert_eq!(run.terms(MAIN_PHASE).unwrap().len(), 9);
+        assert!(run.terms("other").unwrap().is_empty());
+    }
+
+    #[test]
+    fn every_peer_is_trained_in_the_main_phase() {
+        let method = build_instance(build, "collab", PEERS).unwrap();
+        let needs = method.needs();
+        let roles: Vec<&str> = needs.roles.iter().map(|r| r.role.as_str()).collect();
+        assert_eq!(roles, ["a", "b", "c"]);
+        for role in &needs.roles {
+            assert_eq!(
+                role.trained_in.as_deref(),
+                Some(MAIN_PHASE),
+                "{}",
+                role.role
+            );
+            assert_eq!(role.key, "method.collab.peers");
+        }
+        assert_eq!(needs.terms.len(), 9);
+        assert!(needs.terms.iter().all(|t| t.phase == MAIN_PHASE));
+        assert!(needs.phases.is_empty());
+        assert_eq!(needs.eval_outputs, ["ensemble"]);
+    }
+
+    #[test]
+    fn the_terms_are_the_losses_of_the_peers_outputs_and_their_self_copies() {
+        for (extra, on_logits, tau_squared) in [
+            ("", false, false),
+            (
+                "relation_on = \"logits\"\nself_tau_squared = true",
+                true,
+                true,
+            ),
+        ] {
+            let table = format!("{PEERS}\nself_temperature = 2.0\n{extra}");
+            let method = build_instance(build, "ctsl", &table).unwrap();
+            let mut run = TestRun::new(method, &THREE).unwrap();
+            let images = run.images();
+            let peers = ["a", "b", "c"];
+            let evaluated = |run: &TestRun| -> Vec<Tensor<2>> {
+                peers
+                    .iter()
+                    .map(|p| {
+                        let network = run.roles().network(p).unwrap().valid();
+                        let logits = network.forward_features(images.clone().inner()).logits;
+                        Tensor::from_inner(logits)
+                    })
+                    .collect()
+            };
+            let at_init = evaluated(&run);
+            // Stage 1 moves the peers after init: a training-mode forward updates their
+            // BatchNorm running statistics.
+            for p in peers {
+                let _ = run.roles().network(p).unwrap().forward(images.clone());
+            }
+            // The self-copies are taken at the first batch of stage 2, before the step's forward
+            // moves the statistics again, and run in evaluation mode.
+            let own = evaluated(&run);
+            assert!(max_abs_difference(at_init[0].clone(), own[0].clone()) > 1e-4);
+            run.position.epoch = 2;
+            let terms = run.terms(MAIN_PHASE).unwrap();
+            // The peers are trained: training mode on the autodiff device.
+            let features: Vec<_> = peers
+                .iter()
+                .map(|p| {
+                    let network = run.roles().network(p).unwrap();
+                    network.forward_features(images.clone())
+                })
+                .collect();
+            let logits: Vec<Tensor<2>> = features.iter().map(|f| f.logits.clone()).collect();
+            let representations: Vec<Tensor<2>> = features
+                .iter()
+                .map(|f| {
+                    if on_logits {
+                        f.logits.clone()
+                    } else {
+                        f.pooled.clone()
+                    }
+                })
+                .collect();
+            for (k, peer) in peers.iter().enumerate() {
+                let others: Vec<usize> = (0..3).filter(|&l| l != k).collect();
+                let mutual = others
+                    .iter()
+                    .map(|&l| scalar(soft_kl(logits[k].clone(), logits[l].clone(), 1.0)))
+                    .sum::<f64>()
+                    / 2.0;
+                let relation = others
+                    .iter()
+                    .map(|&l| {
+                        let (mine, theirs) =
+                            (representations[k].clone(), representations[l].clone());
+                        25.0 * scalar(distance_loss(mine.clone(), theirs.clone()))
+                            + 50.0 * scalar(angle_loss(mine, theirs))
+                    })
+                    .sum::<f64>()
+                    / 2.0;
+                let kl = scalar(soft_kl(logits[k].clone(), own[k].clone(), 2.0));
+                let own_term = if tau_squared { kl } else { kl / 4.0 };
+                for (name, expected) in [
+                    (format!("mutual/{peer}"), mutual),
+                    (format!("relation/{peer}"), relation),
+                    (format!("self/{peer}"), own_term),
+                ] {
+                    let got = terms.iter().find(|(n, _)| *n == name).unwrap().1;
+                    assert!(
+                        (got - expected).abs() < 1e-5 * expected.max(1.0),
+                        "{extra:?} {name}: {got} vs {expected}"
+                    );
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn the_ensemble_averages_the_peers_evaluation_outputs() {
+        let method = build_instance(build, "ctsl", PEERS).unwrap();
+        let run = TestRun::new(method, &THREE).unwrap();
+        let outputs = run.evaluate().unwrap();
+        assert_eq!(outputs.len(), 1);
+        assert_eq!(outputs[0].0, "ensemble");
+        let images = run.images().inner();
+        let logits: Vec<Tensor<2>> = ["a", "b", "c"]
+            .iter()
+            .map(|p| {
+                let network = run.roles().network(p).unwrap().valid();
+                network.forward_features(images.clone()).logits
+            })
+            .collect();
+        let difference = max_abs_difference(outputs[0].1.clone(), ensemble_log_probs(&logits));
+        assert!(difference < 1e-6, "{difference}");
+    }
+
+    #[test]
+    fn a_stage_two_that_never_starts_or_has_no_stage_one_is_refused_at_plan_time() {
+        for (table, message) in [
+            ("pretrain_epochs = 10", "stage 2 never starts"),
+            ("pretrain_epochs = 0", "starts from scratch"),
+        ] {
+            let table = format!("peers = [\"a\", \"b\", \"c\"]\n{table}");
+            let method = build_instance(build, "ctsl", &table).unwrap();
+            let Err(err) = TestRun::new(method, &THREE) else {
+                panic!("{table} was accepted");
+            };
+            let err = err.to_string();
+            assert!(err.contains("method.ctsl.pretrain_epochs"), "{err}");
+            assert!(err.contains(message), "{err}");
+        }
+    }
+
+    #[test]
+    fn bad_keys_are_named() {
+        for (table, key, message) in [
+            ("peers = [\"a\"]", "method.ctsl.peers", "at least two peers"),
+            ("gamma = -1.0", "method.ctsl.gamma", "non-negative"),
+            (
+                "self_temperature = 0.0",
+                "method.ctsl.self_temperature",
+                "positive",
+            ),
+            (
+                "relation_on = \"stem\"",
+                "method.ctsl.relation_on",
+                "unknown variant",
+            ),
+            ("betta = 1.0", "method.ctsl.betta", "unknown field"),
+        ] {
+            let Err(err) = build_instance(build, "ctsl", table) else {
+                panic!("{table} was accepted");
+            };
+            assert_eq!(err.issues[0].key.as_deref(), Some(key), "{table}");
+            assert!(err.issues[0].message.contains(message), "{err}");
+        }
+    }
+}

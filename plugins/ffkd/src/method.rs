@@ -391,3 +391,204 @@ impl Method for Ffkd {
             .collect()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use kd_core::method::testing::{TestRun, build_instance};
+
+    use super::*;
+
+    const ROLES: [(&str, &str); 2] = [("teacher", "resnet14"), ("student", "resnet8")];
+    const FEEDBACK: &str = "ffkd.feedback";
+
+    fn names(terms: &[(String, f64)]) -> Vec<&str> {
+        terms.iter().map(|(n, _)| n.as_str()).collect()
+    }
+
+    fn value(terms: &[(String, f64)], name: &str) -> f64 {
+        terms
+            .iter()
+            .find(|(n, _)| n == name)
+            .unwrap_or_else(|| panic!("no `{name}` in {terms:?}"))
+            .1
+    }
+
+    #[test]
+    fn forward_terms_in_the_main_phase_feedback_terms_in_the_feedback_phase() {
+        let method = build_instance(build, "ffkd", "").unwrap();
+        let mut run = TestRun::new(method, &ROLES).unwrap();
+        let terms = run.terms(MAIN_PHASE).unwrap();
+        assert_eq!(names(&terms), ["kl", "feature"]);
+        for (name, value) in &terms {
+            assert!(*value > 0.0 && value.is_finite(), "{name}: {value}");
+        }
+        let terms = run.terms(FEEDBACK).unwrap();
+        assert_eq!(
+            names(&terms),
+            ["ce_teacher", "kl_teacher", "feature_back", "gate_open"]
+        );
+        for (name, value) in &terms[..3] {
+            assert!(*value > 0.0 && value.is_finite(), "{name}: {value}");
+        }
+        let gate = value(&terms, "gate_open");
+        assert!(gate == 0.0 || gate == 1.0, "{gate}");
+        assert!(run.terms("other").unwrap().is_empty());
+    }
+
+    #[test]
+    fn the_teacher_trains_in_the_feedback_phase_from_its_epoch_only() {
+        let method = build_instance(build, "ffkd", "feedback_from = 3").unwrap();
+        let needs = method.needs();
+        let (teacher, student) = (&needs.roles[0], &needs.roles[1]);
+        assert_eq!(teacher.role, "teacher");
+        assert_eq!(teacher.key, "method.ffkd.teacher");
+        assert!(teacher.pretrained);
+        assert_eq!(teacher.trained_in.as_deref(), Some(FEEDBACK));
+        assert_eq!(teacher.bn, BnMode::Eval);
+        assert_eq!(teacher.lr, Some(5e-3));
+        assert_eq!(student.role, "student");
+        assert_eq!(student.key, "method.ffkd.student");
+        assert!(!student.pretrained);
+        assert_eq!(student.trained_in.as_deref(), Some(MAIN_PHASE));
+        assert_eq!(
+            needs.phases,
+            [PhaseSpec {
+                name: FEEDBACK.into(),
+                own_batch: true,
+                from_epoch: 3,
+            }]
+        );
+        let phase_of = |name: &str| {
+            needs
+                .terms
+                .iter()
+                .find(|t| t.name == name)
+                .map(|t| t.phase.clone())
+                .unwrap()
+        };
+        for name in ["kl", "feature"] {
+            assert_eq!(phase_of(name), MAIN_PHASE, "{name}");
+        }
+        for name in ["ce_teacher", "kl_teacher", "feature_back", "gate_open"] {
+            assert_eq!(phase_of(name), FEEDBACK, "{name}");
+        }
+        let method = build_instance(build, "ffkd", "teacher_lr = 0.01").unwrap();
+        assert_eq!(method.needs().roles[0].lr, Some(0.01));
+    }
+
+    #[test]
+    fn the_logit_terms_are_the_kls_between_the_two_networks() {
+        use kd_core::zoo::Staged;
+
+        for update in ["all", "deep"] {
+            let table = format!("temperature = 2.0\nfeedback_update = \"{update}\"");
+            let method = build_instance(build, "ffkd", &table).unwrap();
+            let mut run = TestRun::new(method, &ROLES).unwrap();
+            let images = run.images();
+            let frozen = |run: &TestRun, role: &str| -> Tensor<2> {
+                let network = run.roles().network(role).unwrap().valid();
+                Tensor::from_inner(network.forward_features(images.clone().inner()).logits)
+            };
+            let trained = |run: &TestRun, role: &str| -> Tensor<2> {
+                let network = run.roles().network(role).unwrap();
+                network.forward_features(images.clone()).logits
+            };
+            // Each network is read frozen (evaluation mode) as the other phase's step left its
+            // running statistics, before anything else moves them; trained, it normalises with
+            // the batch's statistics.
+            let teacher_frozen = frozen(&run, "teacher");
+            let forward = run.terms(MAIN_PHASE).unwrap();
+            let student_frozen = frozen(&run, "student");
+            let feedback = run.terms(FEEDBACK).unwrap();
+            let scalar = |t: Tensor<1>| t.into_scalar::<f32>() as f64;
+            // Forward: the student trains, the teacher is frozen.
+            let kl = scalar(soft_kl(trained(&run, "student"), teacher_frozen, 2.0));
+            // Feedback: the teacher trains, the student is fixed.
+            let kl_teacher = scalar(soft_kl(trained(&run, "teacher"), student_frozen, 2.0));
+            for (name, got, expected) in [
+                ("kl", value(&forward, "kl"), kl),
+                ("kl_teacher", value(&feedback, "kl_teacher"), kl_teacher),
+            ] {
+                assert!(
+                    (got - expected).abs() < 1e-5 * expected.max(1.0),
+                    "{update} {name}: {got} vs {expected}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn a_zero_cka_scale_zeroes_the_forward_feature_term() {
+        let method = build_instance(build, "ffkd", "cka_scale = 0.0").unwrap();
+        let mut run = TestRun::new(method, &ROLES).unwrap();
+        let terms = run.terms(MAIN_PHASE).unwrap();
+        assert_eq!(value(&terms, "feature"), 0.0);
+        assert!(value(&terms, "kl") > 0.0);
+        // The feedback feature term carries no CKA weight.
+        let terms = run.terms(FEEDBACK).unwrap();
+        assert!(value(&terms, "feature_back") > 0.0, "{terms:?}");
+    }
+
+    #[test]
+    fn without_the_gate_feedback_is_always_open() {
+        let method = build_instance(build, "ffkd", "grad_gate = false").unwrap();
+        assert!(
+            method
+                .needs()
+                .terms
+                .iter()
+                .any(|t| t.formula.contains("gate off"))
+        );
+        let mut run = TestRun::new(method, &ROLES).unwrap();
+        for epoch in [0, 4] {
+            run.position.epoch = epoch;
+            let terms = run.terms(FEEDBACK).unwrap();
+            assert_eq!(value(&terms, "gate_open"), 1.0, "epoch {epoch}");
+        }
+    }
+
+    #[test]
+    fn pairs_without_stage_for_stage_regressors_are_refused_at_plan_time() {
+        let method = build_instance(build, "ffkd", "").unwrap();
+        let roles = [("teacher", "vgg8"), ("student", "resnet8")];
+        let Err(err) = TestRun::new(method, &roles) else {
+            panic!("vgg8 → resnet8 was accepted");
+        };
+        let err = err.to_string();
+        assert!(err.contains("method.ffkd.teacher"), "{err}");
+        assert!(err.contains("one to one"), "{err}");
+    }
+
+    #[test]
+    fn bad_keys_are_named() {
+        for (table, key, message) in [
+            (
+                "teacher_lr = -0.1",
+                "method.ffkd.teacher_lr",
+                "non-negative",
+            ),
+            ("temperature = 0.0", "method.ffkd.temperature", "positive"),
+            (
+                "teacher = \"student\"",
+                "method.ffkd.teacher",
+                "different roles",
+            ),
+            (
+                "feedback_update = \"shallow\"",
+                "method.ffkd.feedback_update",
+                "unknown variant",
+            ),
+            (
+                "feedback_form = 2",
+                "method.ffkd.feedback_form",
+                "unknown field",
+            ),
+        ] {
+            let Err(err) = build_instance(build, "ffkd", table) else {
+                panic!("{table} was accepted");
+            };
+            assert_eq!(err.issues[0].key.as_deref(), Some(key), "{table}");
+            assert!(err.issues[0].message.contains(message), "{err}");
+        }
+    }
+}

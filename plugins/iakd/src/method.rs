@@ -302,3 +302,166 @@ impl Method for Iakd {
             .collect()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use kd_core::method::testing::{TestRun, build_instance};
+
+    use super::*;
+
+    const ROLES: [(&str, &str); 2] = [("teacher", "resnet14"), ("student", "resnet8")];
+
+    fn value(terms: &[(String, f64)], name: &str) -> f64 {
+        terms
+            .iter()
+            .find(|(n, _)| n == name)
+            .unwrap_or_else(|| panic!("no `{name}` in {terms:?}"))
+            .1
+    }
+
+    #[test]
+    fn three_terms_in_the_main_phase_only() {
+        let method = build_instance(build, "iakd", "").unwrap();
+        let mut run = TestRun::new(method, &ROLES).unwrap();
+        let terms = run.terms(MAIN_PHASE).unwrap();
+        let names: Vec<&str> = terms.iter().map(|(n, _)| n.as_str()).collect();
+        assert_eq!(names, ["ce_hybrid", "kl_hybrid", "swap_mask"]);
+        for (name, value) in &terms[..2] {
+            assert!(*value > 0.0 && value.is_finite(), "{name}: {value}");
+        }
+        let mask = terms[2].1;
+        assert!((0.0..8.0).contains(&mask) && mask.fract() == 0.0, "{mask}");
+        assert!(run.terms("other").unwrap().is_empty());
+    }
+
+    #[test]
+    fn the_teacher_is_frozen_and_pretrained_the_student_trained() {
+        let method = build_instance(build, "inter", "").unwrap();
+        let needs = method.needs();
+        assert_eq!(needs.roles.len(), 2);
+        let (teacher, student) = (&needs.roles[0], &needs.roles[1]);
+        assert_eq!(teacher.role, "teacher");
+        assert_eq!(teacher.key, "method.inter.teacher");
+        assert!(teacher.pretrained && teacher.trained_in.is_none());
+        assert_eq!(student.role, "student");
+        assert_eq!(student.key, "method.inter.student");
+        assert!(!student.pretrained);
+        assert_eq!(student.trained_in.as_deref(), Some(MAIN_PHASE));
+        assert!(needs.phases.is_empty());
+        assert!(needs.remarks.is_empty());
+        let method = build_instance(build, "inter", "adapters = true").unwrap();
+        assert!(method.needs().remarks[0].contains("adapters = true"));
+    }
+
+    #[test]
+    fn with_p0_zero_the_hybrid_is_the_student_and_the_kl_is_kd() {
+        use burn::module::Module;
+        use kd_core::zoo::Staged;
+
+        let method = build_instance(build, "iakd", "p0 = 0.0\ntemperature = 2.0").unwrap();
+        let mut run = TestRun::new(method, &ROLES).unwrap();
+        let terms = run.terms(MAIN_PHASE).unwrap();
+        assert_eq!(value(&terms, "swap_mask"), 0.0);
+        // The teacher runs frozen (evaluation mode), the student in training mode.
+        let images = run.images();
+        let teacher = run.roles().network("teacher").unwrap().valid();
+        let teacher = Tensor::from_inner(teacher.forward_features(images.clone().inner()).logits);
+        let student = run.roles().network("student").unwrap();
+        let student = student.forward_features(images).logits;
+        let expected = soft_kl(student, teacher, 2.0).into_scalar::<f32>() as f64;
+        let kl = value(&terms, "kl_hybrid");
+        assert!(
+            (kl - expected).abs() < 1e-6 * expected.max(1.0),
+            "{kl} vs {expected}"
+        );
+    }
+
+    #[test]
+    fn the_swap_mask_follows_the_schedule() {
+        // p = 1 swaps every stage: bits 0, 1 and 2 of three stages.
+        let method = build_instance(build, "iakd", "p0 = 1.0\nschedule = \"constant\"").unwrap();
+        let mut run = TestRun::new(method, &ROLES).unwrap();
+        for epoch in [0, 9] {
+            run.position.epoch = epoch;
+            let terms = run.terms(MAIN_PHASE).unwrap();
+            assert_eq!(value(&terms, "swap_mask"), 7.0, "epoch {epoch}");
+            assert!(value(&terms, "kl_hybrid").is_finite());
+            assert!(value(&terms, "ce_hybrid").is_finite());
+        }
+        // Linear from 1 to 0 at epoch 4: every stage at epoch 0, none from epoch 4.
+        let table = "p0 = 1.0\nschedule = \"linear\"\ndecay_epochs = 4";
+        let method = build_instance(build, "iakd", table).unwrap();
+        let mut run = TestRun::new(method, &ROLES).unwrap();
+        for (epoch, mask) in [(0, 7.0), (4, 0.0), (7, 0.0)] {
+            run.position.epoch = epoch;
+            let terms = run.terms(MAIN_PHASE).unwrap();
+            assert_eq!(value(&terms, "swap_mask"), mask, "epoch {epoch}");
+        }
+        // Unset, E_s is the first multistep milestone: 0 from epoch 3.
+        let mut config = kd_core::config::RunConfig::default();
+        config.run.epochs = 10;
+        config.schedule.milestones = vec![3, 6];
+        let method = build_instance(build, "iakd", "p0 = 1.0").unwrap();
+        let mut run = TestRun::with_config(method, &ROLES, config).unwrap();
+        for (epoch, mask) in [(0, 7.0), (3, 0.0)] {
+            run.position.epoch = epoch;
+            let terms = run.terms(MAIN_PHASE).unwrap();
+            assert_eq!(value(&terms, "swap_mask"), mask, "epoch {epoch}");
+        }
+    }
+
+    #[test]
+    fn stages_of_different_shapes_are_refused_without_adapters() {
+        let roles = [("teacher", "wrn_16_2"), ("student", "resnet8")];
+        let method = build_instance(build, "iakd", "").unwrap();
+        let Err(err) = TestRun::new(method, &roles) else {
+            panic!("wrn_16_2 → resnet8 was accepted without adapters");
+        };
+        let message = err.to_string();
+        assert!(message.contains("method.iakd.teacher"), "{message}");
+        assert!(message.contains("stage 1 does not fit"), "{message}");
+        assert!(message.contains("method.iakd.adapters"), "{message}");
+
+        let roles = [("teacher", "vgg8"), ("student", "resnet8")];
+        let method = build_instance(build, "iakd", "adapters = true").unwrap();
+        let Err(err) = TestRun::new(method, &roles) else {
+            panic!("vgg8 → resnet8 was accepted");
+        };
+        assert!(err.to_string().contains("stage for stage"), "{err}");
+
+        let roles = [("teacher", "wrn_16_2"), ("student", "resnet8")];
+        let table = "adapters = true\np0 = 1.0\nschedule = \"constant\"";
+        let method = build_instance(build, "iakd", table).unwrap();
+        let mut run = TestRun::new(method, &roles).unwrap();
+        assert!(!run.method().parts().is_empty(), "the adapters train");
+        let terms = run.terms(MAIN_PHASE).unwrap();
+        assert_eq!(value(&terms, "swap_mask"), 7.0);
+        assert!(value(&terms, "kl_hybrid").is_finite(), "{terms:?}");
+    }
+
+    #[test]
+    fn bad_keys_are_named() {
+        for (table, key, message) in [
+            ("p0 = 1.5", "method.iakd.p0", "between 0 and 1"),
+            ("decay_epochs = 0", "method.iakd.decay_epochs", "at least 1"),
+            ("kd_weight = -1.0", "method.iakd.kd_weight", "non-negative"),
+            (
+                "teacher = \"student\"",
+                "method.iakd.teacher",
+                "different roles",
+            ),
+            (
+                "schedule = \"cosine\"",
+                "method.iakd.schedule",
+                "unknown variant",
+            ),
+            ("p_0 = 0.5", "method.iakd.p_0", "unknown field"),
+        ] {
+            let Err(err) = build_instance(build, "iakd", table) else {
+                panic!("{table} was accepted");
+            };
+            assert_eq!(err.issues[0].key.as_deref(), Some(key), "{table}");
+            assert!(err.issues[0].message.contains(message), "{err}");
+        }
+    }
+}

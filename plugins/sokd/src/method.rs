@@ -304,3 +304,195 @@ impl Method for Sokd {
         Ok(vec![("branch".into(), logits)])
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use kd_core::loss::soft_kl;
+    use kd_core::method::testing::{TestRun, build_instance};
+
+    use super::*;
+
+    const ROLES: [(&str, &str); 2] = [("teacher", "resnet14"), ("student", "resnet8")];
+
+    fn names(terms: &[(String, f64)]) -> Vec<&str> {
+        terms.iter().map(|(n, _)| n.as_str()).collect()
+    }
+
+    fn max_abs_difference(a: Tensor<2>, b: Tensor<2>) -> f32 {
+        let a = a.into_data().try_to_vec::<f32>().unwrap();
+        let b = b.into_data().try_to_vec::<f32>().unwrap();
+        assert_eq!(a.len(), b.len());
+        a.iter()
+            .zip(&b)
+            .map(|(x, y)| (x - y).abs())
+            .fold(0.0, f32::max)
+    }
+
+    #[test]
+    fn four_logit_terms_in_the_main_phase_only() {
+        let method = build_instance(build, "sokd", "").unwrap();
+        let mut run = TestRun::new(method, &ROLES).unwrap();
+        let terms = run.terms(MAIN_PHASE).unwrap();
+        assert_eq!(
+            names(&terms),
+            [
+                "ce_branch",
+                "kl_branch_teacher",
+                "kl_branch_student",
+                "kl_student"
+            ]
+        );
+        // A random branch disagrees with the teacher and the student: every term is positive.
+        for (name, value) in &terms {
+            assert!(*value > 0.0 && value.is_finite(), "{name}: {value}");
+        }
+        assert!(run.terms("other").unwrap().is_empty());
+    }
+
+    #[test]
+    fn the_feature_terms_exist_only_with_a_positive_feature_weight() {
+        let method = build_instance(build, "sokd", "feature_weight = 0.0").unwrap();
+        let mut run = TestRun::new(method, &ROLES).unwrap();
+        let terms = run.terms(MAIN_PHASE).unwrap();
+        assert_eq!(terms.len(), 4, "{terms:?}");
+        assert!(!names(&terms).iter().any(|n| n.starts_with("feat")));
+        assert!(run.method().parts().len() == 1, "the branch only");
+
+        let method = build_instance(build, "sokd", "feature_weight = 0.5").unwrap();
+        let needs = method.needs();
+        let declared: Vec<&str> = needs.terms.iter().map(|t| t.name.as_str()).collect();
+        assert_eq!(&declared[4..], ["feat_student", "feat_branch"]);
+        let mut run = TestRun::new(method, &ROLES).unwrap();
+        let terms = run.terms(MAIN_PHASE).unwrap();
+        assert_eq!(
+            names(&terms),
+            [
+                "ce_branch",
+                "kl_branch_teacher",
+                "kl_branch_student",
+                "kl_student",
+                "feat_student",
+                "feat_branch"
+            ]
+        );
+        // Both feature terms are the same MSE, seen from either side.
+        let (student_side, branch_side) = (terms[4].1, terms[5].1);
+        assert!(student_side > 0.0 && student_side.is_finite(), "{terms:?}");
+        assert!((student_side - branch_side).abs() < 1e-6 * student_side.max(1.0));
+        assert!(
+            run.method().parts().len() == 2,
+            "the branch and the regressor"
+        );
+    }
+
+    #[test]
+    fn the_teacher_is_frozen_and_pretrained_with_batchnorm_in_training_mode() {
+        let method = build_instance(build, "semi", "").unwrap();
+        let needs = method.needs();
+        let teacher = &needs.roles[0];
+        assert_eq!(teacher.role, "teacher");
+        assert_eq!(teacher.key, "method.semi.teacher");
+        assert!(teacher.pretrained && teacher.trained_in.is_none());
+        assert_eq!(teacher.bn, BnMode::Train);
+        let student = &needs.roles[1];
+        assert_eq!(student.role, "student");
+        assert_eq!(student.key, "method.semi.student");
+        assert!(!student.pretrained);
+        assert_eq!(student.trained_in.as_deref(), Some(MAIN_PHASE));
+        assert!(needs.terms.iter().all(|t| t.phase == MAIN_PHASE));
+        assert_eq!(needs.eval_outputs, ["branch"]);
+
+        let method = build_instance(build, "semi", "teacher_bn = \"eval\"").unwrap();
+        assert_eq!(method.needs().roles[0].bn, BnMode::Eval);
+    }
+
+    #[test]
+    fn a_branch_copied_from_the_teacher_is_the_teacher_until_it_trains() {
+        use kd_core::zoo::Staged;
+
+        let table = "branch_init = \"teacher\"\ntemperature = 2.0";
+        let method = build_instance(build, "sokd", table).unwrap();
+        let mut run = TestRun::new(method, &ROLES).unwrap();
+        // Evaluated: the trunk up to the branch, then the branch, both in evaluation mode.
+        let images = run.images();
+        let teacher_eval = run.roles().network("teacher").unwrap().valid();
+        let teacher_eval = teacher_eval.forward_features(images.clone().inner()).logits;
+        let outputs = run.evaluate().unwrap();
+        assert_eq!(outputs.len(), 1);
+        assert_eq!(outputs[0].0, "branch");
+        let difference = max_abs_difference(outputs[0].1.clone(), teacher_eval);
+        assert!(difference < 1e-5, "{difference}");
+
+        // In a step the trunk's BatchNorm uses the batch's statistics, as the branch's does: the
+        // branch's logits are the teacher's, so its KL towards the teacher vanishes and the two
+        // student KLs are those between the teacher and the student.
+        let terms = run.terms(MAIN_PHASE).unwrap();
+        let z_t = run.roles().network("teacher").unwrap();
+        let z_t = z_t
+            .forward_features(images.clone().detach())
+            .logits
+            .detach();
+        let z_s = run.roles().network("student").unwrap();
+        let z_s = z_s.forward_features(images).logits;
+        let scalar = |t: Tensor<1>| t.into_scalar::<f32>() as f64;
+        let branch_student = scalar(soft_kl(z_t.clone(), z_s.clone(), 2.0));
+        let student = scalar(soft_kl(z_s, z_t, 2.0));
+        let value = |name: &str| terms.iter().find(|(n, _)| n == name).unwrap().1;
+        assert!(value("kl_branch_teacher").abs() < 1e-5, "{terms:?}");
+        assert!(branch_student > 1e-3 && student > 1e-3);
+        for (name, expected) in [
+            ("kl_branch_student", branch_student),
+            ("kl_student", student),
+        ] {
+            let got = value(name);
+            assert!(
+                (got - expected).abs() < 1e-5 * expected.max(1.0),
+                "{name}: {got} vs {expected}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_branch_with_no_teacher_stage_to_grow_from_is_refused_at_plan_time() {
+        let method = build_instance(build, "sokd", "branch_stages = 3").unwrap();
+        let Err(err) = TestRun::new(method, &ROLES) else {
+            panic!("a branch of all three stages was accepted");
+        };
+        let message = err.to_string();
+        assert!(message.contains("method.sokd.branch_stages"), "{message}");
+        assert!(message.contains("at most 2"), "{message}");
+        let method = build_instance(build, "sokd", "branch_stages = 2").unwrap();
+        let mut run = TestRun::new(method, &ROLES).unwrap();
+        assert_eq!(run.terms(MAIN_PHASE).unwrap().len(), 4);
+    }
+
+    #[test]
+    fn bad_keys_are_named() {
+        for (table, key, message) in [
+            ("kd = -1.0", "method.sokd.kd", "non-negative"),
+            ("temperature = 0.0", "method.sokd.temperature", "positive"),
+            (
+                "branch_stages = 0",
+                "method.sokd.branch_stages",
+                "at least one",
+            ),
+            ("branch_lr = -0.1", "method.sokd.branch_lr", "non-negative"),
+            (
+                "teacher = \"student\"",
+                "method.sokd.teacher",
+                "different roles",
+            ),
+            (
+                "feature_weigth = 1.0",
+                "method.sokd.feature_weigth",
+                "unknown field",
+            ),
+        ] {
+            let Err(err) = build_instance(build, "sokd", table) else {
+                panic!("{table} was accepted");
+            };
+            assert_eq!(err.issues[0].key.as_deref(), Some(key), "{table}");
+            assert!(err.issues[0].message.contains(message), "{err}");
+        }
+    }
+}

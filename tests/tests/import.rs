@@ -278,8 +278,14 @@ fn a_config_can_name_a_pytorch_teacher() {
     let config = pth_teacher_config(dir.path(), &data, "resnet8");
     let config = config.to_str().unwrap();
 
+    // The plan checks the file's keys and imports nothing.
     success(kd(dir.path(), &["plan", config]));
     let imports = dir.path().join("runs/imports");
+    assert!(!imports.exists(), "the plan imported");
+
+    // Training imports it once and starts from the file's weights: the teacher's accuracy
+    // before training is the one `kd eval` measures on the .pth itself.
+    success(kd(dir.path(), &["train", config]));
     let cached: Vec<PathBuf> = std::fs::read_dir(&imports)
         .unwrap()
         .map(|e| e.unwrap().path())
@@ -295,10 +301,11 @@ fn a_config_can_name_a_pytorch_teacher() {
         "{name}"
     );
     let stamp = std::fs::metadata(&cached[0]).unwrap().modified().unwrap();
-
-    // Training imports nothing again and starts from the file's weights: the teacher's
-    // accuracy before training is the one `kd eval` measures on the .pth itself.
-    success(kd(dir.path(), &["train", config]));
+    // A second run of the same teacher imports nothing again.
+    success(kd(
+        dir.path(),
+        &["train", config, "--set", "run.name=again"],
+    ));
     assert_eq!(std::fs::read_dir(&imports).unwrap().count(), 1);
     assert_eq!(
         std::fs::metadata(&cached[0]).unwrap().modified().unwrap(),

@@ -1,5 +1,6 @@
-//! PyTorch teachers named directly in a config (`networks.teacher.checkpoint = "resnet56.pth"`),
-//! imported once at plan time and kept as kd checkpoints.
+//! PyTorch teachers named directly in a config (`networks.teacher.checkpoint = "resnet56.pth"`):
+//! checked by the plan from the file's keys, imported once when the run builds its roles, and
+//! kept as kd checkpoints.
 //!
 //! The cache file is `<dir>/<stem>-<arch>-<key>.kdc`, where the key hashes the file's bytes,
 //! the architecture, classes, channels and the checkpoint format, so an edited `.pth` or
@@ -53,6 +54,22 @@ fn content_key(path: &Path, arch: &str, spec: ModelSpec) -> Result<u64, ImportEr
     Ok(hasher.finish())
 }
 
+/// Where the kd checkpoint imported from a PyTorch file lives in `dir` (whether or not it has
+/// been imported yet): `<dir>/<stem>-<arch>-<key>.kdc`.
+///
+/// # Errors
+/// [`ImportError::Read`] when the file cannot be read (its bytes are hashed).
+pub fn cache_path(
+    path: &Path,
+    arch: &str,
+    spec: ModelSpec,
+    dir: &Path,
+) -> Result<PathBuf, ImportError> {
+    let key = content_key(path, arch, spec)?;
+    let stem = path.file_stem().unwrap_or_default().to_string_lossy();
+    Ok(dir.join(format!("{stem}-{arch}-{key:016x}.kdc")))
+}
+
 /// The kd checkpoint for a PyTorch file, imported into `dir` unless already there.
 pub fn cached_import(
     path: &Path,
@@ -61,9 +78,7 @@ pub fn cached_import(
     dir: &Path,
     device: &Device,
 ) -> Result<PathBuf, ImportError> {
-    let key = content_key(path, arch, spec)?;
-    let stem = path.file_stem().unwrap_or_default().to_string_lossy();
-    let cached = dir.join(format!("{stem}-{arch}-{key:016x}.kdc"));
+    let cached = cache_path(path, arch, spec, dir)?;
     if let Ok(header) = checkpoint::read_header(&cached)
         && header.networks.len() == 1
     {

@@ -10,6 +10,9 @@ mod cache;
 mod error;
 mod pytorch;
 
-pub use cache::{PYTORCH_EXTENSIONS, cached_import, is_pytorch_checkpoint};
+pub use cache::{PYTORCH_EXTENSIONS, cache_path, cached_import, is_pytorch_checkpoint};
 pub use error::{ImportError, KeyMismatch};
-pub use pytorch::{IMPORTED_ROLE, ImportOptions, Imported, import_pytorch, write_imported};
+pub use pytorch::{
+    IMPORTED_ROLE, ImportOptions, Imported, StateDictMatch, check_pytorch, import_pytorch,
+    write_imported,
+};

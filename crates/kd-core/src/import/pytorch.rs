@@ -184,13 +184,32 @@ fn find_state_dict(
     })
 }
 
-/// Reads a PyTorch checkpoint into a zoo network of `arch` on `device`.
-pub fn import_pytorch(
+/// A state dict of a PyTorch file that fits a zoo network, found from the file's keys and
+/// shapes alone (no tensor is read or allocated): what [`check_pytorch`] returns and
+/// [`import_pytorch`] loads.
+pub struct StateDictMatch {
+    arch: &'static str,
+    /// The classes and channels of the network the file fits.
+    pub spec: ModelSpec,
+    expected: usize,
+    found: Found,
+}
+
+/// Checks that a PyTorch checkpoint holds a state dict for a zoo network of `arch`: every key
+/// and shape, the classifier width and input channels (from `options`, else from the file).
+/// Reads the file's index, not its tensors; the plan calls it.
+///
+/// # Errors
+/// An unknown architecture, an unreadable file, no state dict named like the network's
+/// parameters, or keys missing, unexpected or misshaped (all listed).
+pub fn check_pytorch(
     path: &Path,
     arch: &str,
     options: &ImportOptions,
-    device: &Device,
-) -> Result<Imported, ImportError> {
+) -> Result<StateDictMatch, ImportError> {
+    // Networks here only name their parameters: lazily initialised, nothing is drawn.
+    let device = Device::flex();
+    let device = &device;
     let zoo_entry = zoo::find(arch).ok_or_else(|| ImportError::UnknownArch {
         arch: arch.into(),
         known: zoo::names().join(", "),
@@ -238,8 +257,9 @@ pub fn import_pytorch(
             .unwrap_or(3),
     };
 
-    let mut network = (zoo_entry.arch)(spec).init(device);
+    let network = (zoo_entry.arch)(spec).init(device);
     let expected = expected_keys(&param_inventory(&network));
+    drop(network);
     let missing: Vec<String> = expected
         .keys()
         .filter(|k| !found.shapes.contains_key(*k))
@@ -271,7 +291,33 @@ pub fn import_pytorch(
             }),
         });
     }
+    Ok(StateDictMatch {
+        arch: zoo_entry.name,
+        spec,
+        expected: expected.len(),
+        found,
+    })
+}
 
+/// Reads a PyTorch checkpoint into a zoo network of `arch` on `device`, after
+/// [`check_pytorch`].
+///
+/// # Errors
+/// As [`check_pytorch`], or burn failing to load a tensor.
+pub fn import_pytorch(
+    path: &Path,
+    arch: &str,
+    options: &ImportOptions,
+    device: &Device,
+) -> Result<Imported, ImportError> {
+    let StateDictMatch {
+        arch,
+        spec,
+        expected,
+        found,
+    } = check_pytorch(path, arch, options)?;
+    let zoo_entry = zoo::find(arch).expect("check_pytorch found the architecture");
+    let mut network = (zoo_entry.arch)(spec).init(device);
     let mut store = PytorchStore::from_file(path)
         .map_indices_contiguous(false) // the zoo keeps PyTorch's indices, gaps included
         .allow_partial(false)
@@ -288,13 +334,13 @@ pub fn import_pytorch(
             path: path.into(),
             message: e.to_string(),
         })?;
-    if result.applied.len() != expected.len() {
+    if result.applied.len() != expected {
         return Err(ImportError::Load {
             path: path.into(),
             message: format!(
                 "burn applied {} of the {} tensors the keys promised:\n{result}",
                 result.applied.len(),
-                expected.len()
+                expected
             ),
         });
     }
@@ -312,7 +358,7 @@ pub fn import_pytorch(
             num_classes: spec.num_classes,
             in_channels: spec.in_channels,
         },
-        tensors: expected.len(),
+        tensors: expected,
         wrapper: found.wrapper,
         data_parallel: found.data_parallel,
     })

@@ -6,6 +6,7 @@ use std::path::PathBuf;
 use crate::backend::BackendError;
 use crate::checkpoint::CheckpointError;
 use crate::data::DataError;
+use crate::import::ImportError;
 use crate::method::{MethodError, PartError};
 
 /// Why a run stopped.
@@ -90,6 +91,9 @@ pub enum TrainError {
     /// A module could not be saved or restored.
     #[error(transparent)]
     Part(#[from] PartError),
+    /// A PyTorch checkpoint could not be imported.
+    #[error(transparent)]
+    Import(#[from] ImportError),
 }
 
 impl TrainError {
@@ -104,6 +108,7 @@ impl TrainError {
                 | TrainError::CheckpointMismatch { .. }
                 | TrainError::Data(_)
                 | TrainError::Backend(_)
+                | TrainError::Import(_)
         )
     }
 

@@ -7,6 +7,7 @@ use burn::tensor::Device;
 use super::checkpointing::load_role_weights;
 use super::error::TrainError;
 use super::plan::RunPlan;
+use crate::import;
 use crate::method::{InitContext, MAIN_PHASE, PlanView, RoleNet, Roles, Trainable};
 
 /// Builds every role's network from the plan, loading checkpoints, freezing what never trains.
@@ -41,6 +42,21 @@ pub(super) fn build_roles(
         });
     }
     Ok(roles)
+}
+
+/// Imports every PyTorch checkpoint the plan checked into `<run.output_dir>/imports/`, once
+/// (a file already there is reused). Runs before the device is seeded, so importing draws
+/// nothing from the run's random stream.
+pub(super) fn import_checkpoints(plan: &RunPlan) -> Result<(), TrainError> {
+    let dir = plan.config.run.output_dir.join("imports");
+    let device = Device::flex();
+    for r in &plan.roles {
+        if let Some(source) = &r.imported_from {
+            let n = &r.network;
+            import::cached_import(source, &n.arch_name, n.spec, &dir, &device)?;
+        }
+    }
+    Ok(())
 }
 
 /// Lets every method build its own modules on the role networks.

@@ -24,7 +24,7 @@ use super::observer::{Observer, StartInfo, StepReport};
 use super::plan::RunPlan;
 use super::run_dir::{self, RunFiles};
 use super::schedule::lr_factor;
-use super::setup::{build_roles, init_methods};
+use super::setup::{build_roles, import_checkpoints, init_methods};
 use super::step::{PhaseOutcome, StepSettings, negligible_terms, run_phase};
 use super::summary::{Summary, write_summary};
 use crate::backend;
@@ -94,6 +94,7 @@ impl Run {
     /// holds that evaluation).
     fn start(mut plan: RunPlan, files: RunFiles, resume: bool) -> Result<Run, TrainError> {
         let c = plan.config.clone();
+        import_checkpoints(&plan)?;
         let plain = backend::device(c.run.backend)?;
         let device = plain.clone().autodiff();
         plain.seed(c.run.seed);
@@ -276,7 +277,7 @@ impl Run {
         }
         window.1 += batch.labels.len();
         let c = &self.plan.config;
-        if c.run.log_every > 0 && state.global_step % c.run.log_every == 0 {
+        if c.run.log_every > 0 && state.global_step.is_multiple_of(c.run.log_every) {
             let images_per_sec = window.1 as f64 / window.0.elapsed().as_secs_f64().max(1e-9);
             let mut values: BTreeMap<String, f64> = step_terms.iter().cloned().collect();
             values.insert("epoch".into(), epoch as f64);
@@ -304,7 +305,7 @@ impl Run {
             *window = (Instant::now(), 0);
         }
         if c.run.checkpoint_every > 0
-            && state.global_step % c.run.checkpoint_every == 0
+            && state.global_step.is_multiple_of(c.run.checkpoint_every)
             && state.next_batch < batches
         {
             let last = self.files.last();

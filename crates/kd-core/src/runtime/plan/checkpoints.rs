@@ -1,8 +1,9 @@
 //! A role's checkpoint, checked at plan time from the file's header alone: it exists, holds the
-//! role named, and that network has the planned architecture, classes and channels. A PyTorch
-//! file is imported once into `<run.output_dir>/imports/` (`import/cache.rs`), so a key that
-//! does not fit is a plan error like any other; the cached file is then used as any kd
-//! checkpoint.
+//! role named, and that network has the planned architecture, classes and channels.
+//! A PyTorch file is checked from its keys and shapes (nothing is imported or allocated here), so
+//! a key that does not fit is a plan error like any other; the run imports it once, when it builds
+//! its roles, into `<run.output_dir>/imports/` (`import/cache.rs`), and uses the cached file as
+//! any kd checkpoint.
 
 use std::path::{Path, PathBuf};
 
@@ -22,15 +23,24 @@ pub(super) struct Checker<'p, 'i> {
     pub(super) warnings: &'p mut Vec<String>,
 }
 
+/// Where a role's weights come from.
+#[derive(Default)]
+pub(super) struct Start {
+    /// The kd checkpoint file and the role inside it.
+    pub(super) checkpoint: Option<(PathBuf, String)>,
+    /// The PyTorch file that checkpoint is imported from when the run builds its roles.
+    pub(super) imported_from: Option<PathBuf>,
+}
+
 impl Checker<'_, '_> {
-    /// The checkpoint file and inner role a role starts from, if any; problems are recorded.
+    /// Where a role starts from; problems are recorded.
     pub(super) fn check(
         &mut self,
         role: &str,
         reference: Option<&Path>,
         uses: &RoleUse,
         planned: &PlannedNetwork,
-    ) -> Option<(PathBuf, String)> {
+    ) -> Start {
         let key = format!("networks.{role}.checkpoint");
         match reference {
             None => {
@@ -43,10 +53,16 @@ impl Checker<'_, '_> {
                         ),
                     );
                 }
-                None
+                Start::default()
             }
             Some(reference) if import::is_pytorch_checkpoint(reference) => {
-                self.import_pytorch(&key, reference, planned)
+                match self.check_pytorch(&key, reference, planned) {
+                    Some(cached) => Start {
+                        checkpoint: Some((cached, import::IMPORTED_ROLE.to_string())),
+                        imported_from: Some(reference.to_path_buf()),
+                    },
+                    None => Start::default(),
+                }
             }
             Some(reference) => {
                 let (path, inner) = checkpoint::split_reference(reference);
@@ -64,27 +80,36 @@ impl Checker<'_, '_> {
                         }
                     }
                 }
-                Some((path, inner))
+                Start {
+                    checkpoint: Some((path, inner)),
+                    imported_from: None,
+                }
             }
         }
     }
 
-    /// A PyTorch file: imported once into the run root's cache, then used as any kd checkpoint
-    /// (the import checks architecture, classes and channels).
-    fn import_pytorch(
+    /// A PyTorch file: its keys and shapes checked against the planned network (architecture,
+    /// classes, channels); the path of the kd checkpoint the run will import it into.
+    fn check_pytorch(
         &mut self,
         key: &str,
         reference: &Path,
         planned: &PlannedNetwork,
-    ) -> Option<(PathBuf, String)> {
+    ) -> Option<PathBuf> {
         if self.options.allow_missing_checkpoints && !reference.exists() {
             self.warn_missing(key, reference);
             return None;
         }
         let dir = self.config.run.output_dir.join("imports");
-        let device = burn::tensor::Device::flex();
-        match import::cached_import(reference, &planned.arch_name, planned.spec, &dir, &device) {
-            Ok(cached) => Some((cached, import::IMPORTED_ROLE.to_string())),
+        let options = import::ImportOptions {
+            num_classes: Some(planned.spec.num_classes),
+            in_channels: Some(planned.spec.in_channels),
+            key: None,
+        };
+        let checked = import::check_pytorch(reference, &planned.arch_name, &options)
+            .and_then(|_| import::cache_path(reference, &planned.arch_name, planned.spec, &dir));
+        match checked {
+            Ok(cached) => Some(cached),
             Err(e) => {
                 self.issues.push(key, e.to_string());
                 None

@@ -37,6 +37,9 @@ pub struct RolePlan {
     pub bn: BnMode,
     /// Checkpoint file and the role inside it.
     pub checkpoint: Option<(PathBuf, String)>,
+    /// The PyTorch file `checkpoint` is imported from when the run builds its roles (the plan
+    /// checked its keys; `checkpoint` is then the import cache's file).
+    pub imported_from: Option<PathBuf>,
     /// Base learning rate.
     pub lr: f64,
     /// Weight of its cross-entropy when trained in the main phase.

@@ -149,7 +149,7 @@ pub(super) fn plan_roles(
             spec,
             has_checkpoint: network.checkpoint.is_some(),
         };
-        let checkpoint = checker.check(role, network.checkpoint.as_deref(), entry, &planned);
+        let start = checker.check(role, network.checkpoint.as_deref(), entry, &planned);
         if let Some(lr) = network.lr
             && !(lr.is_finite() && lr >= 0.0)
         {
@@ -162,7 +162,8 @@ pub(super) fn plan_roles(
             network: planned,
             trained_in: entry.trained_in.clone(),
             bn: entry.bn,
-            checkpoint,
+            checkpoint: start.checkpoint,
+            imported_from: start.imported_from,
             // The role's own key first, then the rate a method suggests, then the run's.
             lr: network.lr.or(entry.lr).unwrap_or(config.optim.lr),
             ce_weight: network.ce_weight.unwrap_or(config.loss.ce_weight),

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use burn::module::{Module, ModuleVisitor, Param};
 use burn::tensor::{Device, Tensor};
 use kd_core::checkpoint;
-use kd_core::runtime::{load_network, metrics::TIMING_COLUMNS};
+use kd_core::runtime::{TIMING_COLUMNS, load_network};
 use kd_tests::{kd, metrics, run_dir, success, tiny_config, tiny_teacher, write};
 
 #[test]

@@ -9,7 +9,8 @@
 //!
 //! The modules are layered, each using only those below it (checked by
 //! `tests/layering.rs`): `kernels`, `data`, `loss`, `backend` at the bottom; then `config`,
-//! `zoo`; `checkpoint`; `import`; `method`; `dynamic`; `runtime`; `bench` on top.
+//! `zoo`; `checkpoint`; `import`; `method`; `dynamic`; `runtime`; `bench` on top. [`prelude`]
+//! gathers what a method author needs.
 #![warn(missing_docs)]
 #![deny(rustdoc::broken_intra_doc_links)]
 
@@ -23,6 +24,7 @@ pub mod import;
 pub mod kernels;
 pub mod loss;
 pub mod method;
+pub mod prelude;
 pub mod runtime;
 pub mod zoo;
 

@@ -39,6 +39,7 @@ const ALLOWED: &[(&str, &[&str])] = &[
         ],
     ),
     ("bench", &["data", "loss", "method", "zoo"]),
+    ("prelude", &["config", "loss", "method", "zoo"]),
 ];
 
 /// Names reached through the crate root that are not modules (re-exports for macros).

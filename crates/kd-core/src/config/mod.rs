@@ -10,9 +10,8 @@ mod schema;
 
 pub use error::{ConfigError, ConfigIssue};
 pub use issues::Issues;
-pub use load::{
-    DEFAULTS_SOURCE, LoadedConfig, describe_source, display_path, find_base, load, source_of,
-};
+pub use load::{DEFAULTS_SOURCE, LoadedConfig, load};
+pub(crate) use load::{display_path, source_of};
 pub use provenance::Provenance;
 pub use schema::{
     AugmentSection, DataSection, LossConfig, NetworkConfig, OptimConfig, PluginsSection, RunConfig,

@@ -10,16 +10,15 @@
 //! bounds-checked GEMM call in [`gemm`]. The zoo calls [`conv2d`]; `tests/kernels.rs` checks
 //! every path against burn's `conv2d`, values and gradients.
 
-pub mod autodiff;
-pub mod base;
-pub mod batch_norm;
-pub mod conv_shape;
-pub mod dense;
-pub mod depthwise;
-pub mod extension;
-pub mod gemm;
-pub mod im2col;
-pub mod reduce;
+mod autodiff;
+mod base;
+mod batch_norm;
+mod conv_shape;
+mod dense;
+mod depthwise;
+mod extension;
+mod gemm;
+mod im2col;
+mod reduce;
 
 pub use base::{batch_norm_train, conv2d, enabled, set_enabled};
-pub use conv_shape::ConvShape;

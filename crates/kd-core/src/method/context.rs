@@ -103,8 +103,6 @@ pub struct InitContext<'a> {
     pub base_lr: f64,
     /// The plan.
     pub plan: PlanView<'a>,
-    /// The run seed.
-    pub seed: u64,
 }
 
 impl InitContext<'_> {

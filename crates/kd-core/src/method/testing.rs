@@ -170,7 +170,6 @@ impl TestRun {
             sgd,
             base_lr: 0.1,
             plan: view,
-            seed: 7,
         };
         method.init(&mut init)?;
         let images = Tensor::random(

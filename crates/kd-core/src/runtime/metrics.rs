@@ -86,11 +86,6 @@ impl MetricsWriter {
         self.csv.1.flush()?;
         Ok((self.jsonl.1.metadata()?.len(), self.csv.1.metadata()?.len()))
     }
-
-    /// The columns.
-    pub fn columns(&self) -> &[String] {
-        &self.columns
-    }
 }
 
 /// Whole numbers (epoch, batch, step) as JSON integers, the rest as floats.

@@ -83,7 +83,6 @@ pub(super) fn init_methods(
             sgd: plan.sgd,
             base_lr: plan.config.optim.lr,
             plan: view,
-            seed: plan.config.run.seed,
         };
         m.method
             .init(&mut ctx)

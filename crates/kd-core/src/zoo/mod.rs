@@ -5,19 +5,19 @@
 //! [`Arch`], `registry.rs` the name table, `params.rs` the parameter inventory; every other file
 //! is one architecture headed by its paper.
 
-pub mod adapter;
+mod adapter;
 mod base;
 pub mod layers;
-pub mod mobilenetv2;
+mod mobilenetv2;
 mod network;
 mod params;
 mod registry;
-pub mod resnet;
-pub mod resnet_imagenet;
-pub mod shufflenetv1;
-pub mod shufflenetv2;
-pub mod vgg;
-pub mod wrn;
+mod resnet;
+mod resnet_imagenet;
+mod shufflenetv1;
+mod shufflenetv2;
+mod vgg;
+mod wrn;
 
 pub use adapter::{Adapter, AdapterError};
 pub use base::{Features, Staged, stage_tap};

@@ -4,10 +4,10 @@
 //! fallback runs a transposed convolution for the input gradient and a convolution over swapped
 //! axes for the weight gradient, with full transposed copies, and that is most of a CIFAR
 //! training step on the CPU (docs/results/bench.md). This folder replaces that path for the zoo
-//! through burn's backend-extension mechanism: [`base`] routes a convolution, [`extension`]
-//! defines the operation with its handwritten backward, [`dense`] (im2col + GEMM per image) and
-//! [`depthwise`] (direct loops) compute it, on [`conv_shape`]'s sizes, with [`im2col`] and one
-//! bounds-checked GEMM call in [`gemm`]. The zoo calls [`conv2d`]; `tests/kernels.rs` checks
+//! through burn's backend-extension mechanism: `base.rs` routes a convolution, `extension.rs`
+//! defines the operation with its handwritten backward, `dense.rs` (im2col + GEMM per image) and
+//! `depthwise.rs` (direct loops) compute it, on `conv_shape.rs`'s sizes, with `im2col.rs` and one
+//! bounds-checked GEMM call in `gemm.rs`. The zoo calls [`conv2d`]; `tests/kernels.rs` checks
 //! every path against burn's `conv2d`, values and gradients.
 
 mod autodiff;

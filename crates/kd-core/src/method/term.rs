@@ -5,7 +5,7 @@ use burn::tensor::Tensor;
 /// One named loss term of one step.
 #[derive(Debug, Clone)]
 pub struct Term {
-    /// Name declared in [`Needs::terms`].
+    /// Name declared in [`Needs::terms`](super::Needs::terms).
     pub name: String,
     /// Scalar value, `[1]`, on the autodiff device.
     pub value: Tensor<1>,

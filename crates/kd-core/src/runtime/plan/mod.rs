@@ -76,7 +76,7 @@ pub struct RunPlan {
     pub data: DataPlan,
     /// Roles in order: `student` first, then the others by name.
     pub roles: Vec<RolePlan>,
-    /// The planned networks, parallel to `roles` (for [`PlanView`]).
+    /// The planned networks, parallel to `roles` (for [`PlanView`](crate::method::PlanView)).
     pub networks: Vec<PlannedNetwork>,
     /// The stack, in order.
     pub methods: Vec<MethodInstance>,

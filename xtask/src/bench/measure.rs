@@ -213,14 +213,14 @@ fn pytorch(
 ) -> anyhow::Result<(Throughput, Throughput, String)> {
     let mut command = Command::new(&python.python);
     command
-        .arg(setup.repo.join("bench").join("pytorch_reference.py"))
+        .arg(setup.repo.join("scripts/reference/pytorch_bench.py"))
         .arg("--repdistiller")
         .arg(&python.repdistiller)
         .args(["--models", model, "--batch", &setup.batch.to_string()])
         .args(setup.repeat())
         .args(["--threads", &threads().to_string()])
         .current_dir(&setup.repo);
-    let value = json_of(command, &format!("pytorch_reference.py {model}"))?;
+    let value = json_of(command, &format!("pytorch_bench.py {model}"))?;
     let row = &value["models"][0];
     Ok((
         serde_json::from_value(row["train"].clone())?,

@@ -3,9 +3,9 @@
 //! docs/results/bench.md (and bench.json) with the machine, commit and command.
 //!
 //! Every measurement is a `kd bench …` process of its own (`measure.rs`), run one after the
-//! other so nothing shares the cores; `--vs-pytorch` runs `bench/pytorch_reference.py` the same
-//! way for the same models, batch and iteration counts, so each row carries its ratio to
-//! PyTorch measured in the same run. The hand-written part of bench.md, after the line
+//! other so nothing shares the cores; `--vs-pytorch` runs `scripts/reference/pytorch_bench.py`
+//! the same way for the same models, batch and iteration counts, so each row carries its ratio
+//! to PyTorch measured in the same run. The hand-written part of bench.md, after the line
 //! `<!-- notes -->`, is kept when the file is rewritten.
 
 mod measure;
@@ -24,7 +24,7 @@ pub struct Args {
     /// A few models and iterations, written to docs/results/bench-quick.md (a smoke test).
     #[arg(long)]
     quick: bool,
-    /// Also run bench/pytorch_reference.py and show each ratio to PyTorch.
+    /// Also run scripts/reference/pytorch_bench.py and show each ratio to PyTorch.
     #[arg(long)]
     vs_pytorch: bool,
     /// The Python with `torch` installed (for --vs-pytorch).

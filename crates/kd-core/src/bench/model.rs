@@ -1,7 +1,7 @@
 //! A zoo model's bare training step (forward, cross-entropy, one backward, SGD with momentum
 //! and weight decay) and inference step (evaluation mode on the inner backend), on a synthetic
 //! batch: the reference the runtime's steps are compared with, and what
-//! `bench/pytorch_reference.py` does in PyTorch.
+//! `scripts/reference/pytorch_bench.py` does in PyTorch.
 
 use burn::optim::GradientsParams;
 use burn::tensor::{Device, Distribution, Int, Tensor, TensorData};

@@ -12,7 +12,7 @@ images and 100 classes:
 Warm-up iterations first, then each timed iteration on its own; images per second as median,
 minimum and maximum. Prints JSON on stdout. PyTorch is needed only here: kd never runs Python.
 
-    python bench/pytorch_reference.py --repdistiller /path/to/RepDistiller --models resnet20
+    python scripts/reference/pytorch_bench.py --repdistiller /path/to/RepDistiller --models resnet20
 """
 
 import argparse

@@ -57,8 +57,3 @@ impl Default for CtslConfig {
         }
     }
 }
-
-/// The defaults as JSON, for `kd methods --json`.
-pub fn defaults() -> serde_json::Value {
-    serde_json::to_value(CtslConfig::default()).expect("CtslConfig serialises")
-}

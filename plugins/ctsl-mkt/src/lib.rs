@@ -45,5 +45,5 @@ kd_core::register_method! {
     summary: "collaborative peers with mutual, relational (RKD) and self distillation in two stages",
     paper: "Sun, Gou, Yu, Du, Tao, Collaborative Teacher-Student Learning via Multiple Knowledge Transfer, arXiv:2101.08471",
     build: method::build,
-    defaults: config::defaults,
+    defaults: kd_core::method::defaults_of::<config::CtslConfig>,
 }

@@ -7,7 +7,7 @@ use kd_core::config::{ConfigError, ConfigIssue};
 use kd_core::loss::{ensemble_log_probs, soft_kl};
 use kd_core::method::{
     EvalContext, Frozen, InitContext, MAIN_PHASE, Method, MethodArgs, MethodError, Needs, Part,
-    PlanView, RoleNeed, StepContext, Term, TermSpec,
+    PlanView, RoleNeed, StepContext, Term, TermSpec, instance_key,
 };
 use kd_core::zoo::{Arch, Network, Staged, independent_copy};
 
@@ -25,24 +25,15 @@ pub struct CtslMkt {
 /// Builds an instance from its table.
 pub fn build(args: &MethodArgs<'_>) -> Result<Box<dyn Method>, ConfigError> {
     let config: CtslConfig = args.parse()?;
-    let mut issues = args.peer_issues(&config.peers, "collaborative learning");
-    for (key, value) in [
-        ("beta", config.beta),
-        ("distance_weight", config.distance_weight),
-        ("angle_weight", config.angle_weight),
-        ("beta2", config.beta2),
-        ("gamma", config.gamma),
-    ] {
-        if !(value.is_finite() && value >= 0.0) {
-            issues.push(args.issue(key, "must be a non-negative number"));
-        }
-    }
-    if !(config.self_temperature.is_finite() && config.self_temperature > 0.0) {
-        issues.push(args.issue("self_temperature", "must be a positive number"));
-    }
-    if !issues.is_empty() {
-        return Err(ConfigError { issues });
-    }
+    let peers = args.peer_issues(&config.peers, "collaborative learning");
+    args.check(peers.into_iter().map(Some).chain([
+        args.non_negative("beta", config.beta),
+        args.non_negative("distance_weight", config.distance_weight),
+        args.non_negative("angle_weight", config.angle_weight),
+        args.non_negative("beta2", config.beta2),
+        args.non_negative("gamma", config.gamma),
+        args.positive("self_temperature", config.self_temperature),
+    ]))?;
     Ok(Box::new(CtslMkt {
         config,
         instance: args.instance.to_string(),
@@ -61,36 +52,25 @@ fn copy_of(arch: &Arch, source: &Network, device: &Device) -> Result<Network, Me
     Ok(independent_copy(loaded))
 }
 
-impl CtslMkt {
-    fn key(&self, key: &str) -> String {
-        format!("method.{}.{key}", self.instance)
-    }
-}
-
 impl Method for CtslMkt {
     fn needs(&self) -> Needs {
         let c = &self.config;
-        let key = self.key("peers");
+        let key = instance_key(&self.instance, "peers");
         let mut terms = Vec::new();
         for peer in &c.peers {
-            let term = |name: String, formula: String| TermSpec {
-                name,
-                phase: MAIN_PHASE.into(),
-                formula,
-            };
-            terms.push(term(
-                format!("mutual/{peer}"),
+            terms.push(TermSpec::main(
+                &format!("mutual/{peer}"),
                 format!("{}·{} × mean KL(p_other ‖ p_{peer})", c.beta, c.beta2),
             ));
-            terms.push(term(
-                format!("relation/{peer}"),
+            terms.push(TermSpec::main(
+                &format!("relation/{peer}"),
                 format!(
                     "{} × mean ({}·RKD distance + {}·RKD angle) on {:?}",
                     c.beta, c.distance_weight, c.angle_weight, c.relation_on
                 ),
             ));
-            terms.push(term(
-                format!("self/{peer}"),
+            terms.push(TermSpec::main(
+                &format!("self/{peer}"),
                 format!(
                     "{} × {}KL(p_self ‖ p_{peer}), t={}, from epoch {}",
                     c.gamma,
@@ -113,7 +93,7 @@ impl Method for CtslMkt {
         let epochs = plan.config.run.epochs;
         if self.config.pretrain_epochs >= epochs {
             issues.push(ConfigIssue {
-                key: Some(self.key("pretrain_epochs")),
+                key: Some(instance_key(&self.instance, "pretrain_epochs")),
                 source: None,
                 message: format!(
                     "stage 2 never starts: {} ≥ run.epochs ({epochs})",
@@ -125,7 +105,7 @@ impl Method for CtslMkt {
             for peer in &self.config.peers {
                 if plan.network(peer).is_some_and(|n| !n.has_checkpoint) {
                     issues.push(ConfigIssue {
-                        key: Some(self.key("pretrain_epochs")),
+                        key: Some(instance_key(&self.instance, "pretrain_epochs")),
                         source: None,
                         message: format!(
                             "0 means stage 1 was done elsewhere, but peer `{peer}` starts from scratch: set \
@@ -140,10 +120,7 @@ impl Method for CtslMkt {
 
     fn init(&mut self, ctx: &mut InitContext<'_>) -> Result<(), MethodError> {
         for peer in &self.config.peers {
-            let planned = ctx
-                .plan
-                .network(peer)
-                .ok_or_else(|| MethodError::Missing(format!("no planned network `{peer}`")))?;
+            let planned = ctx.plan.require(peer)?;
             let copy = copy_of(&planned.arch, ctx.network(peer)?, ctx.device)?;
             self.self_teachers
                 .push(Frozen::new(&format!("{}.self/{peer}", self.instance), copy));

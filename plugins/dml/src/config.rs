@@ -33,8 +33,3 @@ impl Default for DmlConfig {
         }
     }
 }
-
-/// The defaults as JSON, for `kd methods --json`.
-pub fn defaults() -> serde_json::Value {
-    serde_json::to_value(DmlConfig::default()).expect("DmlConfig serialises")
-}

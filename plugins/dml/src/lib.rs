@@ -33,5 +33,5 @@ kd_core::register_method! {
     summary: "deep mutual learning: K peers trained together, each distilling from the others",
     paper: "Zhang, Xiang, Hospedales, Lu, Deep Mutual Learning, CVPR 2018, arXiv:1706.00384",
     build: method::build,
-    defaults: config::defaults,
+    defaults: kd_core::method::defaults_of::<config::DmlConfig>,
 }

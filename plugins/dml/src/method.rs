@@ -5,7 +5,7 @@ use burn::tensor::Tensor;
 use kd_core::config::ConfigError;
 use kd_core::method::{
     EvalContext, MAIN_PHASE, Method, MethodArgs, MethodError, Needs, RoleNeed, StepContext, Term,
-    TermSpec,
+    TermSpec, instance_key,
 };
 
 use crate::config::DmlConfig;
@@ -21,13 +21,13 @@ pub struct Dml {
 /// Builds an instance from its table.
 pub fn build(args: &MethodArgs<'_>) -> Result<Box<dyn Method>, ConfigError> {
     let config: DmlConfig = args.parse()?;
-    let mut issues = args.peer_issues(&config.peers, "mutual learning");
-    if !(config.temperature.is_finite() && config.temperature > 0.0) {
-        issues.push(args.issue("temperature", "must be a positive number"));
-    }
-    if !issues.is_empty() {
-        return Err(ConfigError { issues });
-    }
+    let peers = args.peer_issues(&config.peers, "mutual learning");
+    args.check(
+        peers
+            .into_iter()
+            .map(Some)
+            .chain([args.positive("temperature", config.temperature)]),
+    )?;
     Ok(Box::new(Dml {
         config,
         instance: args.instance.to_string(),
@@ -36,7 +36,7 @@ pub fn build(args: &MethodArgs<'_>) -> Result<Box<dyn Method>, ConfigError> {
 
 impl Method for Dml {
     fn needs(&self) -> Needs {
-        let key = format!("method.{}.peers", self.instance);
+        let key = instance_key(&self.instance, "peers");
         let others = |peer: &str| {
             self.config
                 .peers
@@ -57,15 +57,14 @@ impl Method for Dml {
                 .config
                 .peers
                 .iter()
-                .map(|p| TermSpec {
-                    name: format!("kl/{p}"),
-                    phase: MAIN_PHASE.into(),
-                    formula: format!(
+                .map(|p| {
+                    let formula = format!(
                         "{:?} over [{}] of τ²·KL(p_other ‖ p_{p}), τ={}",
                         self.config.reduction,
                         others(p),
                         self.config.temperature
-                    ),
+                    );
+                    TermSpec::main(&format!("kl/{p}"), formula)
                 })
                 .collect(),
             eval_outputs: vec!["ensemble".into()],
@@ -79,7 +78,7 @@ impl Method for Dml {
         }
         let mut logits = Vec::with_capacity(self.config.peers.len());
         for peer in &self.config.peers {
-            logits.push(ctx.features(peer)?.logits.clone());
+            logits.push(ctx.logits(peer)?);
         }
         let terms = self
             .config

@@ -67,8 +67,3 @@ impl Default for FfkdConfig {
         }
     }
 }
-
-/// The defaults as JSON, for `kd methods --json`.
-pub fn defaults() -> serde_json::Value {
-    serde_json::to_value(FfkdConfig::default()).expect("FfkdConfig serialises")
-}

@@ -63,5 +63,5 @@ kd_core::register_method! {
     summary: "forward KD with CKA-weighted feature terms, then feedback that refines the teacher",
     paper: "Gou et al., Reciprocal Teacher-Student Learning via Forward and Feedback KD, IEEE TMM 26, 2024",
     build: method::build,
-    defaults: config::defaults,
+    defaults: kd_core::method::defaults_of::<config::FfkdConfig>,
 }

@@ -8,10 +8,10 @@ use kd_core::loss::{cross_entropy, soft_kl};
 use kd_core::method::materialize;
 use kd_core::method::{
     BnMode, InitContext, MAIN_PHASE, Method, MethodArgs, MethodError, Needs, Part, PhaseSpec,
-    PlanView, PlannedNetwork, RoleNeed, StepContext, Term, TermSpec, Trainable,
+    PlanView, PlannedNetwork, RoleNeed, StepContext, Term, TermSpec, Trainable, instance_key,
 };
 use kd_core::zoo::layers::without_running_stat_updates;
-use kd_core::zoo::{Adapter, Features, Staged, stage_tap};
+use kd_core::zoo::{Adapter, Features, Staged};
 
 use crate::cka::{feedback_stages, linear_cka};
 use crate::config::{FeedbackUpdate, FfkdConfig};
@@ -38,27 +38,17 @@ pub struct Ffkd {
 /// Builds an instance from its table.
 pub fn build(args: &MethodArgs<'_>) -> Result<Box<dyn Method>, ConfigError> {
     let config: FfkdConfig = args.parse()?;
-    let mut issues = Vec::new();
-    if !(config.temperature.is_finite() && config.temperature > 0.0) {
-        issues.push(args.issue("temperature", "must be a positive number"));
-    }
-    for (key, value) in [
-        ("beta_forward", config.beta_forward),
-        ("gamma_forward", config.gamma_forward),
-        ("beta_feedback", config.beta_feedback),
-        ("gamma_feedback", config.gamma_feedback),
-        ("teacher_ce", config.teacher_ce),
-        ("cka_scale", config.cka_scale),
-        ("teacher_lr", config.teacher_lr),
-    ] {
-        if !(value.is_finite() && value >= 0.0) {
-            issues.push(args.issue(key, "must be a non-negative number"));
-        }
-    }
-    issues.extend(args.same_role_issue(&config.teacher, &config.student));
-    if !issues.is_empty() {
-        return Err(ConfigError { issues });
-    }
+    args.check([
+        args.positive("temperature", config.temperature),
+        args.non_negative("beta_forward", config.beta_forward),
+        args.non_negative("gamma_forward", config.gamma_forward),
+        args.non_negative("beta_feedback", config.beta_feedback),
+        args.non_negative("gamma_feedback", config.gamma_feedback),
+        args.non_negative("teacher_ce", config.teacher_ce),
+        args.non_negative("cka_scale", config.cka_scale),
+        args.non_negative("teacher_lr", config.teacher_lr),
+        args.same_role_issue(&config.teacher, &config.student),
+    ])?;
     Ok(Box::new(Ffkd {
         config,
         instance: args.instance.to_string(),
@@ -67,11 +57,9 @@ pub fn build(args: &MethodArgs<'_>) -> Result<Box<dyn Method>, ConfigError> {
     }))
 }
 
-fn stage_shape(network: &PlannedNetwork, index: usize) -> [usize; 3] {
-    let s = network
-        .tap(&stage_tap(index))
-        .expect("every stage has a tap");
-    [s[0], s[1], s[2]]
+/// The shapes of stage `b` of the student and of the teacher, the regressor's ends.
+fn stage_pair(student: &PlannedNetwork, teacher: &PlannedNetwork, b: usize) -> [[usize; 3]; 2] {
+    [student, teacher].map(|n| n.stage_shape(b).expect("every stage has a tap"))
 }
 
 fn flat(map: &Tensor<4>) -> Tensor<2> {
@@ -90,10 +78,6 @@ fn stage_ckas(teacher: &Features, student: &Features) -> Vec<f64> {
 }
 
 impl Ffkd {
-    fn key(&self, key: &str) -> String {
-        format!("method.{}.{key}", self.instance)
-    }
-
     fn phase(&self) -> String {
         format!("{}.feedback", self.instance)
     }
@@ -154,23 +138,17 @@ impl Ffkd {
 impl Method for Ffkd {
     fn needs(&self) -> Needs {
         let c = &self.config;
+        let key = |k: &str| instance_key(&self.instance, k);
         let feedback = self.phase();
-        let term = |name: &str, phase: &str, formula: String| TermSpec {
-            name: name.into(),
-            phase: phase.into(),
-            formula,
-        };
         Needs {
             roles: vec![
                 RoleNeed {
-                    role: c.teacher.clone(),
-                    key: self.key("teacher"),
                     trained_in: Some(feedback.clone()),
-                    pretrained: true,
                     bn: BnMode::Eval,
                     lr: Some(c.teacher_lr),
+                    ..RoleNeed::frozen_pretrained(&c.teacher, &key("teacher"))
                 },
-                RoleNeed::trained(&c.student, &self.key("student")),
+                RoleNeed::trained(&c.student, &key("student")),
             ],
             phases: vec![PhaseSpec {
                 name: feedback.clone(),
@@ -178,23 +156,21 @@ impl Method for Ffkd {
                 from_epoch: c.feedback_from,
             }],
             terms: vec![
-                term(
+                TermSpec::main(
                     "kl",
-                    MAIN_PHASE,
                     format!(
                         "{} × τ²KL(p_{} ‖ p_{}), τ={}",
                         c.beta_forward, c.teacher, c.student, c.temperature
                     ),
                 ),
-                term(
+                TermSpec::main(
                     "feature",
-                    MAIN_PHASE,
                     format!(
                         "{} × Σ_b {}·CKA_b · L_ch(F_{}^b ‖ R_b(F_{}^b))",
                         c.gamma_forward, c.cka_scale, c.teacher, c.student
                     ),
                 ),
-                term(
+                TermSpec::new(
                     "ce_teacher",
                     &feedback,
                     format!(
@@ -202,7 +178,7 @@ impl Method for Ffkd {
                         c.teacher_ce, c.teacher, c.feedback_update
                     ),
                 ),
-                term(
+                TermSpec::new(
                     "kl_teacher",
                     &feedback,
                     format!(
@@ -210,7 +186,7 @@ impl Method for Ffkd {
                         c.beta_feedback, c.student, c.teacher
                     ),
                 ),
-                term(
+                TermSpec::new(
                     "feature_back",
                     &feedback,
                     format!(
@@ -218,15 +194,14 @@ impl Method for Ffkd {
                         c.gamma_feedback, c.student, c.teacher
                     ),
                 ),
-                term(
+                TermSpec::new(
                     "gate_open",
                     &feedback,
                     if c.grad_gate {
                         "0 × [cos(∇CE_teacher, ∇(kl_teacher + feature_back)) ≥ 0] (logged; \
                          0 switches both terms off for the step)"
-                            .into()
                     } else {
-                        "0 × 1 (gate off; logged)".into()
+                        "0 × 1 (gate off; logged)"
                     },
                 ),
             ],
@@ -243,7 +218,7 @@ impl Method for Ffkd {
         };
         let (ts, ss) = (teacher.arch.num_stages(), student.arch.num_stages());
         let issue = |message: String| ConfigIssue {
-            key: Some(self.key("teacher")),
+            key: Some(instance_key(&self.instance, "teacher")),
             source: None,
             message,
         };
@@ -255,7 +230,8 @@ impl Method for Ffkd {
         }
         (0..ss)
             .filter_map(|b| {
-                Adapter::check(stage_shape(student, b), stage_shape(teacher, b))
+                let [from, to] = stage_pair(student, teacher, b);
+                Adapter::check(from, to)
                     .err()
                     .map(|e| issue(format!("stage {}: no regressor fits: {e}", b + 1)))
             })
@@ -263,25 +239,14 @@ impl Method for Ffkd {
     }
 
     fn init(&mut self, ctx: &mut InitContext<'_>) -> Result<(), MethodError> {
-        let missing = |role: &str| MethodError::Missing(format!("no planned network `{role}`"));
-        let teacher = ctx
-            .plan
-            .network(&self.config.teacher)
-            .ok_or_else(|| missing(&self.config.teacher))?;
-        let student = ctx
-            .plan
-            .network(&self.config.student)
-            .ok_or_else(|| missing(&self.config.student))?;
+        let teacher = ctx.plan.require(&self.config.teacher)?;
+        let student = ctx.plan.require(&self.config.student)?;
         let build = || -> Result<Regressors, MethodError> {
             let stage = (0..student.arch.num_stages())
                 .map(|b| {
-                    Adapter::new(
-                        stage_shape(student, b),
-                        stage_shape(teacher, b),
-                        true,
-                        ctx.device,
-                    )
-                    .map_err(|e| MethodError::Other(e.to_string()))
+                    let [from, to] = stage_pair(student, teacher, b);
+                    Adapter::new(from, to, true, ctx.device)
+                        .map_err(|e| MethodError::Other(e.to_string()))
                 })
                 .collect::<Result<Vec<_>, _>>()?;
             let regressors = Regressors { stage };

@@ -92,8 +92,3 @@ impl Default for IakdConfig {
         }
     }
 }
-
-/// The defaults as JSON, for `kd methods --json`.
-pub fn defaults() -> serde_json::Value {
-    serde_json::to_value(IakdConfig::default()).expect("IakdConfig serialises")
-}

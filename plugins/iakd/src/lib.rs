@@ -59,5 +59,5 @@ kd_core::register_method! {
     summary: "interactive KD: frozen teacher stages randomly swapped into the student's forward",
     paper: "Fu, Li, Xu, Cheng, Liu, Yang, Interactive Knowledge Distillation, arXiv:2007.01476",
     build: method::build,
-    defaults: config::defaults,
+    defaults: kd_core::method::defaults_of::<config::IakdConfig>,
 }

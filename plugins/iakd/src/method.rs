@@ -8,10 +8,10 @@ use kd_core::loss::{cross_entropy, soft_kl};
 use kd_core::method::materialize;
 use kd_core::method::{
     InitContext, MAIN_PHASE, Method, MethodArgs, MethodError, Needs, Part, PlanView,
-    PlannedNetwork, RoleNeed, StepContext, Term, TermSpec, Trainable,
+    PlannedNetwork, RoleNeed, StepContext, Term, TermSpec, Trainable, instance_key,
 };
 use kd_core::zoo::layers::without_running_stat_updates;
-use kd_core::zoo::{Adapter, Network, stage_tap};
+use kd_core::zoo::{Adapter, Network};
 
 use crate::config::{DecayUntil, IakdConfig, StudentBn, SwapBn};
 use crate::hybrid::{StageAdapters, draw_swaps, hybrid_logits, swap_mask, swap_probability};
@@ -31,28 +31,14 @@ pub struct Iakd {
 /// Builds an instance from its table.
 pub fn build(args: &MethodArgs<'_>) -> Result<Box<dyn Method>, ConfigError> {
     let config: IakdConfig = args.parse()?;
-    let mut issues = Vec::new();
-    if !(config.temperature.is_finite() && config.temperature > 0.0) {
-        issues.push(args.issue("temperature", "must be a positive number"));
-    }
-    if !(0.0..=1.0).contains(&config.p0) {
-        issues.push(args.issue("p0", "a probability: between 0 and 1"));
-    }
-    for (key, value) in [
-        ("kd_weight", config.kd_weight),
-        ("ce_weight", config.ce_weight),
-    ] {
-        if !(value.is_finite() && value >= 0.0) {
-            issues.push(args.issue(key, "must be a non-negative number"));
-        }
-    }
-    if config.decay_epochs == Some(0) {
-        issues.push(args.issue("decay_epochs", "must be at least 1"));
-    }
-    issues.extend(args.same_role_issue(&config.teacher, &config.student));
-    if !issues.is_empty() {
-        return Err(ConfigError { issues });
-    }
+    args.check([
+        args.positive("temperature", config.temperature),
+        args.in_range("p0", config.p0, 0.0, 1.0),
+        args.non_negative("kd_weight", config.kd_weight),
+        args.non_negative("ce_weight", config.ce_weight),
+        (config.decay_epochs == Some(0)).then(|| args.issue("decay_epochs", "must be at least 1")),
+        args.same_role_issue(&config.teacher, &config.student),
+    ])?;
     Ok(Box::new(Iakd {
         config,
         instance: args.instance.to_string(),
@@ -65,16 +51,14 @@ pub fn build(args: &MethodArgs<'_>) -> Result<Box<dyn Method>, ConfigError> {
 
 /// The map that enters stage `i` and the one that leaves it, `[C, H, W]`.
 fn stage_io(network: &PlannedNetwork, i: usize) -> ([usize; 3], [usize; 3]) {
-    let tap = |name: &str| {
-        let s = network.tap(name).expect("every stage has a tap");
-        [s[0], s[1], s[2]]
-    };
+    let stage = |i: usize| network.stage_shape(i).expect("every stage has a tap");
     let input = if i == 0 {
-        tap("stem")
+        let s = network.tap("stem").expect("every stage has a tap");
+        [s[0], s[1], s[2]]
     } else {
-        tap(&stage_tap(i - 1))
+        stage(i - 1)
     };
-    (input, tap(&stage_tap(i)))
+    (input, stage(i))
 }
 
 fn dims(shape: [usize; 3]) -> String {
@@ -82,13 +66,9 @@ fn dims(shape: [usize; 3]) -> String {
 }
 
 impl Iakd {
-    fn key(&self, key: &str) -> String {
-        format!("method.{}.{key}", self.instance)
-    }
-
     fn issue(&self, key: &str, message: String) -> ConfigIssue {
         ConfigIssue {
-            key: Some(self.key(key)),
+            key: Some(instance_key(&self.instance, key)),
             source: None,
             message,
         }
@@ -114,6 +94,7 @@ fn decay_epochs(config: &IakdConfig, plan: &PlanView<'_>) -> usize {
 impl Method for Iakd {
     fn needs(&self) -> Needs {
         let c = &self.config;
+        let key = |k: &str| instance_key(&self.instance, k);
         let e_s = match (c.decay_epochs, c.decay_until) {
             (Some(e), _) => e.to_string(),
             (None, DecayUntil::Milestone) => {
@@ -123,32 +104,29 @@ impl Method for Iakd {
         };
         Needs {
             roles: vec![
-                RoleNeed::frozen_pretrained(&c.teacher, &self.key("teacher")),
-                RoleNeed::trained(&c.student, &self.key("student")),
+                RoleNeed::frozen_pretrained(&c.teacher, &key("teacher")),
+                RoleNeed::trained(&c.student, &key("student")),
             ],
             terms: vec![
-                TermSpec {
-                    name: "ce_hybrid".into(),
-                    phase: MAIN_PHASE.into(),
-                    formula: format!(
+                TermSpec::main(
+                    "ce_hybrid",
+                    format!(
                         "{} × CE(hybrid), p0={} {:?} to 0 at E_s={e_s}; swapped stages' BN {:?}, \
                          student BN statistics from {:?} batches",
                         c.ce_weight, c.p0, c.schedule, c.swap_bn, c.student_bn
                     ),
-                },
-                TermSpec {
-                    name: "kl_hybrid".into(),
-                    phase: MAIN_PHASE.into(),
-                    formula: format!(
+                ),
+                TermSpec::main(
+                    "kl_hybrid",
+                    format!(
                         "{} × τ²KL(p_{} ‖ p_hybrid), τ={}",
                         c.kd_weight, c.teacher, c.temperature
                     ),
-                },
-                TermSpec {
-                    name: "swap_mask".into(),
-                    phase: MAIN_PHASE.into(),
-                    formula: "0 × Σ_i 2^(i−1)·[stage i swapped] (logged, not trained)".into(),
-                },
+                ),
+                TermSpec::main(
+                    "swap_mask",
+                    "0 × Σ_i 2^(i−1)·[stage i swapped] (logged, not trained)",
+                ),
             ],
             remarks: if c.adapters {
                 vec!["adapters = true: conv + BN adapters around swapped teacher stages (not the canonical IAKD pairing)"
@@ -192,7 +170,7 @@ impl Method for Iakd {
                         dims(s_out),
                         dims(t_in),
                         dims(t_out),
-                        self.key("adapters")
+                        instance_key(&self.instance, "adapters")
                     ),
                 ));
                 continue;
@@ -209,15 +187,8 @@ impl Method for Iakd {
     }
 
     fn init(&mut self, ctx: &mut InitContext<'_>) -> Result<(), MethodError> {
-        let missing = |role: &str| MethodError::Missing(format!("no planned network `{role}`"));
-        let teacher = ctx
-            .plan
-            .network(&self.config.teacher)
-            .ok_or_else(|| missing(&self.config.teacher))?;
-        let student = ctx
-            .plan
-            .network(&self.config.student)
-            .ok_or_else(|| missing(&self.config.student))?;
+        let teacher = ctx.plan.require(&self.config.teacher)?;
+        let student = ctx.plan.require(&self.config.student)?;
         self.stages = student.arch.num_stages();
         self.decay_epochs = decay_epochs(&self.config, &ctx.plan);
         if self.config.swap_bn == SwapBn::Batch {
@@ -264,7 +235,7 @@ impl Method for Iakd {
         let c = &self.config;
         let p = swap_probability(c.schedule, c.p0, self.decay_epochs, ctx.epoch);
         let swaps = draw_swaps(&mut ctx.rng(), self.stages, p);
-        let z_t = ctx.features(&c.teacher)?.logits.clone();
+        let z_t = ctx.logits(&c.teacher)?;
         let teacher = match &self.batch_teacher {
             Some(network) => network,
             None => ctx.network(&c.teacher)?,

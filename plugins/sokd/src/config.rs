@@ -71,8 +71,3 @@ impl Default for SokdConfig {
         }
     }
 }
-
-/// The defaults as JSON, for `kd methods --json`.
-pub fn defaults() -> serde_json::Value {
-    serde_json::to_value(SokdConfig::default()).expect("SokdConfig serialises")
-}

@@ -50,5 +50,5 @@ kd_core::register_method! {
     summary: "semi-online KD: a trainable branch on a frozen teacher trunk learns mutually with the student",
     paper: "Liu, Liu, Huang, Semi-Online Knowledge Distillation, BMVC 2021, arXiv:2111.11747",
     build: method::build,
-    defaults: config::defaults,
+    defaults: kd_core::method::defaults_of::<config::SokdConfig>,
 }

@@ -7,7 +7,7 @@ use kd_core::config::{ConfigError, ConfigIssue};
 use kd_core::method::materialize;
 use kd_core::method::{
     BnMode, EvalContext, InitContext, MAIN_PHASE, Method, MethodArgs, MethodError, Needs, Part,
-    PlanView, RoleNeed, StepContext, TapNeed, Term, TermSpec, Trainable,
+    PlanView, RoleNeed, StepContext, Term, TermSpec, Trainable, instance_key,
 };
 use kd_core::zoo::{Adapter, Network, Staged, independent_copy};
 
@@ -27,37 +27,20 @@ pub struct Sokd {
 /// Builds an instance from its table.
 pub fn build(args: &MethodArgs<'_>) -> Result<Box<dyn Method>, ConfigError> {
     let config: SokdConfig = args.parse()?;
-    let mut issues = Vec::new();
-    if !(config.temperature.is_finite() && config.temperature > 0.0) {
-        issues.push(args.issue("temperature", "must be a positive number"));
-    }
-    if config.branch_stages == 0 {
-        issues.push(args.issue("branch_stages", "the branch copies at least one stage"));
-    }
-    for (key, value) in [
-        ("ce_branch", config.ce_branch),
-        ("kd_teacher", config.kd_teacher),
-        ("kd_student", config.kd_student),
-        ("kd", config.kd),
-        ("feature_weight", config.feature_weight),
-    ] {
-        if !(value.is_finite() && value >= 0.0) {
-            issues.push(args.issue(key, "must be a non-negative number"));
-        }
-    }
-    if let Some(lr) = config
-        .branch_lr
-        .filter(|lr| !(lr.is_finite() && *lr >= 0.0))
-    {
-        issues.push(args.issue(
-            "branch_lr",
-            format!("must be a non-negative number, got {lr}"),
-        ));
-    }
-    issues.extend(args.same_role_issue(&config.teacher, &config.student));
-    if !issues.is_empty() {
-        return Err(ConfigError { issues });
-    }
+    args.check([
+        args.positive("temperature", config.temperature),
+        (config.branch_stages == 0)
+            .then(|| args.issue("branch_stages", "the branch copies at least one stage")),
+        args.non_negative("ce_branch", config.ce_branch),
+        args.non_negative("kd_teacher", config.kd_teacher),
+        args.non_negative("kd_student", config.kd_student),
+        args.non_negative("kd", config.kd),
+        args.non_negative("feature_weight", config.feature_weight),
+        config
+            .branch_lr
+            .and_then(|lr| args.non_negative("branch_lr", lr)),
+        args.same_role_issue(&config.teacher, &config.student),
+    ])?;
     Ok(Box::new(Sokd {
         config,
         instance: args.instance.to_string(),
@@ -68,10 +51,6 @@ pub fn build(args: &MethodArgs<'_>) -> Result<Box<dyn Method>, ConfigError> {
 }
 
 impl Sokd {
-    fn key(&self, key: &str) -> String {
-        format!("method.{}.{key}", self.instance)
-    }
-
     fn branch(&self) -> Result<&Network, MethodError> {
         self.branch
             .as_ref()
@@ -94,39 +73,35 @@ impl Sokd {
 impl Method for Sokd {
     fn needs(&self) -> Needs {
         let c = &self.config;
+        let key = |k: &str| instance_key(&self.instance, k);
         let formula = |what: &str| format!("{what}, τ={}", c.temperature);
-        let term = |name: &str, formula: String| TermSpec {
-            name: name.into(),
-            phase: MAIN_PHASE.into(),
-            formula,
-        };
         let mut terms = vec![
-            term("ce_branch", format!("{} × CE(branch)", c.ce_branch)),
-            term(
+            TermSpec::main("ce_branch", format!("{} × CE(branch)", c.ce_branch)),
+            TermSpec::main(
                 "kl_branch_teacher",
                 formula(&format!(
                     "{} × τ²KL(p_{} ‖ p_branch)",
                     c.kd_teacher, c.teacher
                 )),
             ),
-            term(
+            TermSpec::main(
                 "kl_branch_student",
                 formula(&format!(
                     "{} × τ²KL(p_{} ‖ p_branch)",
                     c.kd_student, c.student
                 )),
             ),
-            term(
+            TermSpec::main(
                 "kl_student",
                 formula(&format!("{} × τ²KL(p_branch ‖ p_{})", c.kd, c.student)),
             ),
         ];
         if c.feature_weight > 0.0 {
-            terms.push(term(
+            terms.push(TermSpec::main(
                 "feat_student",
                 format!("{} × MSE(R(F_{}), F_branch)", c.feature_weight, c.student),
             ));
-            terms.push(term(
+            terms.push(TermSpec::main(
                 "feat_branch",
                 format!("{} × MSE(F_branch, R(F_{}))", c.feature_weight, c.student),
             ));
@@ -134,23 +109,14 @@ impl Method for Sokd {
         Needs {
             roles: vec![
                 RoleNeed {
-                    role: c.teacher.clone(),
-                    key: self.key("teacher"),
-                    trained_in: None,
-                    pretrained: true,
                     bn: match c.teacher_bn {
                         TeacherBn::Train => BnMode::Train,
                         TeacherBn::Eval => BnMode::Eval,
                     },
-                    lr: None,
+                    ..RoleNeed::frozen_pretrained(&c.teacher, &key("teacher"))
                 },
-                RoleNeed::trained(&c.student, &self.key("student")),
+                RoleNeed::trained(&c.student, &key("student")),
             ],
-            taps: vec![TapNeed {
-                role: c.teacher.clone(),
-                tap: "logits".into(),
-                key: self.key("teacher"),
-            }],
             terms,
             eval_outputs: vec!["branch".into()],
             ..Needs::default()
@@ -168,7 +134,7 @@ impl Method for Sokd {
         let stages = teacher.arch.num_stages();
         if self.config.branch_stages >= stages {
             issues.push(ConfigIssue {
-                key: Some(self.key("branch_stages")),
+                key: Some(instance_key(&self.instance, "branch_stages")),
                 source: None,
                 message: format!(
                     "the teacher ({}) has {stages} stages; a branch copying {} of them has no teacher stage to grow from \
@@ -179,32 +145,23 @@ impl Method for Sokd {
                 ),
             });
         }
-        if self.config.feature_weight > 0.0 {
-            let last = |n: &kd_core::method::PlannedNetwork| -> [usize; 3] {
-                let shape = n
-                    .tap(&kd_core::zoo::stage_tap(n.arch.num_stages() - 1))
-                    .expect("last stage tap");
-                [shape[0], shape[1], shape[2]]
-            };
-            if let Err(e) = Adapter::check(last(student), last(teacher)) {
-                issues.push(ConfigIssue {
-                    key: Some(self.key("feature_weight")),
-                    source: None,
-                    message: format!(
-                        "the feature term maps the student's last stage onto the branch's: {e}"
-                    ),
-                });
-            }
+        if self.config.feature_weight > 0.0
+            && let Err(e) = Adapter::check(student.last_stage_shape(), teacher.last_stage_shape())
+        {
+            issues.push(ConfigIssue {
+                key: Some(instance_key(&self.instance, "feature_weight")),
+                source: None,
+                message: format!(
+                    "the feature term maps the student's last stage onto the branch's: {e}"
+                ),
+            });
         }
         issues
     }
 
     fn init(&mut self, ctx: &mut InitContext<'_>) -> Result<(), MethodError> {
         let c = &self.config;
-        let teacher = ctx
-            .plan
-            .network(&c.teacher)
-            .ok_or_else(|| MethodError::Missing(format!("no planned network `{}`", c.teacher)))?;
+        let teacher = ctx.plan.require(&c.teacher)?;
         let stages = teacher.arch.num_stages();
         self.first = stages - c.branch_stages;
         let mut branch = teacher.arch.init(ctx.device);
@@ -227,16 +184,9 @@ impl Method for Sokd {
             &ctx.sgd,
         ));
         if c.feature_weight > 0.0 {
-            let student = ctx.plan.network(&c.student).ok_or_else(|| {
-                MethodError::Missing(format!("no planned network `{}`", c.student))
-            })?;
-            let last = |n: &kd_core::method::PlannedNetwork| -> [usize; 3] {
-                let shape = n
-                    .tap(&kd_core::zoo::stage_tap(n.arch.num_stages() - 1))
-                    .expect("last stage tap");
-                [shape[0], shape[1], shape[2]]
-            };
-            let adapter = Adapter::new(last(student), last(teacher), false, ctx.device)
+            let student = ctx.plan.require(&c.student)?;
+            let (from, to) = (student.last_stage_shape(), teacher.last_stage_shape());
+            let adapter = Adapter::new(from, to, false, ctx.device)
                 .map_err(|e| MethodError::Other(e.to_string()))?;
             materialize(&adapter);
             let name = format!("{}.regressor", self.instance);

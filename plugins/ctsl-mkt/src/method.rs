@@ -227,7 +227,7 @@ impl Method for CtslMkt {
 
 #[cfg(test)]
 mod tests {
-    use kd_core::method::testing::{TestRun, build_instance};
+    use kd_core::method::testing::{TestRun, build_instance, max_abs_difference};
     use kd_core::zoo::Staged;
 
     use super::*;
@@ -237,16 +237,6 @@ mod tests {
 
     fn scalar(t: Tensor<1>) -> f64 {
         t.into_scalar::<f32>() as f64
-    }
-
-    fn max_abs_difference(a: Tensor<2>, b: Tensor<2>) -> f32 {
-        let a = a.into_data().try_to_vec::<f32>().unwrap();
-        let b = b.into_data().try_to_vec::<f32>().unwrap();
-        assert_eq!(a.len(), b.len());
-        a.iter()
-            .zip(&b)
-            .map(|(x, y)| (x - y).abs())
-            .fold(0.0, f32::max)
     }
 
     #[test]
@@ -402,14 +392,7 @@ mod tests {
         let outputs = run.evaluate().unwrap();
         assert_eq!(outputs.len(), 1);
         assert_eq!(outputs[0].0, "ensemble");
-        let images = run.images().inner();
-        let logits: Vec<Tensor<2>> = ["a", "b", "c"]
-            .iter()
-            .map(|p| {
-                let network = run.roles().network(p).unwrap().valid();
-                network.forward_features(images.clone()).logits
-            })
-            .collect();
+        let logits: Vec<Tensor<2>> = ["a", "b", "c"].map(|p| run.eval_logits(p)).to_vec();
         let difference = max_abs_difference(outputs[0].1.clone(), ensemble_log_probs(&logits));
         assert!(difference < 1e-6, "{difference}");
     }

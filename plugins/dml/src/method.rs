@@ -115,9 +115,8 @@ impl Method for Dml {
 
 #[cfg(test)]
 mod tests {
-    use burn::module::Module;
     use burn::tensor::Tensor;
-    use kd_core::method::testing::{TestRun, build_instance};
+    use kd_core::method::testing::{TestRun, build_instance, max_abs_difference};
     use kd_core::zoo::Staged;
 
     use super::*;
@@ -125,16 +124,6 @@ mod tests {
 
     const THREE: [(&str, &str); 3] = [("a", "resnet8"), ("b", "resnet14"), ("c", "resnet8")];
     const PEERS: &str = "peers = [\"a\", \"b\", \"c\"]";
-
-    fn max_abs_difference(a: Tensor<2>, b: Tensor<2>) -> f32 {
-        let a = a.into_data().try_to_vec::<f32>().unwrap();
-        let b = b.into_data().try_to_vec::<f32>().unwrap();
-        assert_eq!(a.len(), b.len());
-        a.iter()
-            .zip(&b)
-            .map(|(x, y)| (x - y).abs())
-            .fold(0.0, f32::max)
-    }
 
     #[test]
     fn one_kl_term_per_peer_in_the_main_phase_only() {
@@ -214,14 +203,7 @@ mod tests {
         assert_eq!(outputs.len(), 1);
         assert_eq!(outputs[0].0, "ensemble");
         // Evaluation runs every peer in evaluation mode on the inner device.
-        let images = run.images().inner();
-        let logits: Vec<Tensor<2>> = ["a", "b", "c"]
-            .iter()
-            .map(|p| {
-                let network = run.roles().network(p).unwrap().valid();
-                network.forward_features(images.clone()).logits
-            })
-            .collect();
+        let logits: Vec<Tensor<2>> = ["a", "b", "c"].map(|p| run.eval_logits(p)).to_vec();
         let expected = ensemble_log_probs(&logits);
         assert_eq!(outputs[0].1.dims(), [4, 10]);
         let difference = max_abs_difference(outputs[0].1.clone(), expected);

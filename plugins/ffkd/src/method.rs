@@ -359,43 +359,31 @@ impl Method for Ffkd {
 
 #[cfg(test)]
 mod tests {
-    use kd_core::method::testing::{TestRun, build_instance};
+    use kd_core::method::testing::{TestRun, build_instance, term_names, term_value};
 
     use super::*;
 
     const ROLES: [(&str, &str); 2] = [("teacher", "resnet14"), ("student", "resnet8")];
     const FEEDBACK: &str = "ffkd.feedback";
 
-    fn names(terms: &[(String, f64)]) -> Vec<&str> {
-        terms.iter().map(|(n, _)| n.as_str()).collect()
-    }
-
-    fn value(terms: &[(String, f64)], name: &str) -> f64 {
-        terms
-            .iter()
-            .find(|(n, _)| n == name)
-            .unwrap_or_else(|| panic!("no `{name}` in {terms:?}"))
-            .1
-    }
-
     #[test]
     fn forward_terms_in_the_main_phase_feedback_terms_in_the_feedback_phase() {
         let method = build_instance(build, "ffkd", "").unwrap();
         let mut run = TestRun::new(method, &ROLES).unwrap();
         let terms = run.terms(MAIN_PHASE).unwrap();
-        assert_eq!(names(&terms), ["kl", "feature"]);
+        assert_eq!(term_names(&terms), ["kl", "feature"]);
         for (name, value) in &terms {
             assert!(*value > 0.0 && value.is_finite(), "{name}: {value}");
         }
         let terms = run.terms(FEEDBACK).unwrap();
         assert_eq!(
-            names(&terms),
+            term_names(&terms),
             ["ce_teacher", "kl_teacher", "feature_back", "gate_open"]
         );
         for (name, value) in &terms[..3] {
             assert!(*value > 0.0 && value.is_finite(), "{name}: {value}");
         }
-        let gate = value(&terms, "gate_open");
+        let gate = term_value(&terms, "gate_open");
         assert!(gate == 0.0 || gate == 1.0, "{gate}");
         assert!(run.terms("other").unwrap().is_empty());
     }
@@ -471,8 +459,12 @@ mod tests {
             // Feedback: the teacher trains, the student is fixed.
             let kl_teacher = scalar(soft_kl(trained(&run, "teacher"), student_frozen, 2.0));
             for (name, got, expected) in [
-                ("kl", value(&forward, "kl"), kl),
-                ("kl_teacher", value(&feedback, "kl_teacher"), kl_teacher),
+                ("kl", term_value(&forward, "kl"), kl),
+                (
+                    "kl_teacher",
+                    term_value(&feedback, "kl_teacher"),
+                    kl_teacher,
+                ),
             ] {
                 assert!(
                     (got - expected).abs() < 1e-5 * expected.max(1.0),
@@ -487,11 +479,11 @@ mod tests {
         let method = build_instance(build, "ffkd", "cka_scale = 0.0").unwrap();
         let mut run = TestRun::new(method, &ROLES).unwrap();
         let terms = run.terms(MAIN_PHASE).unwrap();
-        assert_eq!(value(&terms, "feature"), 0.0);
-        assert!(value(&terms, "kl") > 0.0);
+        assert_eq!(term_value(&terms, "feature"), 0.0);
+        assert!(term_value(&terms, "kl") > 0.0);
         // The feedback feature term carries no CKA weight.
         let terms = run.terms(FEEDBACK).unwrap();
-        assert!(value(&terms, "feature_back") > 0.0, "{terms:?}");
+        assert!(term_value(&terms, "feature_back") > 0.0, "{terms:?}");
     }
 
     #[test]
@@ -508,7 +500,7 @@ mod tests {
         for epoch in [0, 4] {
             run.position.epoch = epoch;
             let terms = run.terms(FEEDBACK).unwrap();
-            assert_eq!(value(&terms, "gate_open"), 1.0, "epoch {epoch}");
+            assert_eq!(term_value(&terms, "gate_open"), 1.0, "epoch {epoch}");
         }
     }
 

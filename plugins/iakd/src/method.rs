@@ -276,19 +276,11 @@ impl Method for Iakd {
 
 #[cfg(test)]
 mod tests {
-    use kd_core::method::testing::{TestRun, build_instance};
+    use kd_core::method::testing::{TestRun, build_instance, term_value};
 
     use super::*;
 
     const ROLES: [(&str, &str); 2] = [("teacher", "resnet14"), ("student", "resnet8")];
-
-    fn value(terms: &[(String, f64)], name: &str) -> f64 {
-        terms
-            .iter()
-            .find(|(n, _)| n == name)
-            .unwrap_or_else(|| panic!("no `{name}` in {terms:?}"))
-            .1
-    }
 
     #[test]
     fn three_terms_in_the_main_phase_only() {
@@ -332,7 +324,7 @@ mod tests {
         let method = build_instance(build, "iakd", "p0 = 0.0\ntemperature = 2.0").unwrap();
         let mut run = TestRun::new(method, &ROLES).unwrap();
         let terms = run.terms(MAIN_PHASE).unwrap();
-        assert_eq!(value(&terms, "swap_mask"), 0.0);
+        assert_eq!(term_value(&terms, "swap_mask"), 0.0);
         // The teacher runs frozen (evaluation mode), the student in training mode.
         let images = run.images();
         let teacher = run.roles().network("teacher").unwrap().valid();
@@ -340,7 +332,7 @@ mod tests {
         let student = run.roles().network("student").unwrap();
         let student = student.forward_features(images).logits;
         let expected = soft_kl(student, teacher, 2.0).into_scalar::<f32>() as f64;
-        let kl = value(&terms, "kl_hybrid");
+        let kl = term_value(&terms, "kl_hybrid");
         assert!(
             (kl - expected).abs() < 1e-6 * expected.max(1.0),
             "{kl} vs {expected}"
@@ -355,9 +347,9 @@ mod tests {
         for epoch in [0, 9] {
             run.position.epoch = epoch;
             let terms = run.terms(MAIN_PHASE).unwrap();
-            assert_eq!(value(&terms, "swap_mask"), 7.0, "epoch {epoch}");
-            assert!(value(&terms, "kl_hybrid").is_finite());
-            assert!(value(&terms, "ce_hybrid").is_finite());
+            assert_eq!(term_value(&terms, "swap_mask"), 7.0, "epoch {epoch}");
+            assert!(term_value(&terms, "kl_hybrid").is_finite());
+            assert!(term_value(&terms, "ce_hybrid").is_finite());
         }
         // Linear from 1 to 0 at epoch 4: every stage at epoch 0, none from epoch 4.
         let table = "p0 = 1.0\nschedule = \"linear\"\ndecay_epochs = 4";
@@ -366,7 +358,7 @@ mod tests {
         for (epoch, mask) in [(0, 7.0), (4, 0.0), (7, 0.0)] {
             run.position.epoch = epoch;
             let terms = run.terms(MAIN_PHASE).unwrap();
-            assert_eq!(value(&terms, "swap_mask"), mask, "epoch {epoch}");
+            assert_eq!(term_value(&terms, "swap_mask"), mask, "epoch {epoch}");
         }
         // Unset, E_s is the first multistep milestone: 0 from epoch 3.
         let mut config = kd_core::config::RunConfig::default();
@@ -377,7 +369,7 @@ mod tests {
         for (epoch, mask) in [(0, 7.0), (3, 0.0)] {
             run.position.epoch = epoch;
             let terms = run.terms(MAIN_PHASE).unwrap();
-            assert_eq!(value(&terms, "swap_mask"), mask, "epoch {epoch}");
+            assert_eq!(term_value(&terms, "swap_mask"), mask, "epoch {epoch}");
         }
     }
 
@@ -406,8 +398,8 @@ mod tests {
         let mut run = TestRun::new(method, &roles).unwrap();
         assert!(!run.method().parts().is_empty(), "the adapters train");
         let terms = run.terms(MAIN_PHASE).unwrap();
-        assert_eq!(value(&terms, "swap_mask"), 7.0);
-        assert!(value(&terms, "kl_hybrid").is_finite(), "{terms:?}");
+        assert_eq!(term_value(&terms, "swap_mask"), 7.0);
+        assert!(term_value(&terms, "kl_hybrid").is_finite(), "{terms:?}");
     }
 
     #[test]

@@ -258,25 +258,11 @@ impl Method for Sokd {
 #[cfg(test)]
 mod tests {
     use kd_core::loss::soft_kl;
-    use kd_core::method::testing::{TestRun, build_instance};
+    use kd_core::method::testing::{TestRun, build_instance, max_abs_difference, term_names};
 
     use super::*;
 
     const ROLES: [(&str, &str); 2] = [("teacher", "resnet14"), ("student", "resnet8")];
-
-    fn names(terms: &[(String, f64)]) -> Vec<&str> {
-        terms.iter().map(|(n, _)| n.as_str()).collect()
-    }
-
-    fn max_abs_difference(a: Tensor<2>, b: Tensor<2>) -> f32 {
-        let a = a.into_data().try_to_vec::<f32>().unwrap();
-        let b = b.into_data().try_to_vec::<f32>().unwrap();
-        assert_eq!(a.len(), b.len());
-        a.iter()
-            .zip(&b)
-            .map(|(x, y)| (x - y).abs())
-            .fold(0.0, f32::max)
-    }
 
     #[test]
     fn four_logit_terms_in_the_main_phase_only() {
@@ -284,7 +270,7 @@ mod tests {
         let mut run = TestRun::new(method, &ROLES).unwrap();
         let terms = run.terms(MAIN_PHASE).unwrap();
         assert_eq!(
-            names(&terms),
+            term_names(&terms),
             [
                 "ce_branch",
                 "kl_branch_teacher",
@@ -305,7 +291,7 @@ mod tests {
         let mut run = TestRun::new(method, &ROLES).unwrap();
         let terms = run.terms(MAIN_PHASE).unwrap();
         assert_eq!(terms.len(), 4, "{terms:?}");
-        assert!(!names(&terms).iter().any(|n| n.starts_with("feat")));
+        assert!(!term_names(&terms).iter().any(|n| n.starts_with("feat")));
         assert!(run.method().parts().len() == 1, "the branch only");
 
         let method = build_instance(build, "sokd", "feature_weight = 0.5").unwrap();
@@ -315,7 +301,7 @@ mod tests {
         let mut run = TestRun::new(method, &ROLES).unwrap();
         let terms = run.terms(MAIN_PHASE).unwrap();
         assert_eq!(
-            names(&terms),
+            term_names(&terms),
             [
                 "ce_branch",
                 "kl_branch_teacher",

@@ -220,6 +220,22 @@ impl TestRun {
         &self.networks
     }
 
+    /// The logits `[4, 10]` of `role` in evaluation mode on the inner device, as evaluation
+    /// and frozen roles compute them.
+    ///
+    /// # Panics
+    /// When the run has no such role.
+    pub fn eval_logits(&self, role: &str) -> Tensor<2> {
+        use crate::zoo::Staged;
+        use burn::module::Module;
+        let network = self
+            .roles
+            .network(role)
+            .expect("a role of the test run")
+            .valid();
+        network.forward_features(self.images.clone().inner()).logits
+    }
+
     /// The step's images `[4, 1, 16, 16]` on the autodiff device.
     pub fn images(&self) -> Tensor<4> {
         self.images.clone()
@@ -270,4 +286,35 @@ impl TestRun {
         let mut ctx = EvalContext::new(self.images.clone().inner(), &networks);
         self.method.evaluate(&mut ctx)
     }
+}
+
+/// The names of `terms`, in order.
+pub fn term_names(terms: &[(String, f64)]) -> Vec<&str> {
+    terms.iter().map(|(name, _)| name.as_str()).collect()
+}
+
+/// The value of the term `name`.
+///
+/// # Panics
+/// When there is no such term (the message lists the terms).
+pub fn term_value(terms: &[(String, f64)], name: &str) -> f64 {
+    terms
+        .iter()
+        .find(|(n, _)| n == name)
+        .unwrap_or_else(|| panic!("no `{name}` in {terms:?}"))
+        .1
+}
+
+/// The largest absolute difference between two tensors of the same shape.
+///
+/// # Panics
+/// When the shapes differ or the tensors are not `f32`.
+pub fn max_abs_difference(a: Tensor<2>, b: Tensor<2>) -> f32 {
+    assert_eq!(a.dims(), b.dims(), "shapes differ");
+    let a = a.into_data().try_to_vec::<f32>().expect("f32 values");
+    let b = b.into_data().try_to_vec::<f32>().expect("f32 values");
+    a.iter()
+        .zip(&b)
+        .map(|(x, y)| (x - y).abs())
+        .fold(0.0, f32::max)
 }

@@ -96,6 +96,18 @@ temperature = 2.0
         summary["outputs"]["teacher_a"]["last_top1"],
         "a frozen teacher keeps its accuracy"
     );
+    // The run's wall time is the one its last epoch row reports, and the one both checkpoints
+    // of that epoch hold.
+    let last_epoch = rows.iter().rev().find(|r| r["kind"] == "epoch").unwrap();
+    assert_eq!(summary["wall_seconds"], last_epoch["wall_seconds"]);
+    let checkpoints = run.join("checkpoints");
+    let last = checkpoint::read_header(&checkpoints.join("last.kdc")).unwrap();
+    let best = checkpoint::read_header(&checkpoints.join("best.kdc")).unwrap();
+    assert_eq!(
+        Some(last.state.wall_seconds),
+        summary["wall_seconds"].as_f64()
+    );
+    assert!(best.state.wall_seconds <= last.state.wall_seconds);
     assert!(run.join("curve.png").is_file());
 }
 

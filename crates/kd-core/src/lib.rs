@@ -9,8 +9,8 @@
 //!
 //! The modules are layered, each using only those below it (checked by
 //! `tests/layering.rs`): `kernels`, `data`, `loss`, `backend` at the bottom; then `config`,
-//! `zoo`; `checkpoint`; `import`; `method`; `dynamic`; `runtime`; `bench` on top. [`prelude`]
-//! gathers what a method author needs.
+//! `zoo`; `checkpoint`; `import`; `method`; `dynamic`; `runtime`; `bench`; and [`prelude`] on
+//! top, which gathers what a method author needs.
 #![warn(missing_docs)]
 #![deny(rustdoc::broken_intra_doc_links)]
 

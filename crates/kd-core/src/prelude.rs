@@ -7,7 +7,7 @@
 
 pub use crate::burn::module::Module;
 pub use crate::burn::tensor::{Device, Int, Tensor};
-pub use crate::config::{ConfigError, ConfigIssue};
+pub use crate::config::{ConfigError, ConfigIssue, RunConfig};
 pub use crate::loss::{cross_entropy, ensemble_log_probs, kl_to_target, soft_kl};
 pub use crate::method::{
     BnMode, EvalContext, Frozen, InitContext, MAIN_PHASE, Method, MethodArgs, MethodError,

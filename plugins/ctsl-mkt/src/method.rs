@@ -92,26 +92,24 @@ impl Method for CtslMkt {
         let mut issues = Vec::new();
         let epochs = plan.config.run.epochs;
         if self.config.pretrain_epochs >= epochs {
-            issues.push(ConfigIssue {
-                key: Some(instance_key(&self.instance, "pretrain_epochs")),
-                source: None,
-                message: format!(
+            issues.push(ConfigIssue::at(
+                &instance_key(&self.instance, "pretrain_epochs"),
+                format!(
                     "stage 2 never starts: {} ≥ run.epochs ({epochs})",
                     self.config.pretrain_epochs
                 ),
-            });
+            ));
         }
         if self.config.pretrain_epochs == 0 {
             for peer in &self.config.peers {
                 if plan.network(peer).is_some_and(|n| !n.has_checkpoint) {
-                    issues.push(ConfigIssue {
-                        key: Some(instance_key(&self.instance, "pretrain_epochs")),
-                        source: None,
-                        message: format!(
+                    issues.push(ConfigIssue::at(
+                        &instance_key(&self.instance, "pretrain_epochs"),
+                        format!(
                             "0 means stage 1 was done elsewhere, but peer `{peer}` starts from scratch: set \
                              networks.{peer}.checkpoint or pretrain_epochs > 0"
                         ),
-                    });
+                    ));
                 }
             }
         }

@@ -217,11 +217,8 @@ impl Method for Ffkd {
             return Vec::new();
         };
         let (ts, ss) = (teacher.arch.num_stages(), student.arch.num_stages());
-        let issue = |message: String| ConfigIssue {
-            key: Some(instance_key(&self.instance, "teacher")),
-            source: None,
-            message,
-        };
+        let issue =
+            |message: String| ConfigIssue::at(&instance_key(&self.instance, "teacher"), message);
         if ts != ss {
             return vec![issue(format!(
                 "FFKD pairs stages one to one: the teacher ({}) has {ts}, the student ({}) {ss}",

@@ -67,11 +67,7 @@ fn dims(shape: [usize; 3]) -> String {
 
 impl Iakd {
     fn issue(&self, key: &str, message: String) -> ConfigIssue {
-        ConfigIssue {
-            key: Some(instance_key(&self.instance, key)),
-            source: None,
-            message,
-        }
+        ConfigIssue::at(&instance_key(&self.instance, key), message)
     }
 }
 

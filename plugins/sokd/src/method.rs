@@ -133,28 +133,24 @@ impl Method for Sokd {
         };
         let stages = teacher.arch.num_stages();
         if self.config.branch_stages >= stages {
-            issues.push(ConfigIssue {
-                key: Some(instance_key(&self.instance, "branch_stages")),
-                source: None,
-                message: format!(
+            issues.push(ConfigIssue::at(
+                &instance_key(&self.instance, "branch_stages"),
+                format!(
                     "the teacher ({}) has {stages} stages; a branch copying {} of them has no teacher stage to grow from \
                      (at most {})",
                     teacher.arch_name,
                     self.config.branch_stages,
                     stages - 1
                 ),
-            });
+            ));
         }
         if self.config.feature_weight > 0.0
             && let Err(e) = Adapter::check(student.last_stage_shape(), teacher.last_stage_shape())
         {
-            issues.push(ConfigIssue {
-                key: Some(instance_key(&self.instance, "feature_weight")),
-                source: None,
-                message: format!(
-                    "the feature term maps the student's last stage onto the branch's: {e}"
-                ),
-            });
+            issues.push(ConfigIssue::at(
+                &instance_key(&self.instance, "feature_weight"),
+                format!("the feature term maps the student's last stage onto the branch's: {e}"),
+            ));
         }
         issues
     }

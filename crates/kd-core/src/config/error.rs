@@ -18,6 +18,17 @@ pub struct ConfigIssue {
     pub message: String,
 }
 
+impl ConfigIssue {
+    /// A problem with a full key (`method.sokd.branch_stages`); the plan fills in its source.
+    pub fn at(key: &str, message: impl Into<String>) -> Self {
+        ConfigIssue {
+            key: Some(key.to_string()),
+            source: None,
+            message: message.into(),
+        }
+    }
+}
+
 impl fmt::Display for ConfigIssue {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match &self.key {

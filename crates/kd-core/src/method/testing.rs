@@ -57,6 +57,88 @@ pub fn build_instance(
     })
 }
 
+/// The planned networks of `archs` (`(role, zoo name)`) on the test images.
+fn plan_networks(archs: &[(&str, &str)]) -> Result<Vec<PlannedNetwork>, MethodError> {
+    let spec = ModelSpec {
+        num_classes: TEST_CLASSES,
+        in_channels: 1,
+    };
+    let mut networks = Vec::new();
+    for (role, name) in archs {
+        let entry = zoo::find(name).ok_or_else(|| {
+            MethodError::Missing(format!(
+                "no architecture `{name}`; the zoo has {}",
+                zoo::names().join(", ")
+            ))
+        })?;
+        let arch = (entry.arch)(spec);
+        networks.push(PlannedNetwork {
+            role: role.to_string(),
+            arch_name: entry.name.to_string(),
+            taps: arch.tap_shapes(TEST_SIZE, TEST_SIZE),
+            arch,
+            spec,
+            has_checkpoint: false,
+        });
+    }
+    if networks.is_empty() {
+        return Err(MethodError::Missing("no test network".into()));
+    }
+    Ok(networks)
+}
+
+/// What the plan would say about `method` on these networks: every declared tap that a
+/// network does not have, then the method's own `check`.
+fn plan_issues(
+    method: &dyn Method,
+    networks: &[PlannedNetwork],
+    config: &RunConfig,
+) -> Vec<ConfigIssue> {
+    let mut issues = Vec::new();
+    for tap in &method.needs().taps {
+        if let Some(network) = networks.iter().find(|n| n.role == tap.role)
+            && network.tap(&tap.tap).is_none()
+        {
+            issues.push(ConfigIssue::at(
+                &tap.key,
+                format!(
+                    "{} ({}) has no tap `{}`",
+                    tap.role, network.arch_name, tap.tap
+                ),
+            ));
+        }
+    }
+    let view = PlanView {
+        networks,
+        input_size: TEST_SIZE,
+        num_classes: TEST_CLASSES,
+        in_channels: 1,
+        config,
+    };
+    issues.extend(method.check(&view));
+    issues
+}
+
+/// The problems the plan would report for `method` on `archs` (`(role, zoo name)`) under
+/// `config`: declared taps the networks lack, then the method's own `check`, each with its key.
+///
+/// # Errors
+/// An unknown architecture.
+pub fn check_issues(
+    method: &dyn Method,
+    archs: &[(&str, &str)],
+    config: &RunConfig,
+) -> Result<Vec<ConfigIssue>, MethodError> {
+    Ok(plan_issues(method, &plan_networks(archs)?, config))
+}
+
+/// The default run configuration with `run.epochs = 10`, as [`TestRun::new`] plans under.
+pub fn test_config() -> RunConfig {
+    let mut config = RunConfig::default();
+    config.run.epochs = 10;
+    config
+}
+
 /// One method instance with its role networks, ready to compute terms.
 pub struct TestRun {
     method: Box<dyn Method>,
@@ -67,8 +149,11 @@ pub struct TestRun {
     device: Device,
     images: Tensor<4>,
     labels: Tensor<1, Int>,
-    /// Where the next step is (epoch 0, batch 0 unless set).
+    /// Where the next step is (epoch 0, batch 0 of `run.epochs` unless set).
     pub position: StepPosition,
+    /// The instance name the step's random stream is drawn for (`StepContext::rng`): `test`
+    /// unless set; give it the name passed to [`build_instance`] to draw as a run would.
+    pub instance: String,
 }
 
 impl TestRun {
@@ -79,9 +164,7 @@ impl TestRun {
     /// A role the method needs missing from `archs`, an unknown architecture, or the method's
     /// own check or initialisation failing.
     pub fn new(method: Box<dyn Method>, archs: &[(&str, &str)]) -> Result<Self, MethodError> {
-        let mut config = RunConfig::default();
-        config.run.epochs = 10;
-        Self::with_config(method, archs, config)
+        Self::with_config(method, archs, test_config())
     }
 
     /// As [`TestRun::new`], under a given run configuration (epochs, schedule, ...).
@@ -94,24 +177,15 @@ impl TestRun {
         config: RunConfig,
     ) -> Result<Self, MethodError> {
         let needs = method.needs();
-        let spec = ModelSpec {
-            num_classes: TEST_CLASSES,
-            in_channels: 1,
-        };
-        let mut networks = Vec::new();
-        for (role, name) in archs {
-            let entry = zoo::find(name)
-                .ok_or_else(|| MethodError::Missing(format!("no architecture `{name}`")))?;
-            let arch = (entry.arch)(spec);
-            networks.push(PlannedNetwork {
-                role: role.to_string(),
-                arch_name: entry.name.to_string(),
-                taps: arch.tap_shapes(TEST_SIZE, TEST_SIZE),
-                arch,
-                spec,
-                has_checkpoint: false,
-            });
+        let networks = plan_networks(archs)?;
+        let issues: Vec<String> = plan_issues(method.as_ref(), &networks, &config)
+            .iter()
+            .map(ConfigIssue::to_string)
+            .collect();
+        if !issues.is_empty() {
+            return Err(MethodError::Other(issues.join("; ")));
         }
+        let spec = networks[0].spec;
         let view = PlanView {
             networks: &networks,
             input_size: TEST_SIZE,
@@ -119,14 +193,6 @@ impl TestRun {
             in_channels: 1,
             config: &config,
         };
-        let issues: Vec<String> = method
-            .check(&view)
-            .iter()
-            .map(ConfigIssue::to_string)
-            .collect();
-        if !issues.is_empty() {
-            return Err(MethodError::Other(issues.join("; ")));
-        }
         let plain = Device::flex();
         plain.seed(7);
         let device = plain.autodiff();
@@ -179,6 +245,7 @@ impl TestRun {
         );
         let labels: Vec<i64> = (0..TEST_BATCH as i64).map(|i| (3 * i) % 10).collect();
         let labels = Tensor::from_data(TensorData::new(labels, [TEST_BATCH]), &device);
+        let epochs = config.run.epochs;
         Ok(TestRun {
             method,
             needs,
@@ -189,9 +256,10 @@ impl TestRun {
             images,
             labels,
             position: StepPosition {
-                epochs: 10,
+                epochs,
                 ..StepPosition::default()
             },
+            instance: "test".into(),
         })
     }
 
@@ -262,7 +330,7 @@ impl TestRun {
             &self.roles,
             &mut cache,
         );
-        ctx.for_instance("test");
+        ctx.for_instance(&self.instance);
         self.method.begin_step(&mut ctx)?;
         let terms = self.method.terms(&mut ctx)?;
         self.needs.check_terms(phase, &terms)?;
@@ -317,4 +385,60 @@ pub fn max_abs_difference(a: Tensor<2>, b: Tensor<2>) -> f32 {
         .zip(&b)
         .map(|(x, y)| (x - y).abs())
         .fold(0.0, f32::max)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::method::{Needs, RoleNeed, TapNeed, Term, TermSpec};
+
+    /// A method reading a tap of its student, with one main-phase term: the run's epochs.
+    struct Probe(&'static str);
+
+    impl Method for Probe {
+        fn needs(&self) -> Needs {
+            Needs {
+                roles: vec![RoleNeed::trained("student", "method.p.student")],
+                taps: vec![TapNeed {
+                    role: "student".into(),
+                    tap: self.0.into(),
+                    key: "method.p.student".into(),
+                }],
+                terms: vec![TermSpec::main("epochs", "the run's epochs")],
+                ..Needs::default()
+            }
+        }
+
+        fn terms(&mut self, ctx: &mut StepContext<'_>) -> Result<Vec<Term>, MethodError> {
+            let value = Tensor::from_data([ctx.epochs as f32], &ctx.images.device());
+            Ok(vec![Term::new("epochs", value)])
+        }
+    }
+
+    #[test]
+    fn the_step_sees_the_configured_epochs() {
+        let mut config = test_config();
+        config.run.epochs = 3;
+        let mut run =
+            TestRun::with_config(Box::new(Probe("stage3")), &[("student", "resnet8")], config)
+                .unwrap();
+        assert_eq!(
+            run.terms(MAIN_PHASE).unwrap(),
+            [("epochs".to_string(), 3.0)]
+        );
+    }
+
+    #[test]
+    fn a_declared_tap_the_network_lacks_is_an_issue_on_its_key() {
+        // resnet8 has three stages (stage1..stage3): no stage4.
+        let issues =
+            check_issues(&Probe("stage4"), &[("student", "resnet8")], &test_config()).unwrap();
+        assert_eq!(issues.len(), 1, "{issues:?}");
+        assert_eq!(issues[0].key.as_deref(), Some("method.p.student"));
+        assert!(issues[0].message.contains("no tap `stage4`"));
+        assert!(TestRun::new(Box::new(Probe("stage4")), &[("student", "resnet8")]).is_err());
+        let err =
+            check_issues(&Probe("stage3"), &[("student", "resnet9")], &test_config()).unwrap_err();
+        assert!(err.to_string().contains("resnet20"), "{err}");
+    }
 }

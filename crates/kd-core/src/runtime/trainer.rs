@@ -94,8 +94,8 @@ impl Run {
     /// holds that evaluation).
     fn start(mut plan: RunPlan, files: RunFiles, resume: bool) -> Result<Run, TrainError> {
         let c = plan.config.clone();
-        import_checkpoints(&plan)?;
         let plain = backend::device(c.run.backend)?;
+        import_checkpoints(&plan)?;
         let device = plain.clone().autodiff();
         plain.seed(c.run.seed);
 
@@ -308,6 +308,7 @@ impl Run {
             && state.global_step.is_multiple_of(c.run.checkpoint_every)
             && state.next_batch < batches
         {
+            self.state.wall_seconds = self.wall_seconds();
             let last = self.files.last();
             self.save(&last)?;
         }
@@ -315,13 +316,13 @@ impl Run {
     }
 
     /// Writes a checkpoint of the run as it stands to `path`, with the metrics files' lengths
-    /// and the wall time so far; `last.kdc` becomes the last good checkpoint.
+    /// (the state's wall time is the caller's: the end of an epoch fixes it once for its metrics
+    /// row and both checkpoints); `last.kdc` becomes the last good checkpoint.
     pub(super) fn save(&mut self, path: &Path) -> Result<(), TrainError> {
         self.state.metrics_len = self
             .metrics
             .lengths()
             .map_err(TrainError::io(&self.files.dir))?;
-        self.state.wall_seconds = self.wall_seconds();
         save_checkpoint(
             path,
             &self.plan.config.run.name,

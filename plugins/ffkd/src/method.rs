@@ -372,7 +372,8 @@ mod tests {
         for (name, value) in &terms {
             assert!(*value > 0.0 && value.is_finite(), "{name}: {value}");
         }
-        let terms = run.terms(FEEDBACK).unwrap();
+        let weighted = run.weighted_terms(FEEDBACK).unwrap();
+        let terms: Vec<(String, f64)> = weighted.iter().map(|(n, v, _)| (n.clone(), *v)).collect();
         assert_eq!(
             term_names(&terms),
             ["ce_teacher", "kl_teacher", "feature_back", "gate_open"]
@@ -382,6 +383,19 @@ mod tests {
         }
         let gate = term_value(&terms, "gate_open");
         assert!(gate == 0.0 || gate == 1.0, "{gate}");
+        // The gate is logged, never trained on; a closed gate zeroes both feedback terms' weights.
+        assert_eq!(weighted[3].2, 0.0);
+        assert_eq!(
+            weighted[0].2, 1.0,
+            "the teacher's own cross-entropy always counts"
+        );
+        for (name, _, weight) in &weighted[1..3] {
+            assert_eq!(
+                *weight == 0.0,
+                gate == 0.0,
+                "{name}: weight {weight}, gate {gate}"
+            );
+        }
         assert!(run.terms("other").unwrap().is_empty());
     }
 

@@ -290,6 +290,15 @@ mod tests {
         }
         let mask = terms[2].1;
         assert!((0.0..8.0).contains(&mask) && mask.fract() == 0.0, "{mask}");
+        // The swap pattern is logged for grouping losses, never trained on.
+        let weights: Vec<f64> = run
+            .weighted_terms(MAIN_PHASE)
+            .unwrap()
+            .iter()
+            .map(|t| t.2)
+            .collect();
+        assert_eq!(weights[2], 0.0, "{weights:?}");
+        assert!(weights[..2].iter().all(|&w| w > 0.0), "{weights:?}");
         assert!(run.terms("other").unwrap().is_empty());
     }
 

@@ -320,6 +320,19 @@ impl TestRun {
     /// # Errors
     /// The method's error, or [`MethodError::UndeclaredTerm`].
     pub fn terms(&mut self, phase: &str) -> Result<Vec<(String, f64)>, MethodError> {
+        Ok(self
+            .weighted_terms(phase)?
+            .into_iter()
+            .map(|(name, value, _)| (name, value))
+            .collect())
+    }
+
+    /// As [`TestRun::terms`], with each term's own weight: `(name, value, weight)` (a logged-only
+    /// term has weight 0).
+    ///
+    /// # Errors
+    /// As [`TestRun::terms`].
+    pub fn weighted_terms(&mut self, phase: &str) -> Result<Vec<(String, f64, f64)>, MethodError> {
         let mut cache = HashMap::new();
         let mut ctx = StepContext::new(
             phase,
@@ -336,7 +349,7 @@ impl TestRun {
         self.needs.check_terms(phase, &terms)?;
         Ok(terms
             .into_iter()
-            .map(|t| (t.name, t.value.into_scalar::<f32>() as f64))
+            .map(|t| (t.name, t.value.into_scalar::<f32>() as f64, t.weight))
             .collect())
     }
 

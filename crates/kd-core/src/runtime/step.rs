@@ -15,7 +15,7 @@ use super::error::TrainError;
 use super::plan::MethodInstance;
 use crate::data::Batch;
 use crate::loss::cross_entropy;
-use crate::method::{MAIN_PHASE, Part, PhaseSpec, Roles, StepContext, StepPosition};
+use crate::method::{MAIN_PHASE, MethodError, Part, PhaseSpec, Roles, StepContext, StepPosition};
 
 /// What a phase step needs to know besides its batch and its networks.
 pub(super) struct StepSettings<'a> {
@@ -31,12 +31,13 @@ pub(super) struct StepSettings<'a> {
     pub(super) last_good: Option<&'a Path>,
 }
 
-/// What a phase step reports: its weighted loss, every term's unweighted value, and every
-/// weighted term's contribution to the loss.
+/// What a phase step reports: its weighted loss, every term's unweighted value and, parallel to
+/// it, its weight; the first `task_terms` terms are the task cross-entropies.
 pub(super) struct PhaseOutcome {
     pub(super) loss: f64,
     pub(super) terms: Vec<(String, f64)>,
-    pub(super) contributions: Vec<(String, f64)>,
+    pub(super) weights: Vec<f64>,
+    pub(super) task_terms: usize,
 }
 
 /// A method term contributing less than this fraction of the task cross-entropy is negligible.
@@ -47,26 +48,37 @@ const NEGLIGIBLE: f64 = 1e-3;
 /// magnitude, with which the term would do nothing. Zero-weight terms (logged only) are not
 /// contributions; a step without cross-entropy has nothing to compare with.
 pub(super) fn negligible_terms(outcome: &PhaseOutcome) -> Vec<(String, f64, f64)> {
-    let is_ce = |name: &str| name.starts_with("ce/");
-    let ce: f64 = outcome
-        .contributions
+    let contributions = outcome
+        .terms
         .iter()
-        .filter(|(name, _)| is_ce(name))
-        .map(|(_, v)| v.abs())
+        .zip(&outcome.weights)
+        .map(|((name, value), weight)| (name, weight * value, *weight));
+    let ce: f64 = contributions
+        .clone()
+        .take(outcome.task_terms)
+        .map(|(_, c, _)| c.abs())
         .sum();
     if ce == 0.0 {
         return Vec::new();
     }
-    outcome
-        .contributions
-        .iter()
-        .filter(|(name, v)| !is_ce(name) && v.abs() < NEGLIGIBLE * ce)
-        .map(|(name, v)| (name.clone(), *v, ce))
+    contributions
+        .skip(outcome.task_terms)
+        .filter(|(_, c, weight)| *weight != 0.0 && c.abs() < NEGLIGIBLE * ce)
+        .map(|(name, c, _)| (name.clone(), c, ce))
         .collect()
 }
 
 /// A term of the step: metrics name, value `[1]`, weight in the sum.
 type WeightedTerm = (String, Tensor<1>, f64);
+
+/// The error of a method (or of the task loss) during a step, naming it; the name is copied
+/// only when there is an error.
+fn method_error(instance: &str) -> impl FnOnce(MethodError) -> TrainError + '_ {
+    move |source| TrainError::Method {
+        instance: instance.to_string(),
+        source,
+    }
+}
 
 /// Runs one phase of one step over `batch` and steps every part the phase trains.
 pub(super) fn run_phase(
@@ -76,11 +88,12 @@ pub(super) fn run_phase(
     roles: &mut Roles,
     methods: &mut [MethodInstance],
 ) -> Result<PhaseOutcome, TrainError> {
-    let terms = collect_terms(phase, batch, settings, roles, methods)?;
+    let (terms, task_terms) = collect_terms(phase, batch, settings, roles, methods)?;
     let mut outcome = PhaseOutcome {
         loss: 0.0,
         terms: Vec::with_capacity(terms.len()),
-        contributions: Vec::with_capacity(terms.len()),
+        weights: Vec::with_capacity(terms.len()),
+        task_terms,
     };
     let mut total: Option<Tensor<1>> = None;
     for (name, value, weight) in terms {
@@ -101,9 +114,9 @@ pub(super) fn run_phase(
             });
         }
         outcome.loss += weight * v;
-        outcome.terms.push((name.clone(), v));
+        outcome.terms.push((name, v));
+        outcome.weights.push(weight);
         if weight != 0.0 {
-            outcome.contributions.push((name.clone(), weight * v));
             let weighted = value.mul_scalar(weight);
             total = Some(match total {
                 None => weighted,
@@ -134,14 +147,14 @@ pub(super) fn run_phase(
 }
 
 /// Every term of the phase: the task cross-entropy of each role the main phase trains, then
-/// each method's, in stack order.
+/// each method's, in stack order; and how many of them are cross-entropies.
 fn collect_terms(
     phase: &PhaseSpec,
     batch: &Batch,
     settings: &StepSettings<'_>,
     roles: &Roles,
     methods: &mut [MethodInstance],
-) -> Result<Vec<WeightedTerm>, TrainError> {
+) -> Result<(Vec<WeightedTerm>, usize), TrainError> {
     let device = settings.device;
     let images = Tensor::<4>::from_data(TensorData::new(batch.images.clone(), batch.shape), device);
     let labels = Tensor::<1, Int>::from_data(
@@ -163,10 +176,6 @@ fn collect_terms(
         roles,
         &mut cache,
     );
-    let method_error = |instance: &str| {
-        let instance = instance.to_string();
-        move |source| TrainError::Method { instance, source }
-    };
     for m in methods.iter_mut() {
         ctx.for_instance(&m.instance);
         m.method
@@ -193,6 +202,7 @@ fn collect_terms(
             ));
         }
     }
+    let task_terms = terms.len();
     for m in methods.iter_mut() {
         ctx.for_instance(&m.instance);
         let produced = m
@@ -210,36 +220,41 @@ fn collect_terms(
             ));
         }
     }
-    Ok(terms)
+    Ok((terms, task_terms))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    fn outcome(contributions: &[(&str, f64)]) -> PhaseOutcome {
+    /// An outcome whose first `task_terms` terms are cross-entropies: `(name, value, weight)`.
+    fn outcome(terms: &[(&str, f64, f64)], task_terms: usize) -> PhaseOutcome {
         PhaseOutcome {
             loss: 0.0,
-            terms: Vec::new(),
-            contributions: contributions
-                .iter()
-                .map(|(n, v)| (n.to_string(), *v))
-                .collect(),
+            terms: terms.iter().map(|(n, v, _)| (n.to_string(), *v)).collect(),
+            weights: terms.iter().map(|(_, _, w)| *w).collect(),
+            task_terms,
         }
     }
 
     #[test]
     fn a_term_under_a_thousandth_of_the_cross_entropy_is_negligible() {
-        let found = negligible_terms(&outcome(&[
-            ("ce/student", 2.0),
-            ("ce/peer", 0.3),
-            ("kd/kl", 0.01),
-            ("sp/sim", 1e-4),
-        ]));
+        let found = negligible_terms(&outcome(
+            &[
+                ("ce/student", 2.0, 1.0),
+                ("ce/peer", 0.6, 0.5),
+                ("kd/kl", 0.01, 1.0),
+                ("sp/sim", 1e-3, 0.1),
+                ("iakd/swap_mask", 0.0, 0.0),
+            ],
+            2,
+        ));
         assert_eq!(found.len(), 1, "{found:?}");
-        assert_eq!((found[0].0.as_str(), found[0].1), ("sp/sim", 1e-4));
-        assert!((found[0].2 - 2.3).abs() < 1e-12);
+        assert_eq!(found[0].0, "sp/sim");
+        assert!((found[0].1 - 1e-4).abs() < 1e-15, "{found:?}");
+        assert!((found[0].2 - 2.3).abs() < 1e-12, "{found:?}");
         // Nothing to compare with without a cross-entropy.
-        assert!(negligible_terms(&outcome(&[("iakd/ce_hybrid", 2.0), ("x", 1e-9)])).is_empty());
+        let without = outcome(&[("iakd/ce_hybrid", 2.0, 1.0), ("x", 1e-9, 1.0)], 0);
+        assert!(negligible_terms(&without).is_empty());
     }
 }

@@ -15,9 +15,10 @@ use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 
 use super::error::MethodError;
-use super::needs::BnMode;
+use super::needs::{BnMode, TapNeed};
 use super::part::SgdSettings;
 use super::roles::Roles;
+use crate::config::ConfigIssue;
 use crate::data::mix;
 use crate::zoo::{Arch, Features, ModelSpec, Network, Staged, TapShape};
 
@@ -45,6 +46,25 @@ impl PlannedNetwork {
             .iter()
             .find(|t| t.name == name)
             .map(|t| t.shape.as_slice())
+    }
+
+    /// The problem, on the requesting key, when this network lacks a tap a method declared
+    /// (the plan and the test context both report it this way).
+    pub fn tap_issue(&self, need: &TapNeed) -> Option<ConfigIssue> {
+        if self.tap(&need.tap).is_some() {
+            return None;
+        }
+        let known: Vec<&str> = self.taps.iter().map(|t| t.name.as_str()).collect();
+        Some(ConfigIssue::at(
+            &need.key,
+            format!(
+                "{} ({}) has no tap `{}`; it has {}",
+                need.role,
+                self.arch_name,
+                need.tap,
+                known.join(", ")
+            ),
+        ))
     }
 
     /// The per-sample output shape `[C, H, W]` of stage `i` (0-based), if there is one.

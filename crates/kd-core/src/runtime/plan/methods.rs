@@ -97,20 +97,8 @@ pub(super) fn check_taps(
 ) {
     for m in methods {
         for tap in &m.needs.taps {
-            if let Some(network) = networks.iter().find(|n| n.role == tap.role)
-                && network.tap(&tap.tap).is_none()
-            {
-                let known: Vec<&str> = network.taps.iter().map(|t| t.name.as_str()).collect();
-                issues.push(
-                    &tap.key,
-                    format!(
-                        "{} ({}) has no tap `{}`; it has {}",
-                        tap.role,
-                        network.arch_name,
-                        tap.tap,
-                        known.join(", ")
-                    ),
-                );
+            if let Some(network) = networks.iter().find(|n| n.role == tap.role) {
+                issues.extend(network.tap_issue(tap));
             }
         }
     }

@@ -70,16 +70,19 @@ pub fn cache_path(
     Ok(dir.join(format!("{stem}-{arch}-{key:016x}.kdc")))
 }
 
-/// The kd checkpoint for a PyTorch file, imported into `dir` unless already there.
-pub fn cached_import(
+/// Imports a PyTorch file into `cached` (its [`cache_path`], which the plan computed) unless a
+/// readable import is already there.
+///
+/// # Errors
+/// As [`import_pytorch`] and [`write_imported`].
+pub fn import_cached(
     path: &Path,
     arch: &str,
     spec: ModelSpec,
-    dir: &Path,
+    cached: &Path,
     device: &Device,
-) -> Result<PathBuf, ImportError> {
-    let cached = cache_path(path, arch, spec, dir)?;
-    if let Ok(header) = checkpoint::read_header(&cached)
+) -> Result<(), ImportError> {
+    if let Ok(header) = checkpoint::read_header(cached)
         && header.networks.len() == 1
     {
         tracing::debug!(
@@ -87,7 +90,7 @@ pub fn cached_import(
             path.display(),
             cached.display()
         );
-        return Ok(cached);
+        return Ok(());
     }
     let options = ImportOptions {
         num_classes: Some(spec.num_classes),
@@ -95,12 +98,12 @@ pub fn cached_import(
         key: None,
     };
     let imported = import_pytorch(path, arch, &options, device)?;
-    write_imported(&cached, &imported, path)?;
+    write_imported(cached, &imported, path)?;
     tracing::info!(
         "imported {}: {} -> {}",
         path.display(),
         imported.describe(),
         cached.display()
     );
-    Ok(cached)
+    Ok(())
 }

@@ -3,14 +3,15 @@
 //! The published CIFAR teachers (RepDistiller's, mdistiller's) are PyTorch checkpoints.
 //! [`import_pytorch`] reads one with burn's own PyTorch reader, finds the state dict inside the
 //! usual wrappers, checks every key and shape against the zoo architecture and loads it;
-//! [`write_imported`] stores the result as a kd checkpoint (`kd import`). [`cached_import`] does
-//! both on the fly when a config names a `.pth` file as a network's checkpoint.
+//! [`write_imported`] stores the result as a kd checkpoint (`kd import`). When a config names a
+//! `.pth` file as a network's checkpoint, the plan runs [`check_pytorch`] and [`cache_path`],
+//! and the run [`import_cached`] (once: a later run reuses the file).
 
 mod cache;
 mod error;
 mod pytorch;
 
-pub use cache::{PYTORCH_EXTENSIONS, cache_path, cached_import, is_pytorch_checkpoint};
+pub use cache::{PYTORCH_EXTENSIONS, cache_path, import_cached, is_pytorch_checkpoint};
 pub use error::{ImportError, KeyMismatch};
 pub use pytorch::{
     IMPORTED_ROLE, ImportOptions, Imported, StateDictMatch, check_pytorch, import_pytorch,

@@ -48,12 +48,11 @@ pub(super) fn build_roles(
 /// (a file already there is reused). Runs before the device is seeded, so importing draws
 /// nothing from the run's random stream.
 pub(super) fn import_checkpoints(plan: &RunPlan) -> Result<(), TrainError> {
-    let dir = plan.config.run.output_dir.join("imports");
     let device = Device::flex();
     for r in &plan.roles {
-        if let Some(source) = &r.imported_from {
+        if let (Some(source), Some((cached, _))) = (&r.imported_from, &r.checkpoint) {
             let n = &r.network;
-            import::cached_import(source, &n.arch_name, n.spec, &dir, &device)?;
+            import::import_cached(source, &n.arch_name, n.spec, cached, &device)?;
         }
     }
     Ok(())

@@ -126,10 +126,11 @@ impl Run {
         let metrics = MetricsWriter::open(&files.dir, plan.metric_columns(), resume_at)
             .map_err(TrainError::io(&files.dir))?;
 
-        let (changing, fixed): (Vec<&str>, Vec<&str>) = roles
+        let changing: Vec<String> = roles
             .iter()
-            .map(|r| r.name.as_str())
-            .partition(|name| roles.get(name).is_some_and(|r| r.can_change()));
+            .filter(|r| r.can_change())
+            .map(|r| r.name.clone())
+            .collect();
         if state.initial_eval.is_empty() {
             let names: Vec<String> = roles.names().to_vec();
             let tallies = evaluate(
@@ -149,10 +150,9 @@ impl Run {
         let fixed_eval: BTreeMap<String, Accuracy> = state
             .initial_eval
             .iter()
-            .filter(|(k, _)| fixed.contains(&k.as_str()))
+            .filter(|(k, _)| !changing.contains(k))
             .map(|(k, v)| (k.clone(), *v))
             .collect();
-        let changing = changing.into_iter().map(String::from).collect();
         let batches = batches_per_epoch(train_set.len(), c.data.batch_size, c.data.drop_last);
         let wall_before = state.wall_seconds;
         Ok(Run {

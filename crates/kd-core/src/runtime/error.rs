@@ -36,6 +36,51 @@ pub enum TrainError {
         /// The differing keys.
         keys: String,
     },
+    /// Another process holds the run directory's lock (`.lock`): it is training or resuming
+    /// the same run.
+    #[error(
+        "{dir} is in use by another kd run{holder} (its lock file {dir}/.lock is held); wait for \
+         it to end, or choose another run.name"
+    )]
+    RunLocked {
+        /// The run directory.
+        dir: PathBuf,
+        /// ` (process <pid>)` when the lock file names its holder, else empty.
+        holder: String,
+    },
+    /// The run directory (`run.output_dir`/`run.name`) could not be created, locked or written
+    /// when the run started.
+    #[error("run.output_dir: cannot write the run directory {dir}: {path}: {source}")]
+    RunDirUnwritable {
+        /// The run directory.
+        dir: PathBuf,
+        /// The file or folder that could not be created or written.
+        path: PathBuf,
+        /// The OS error.
+        source: std::io::Error,
+    },
+    /// A file `--resume` needs from the run directory is missing or unreadable.
+    #[error("cannot resume: {path}: {source}; the run directory is damaged, start the run afresh")]
+    ResumeFileUnreadable {
+        /// The file.
+        path: PathBuf,
+        /// The OS error.
+        source: std::io::Error,
+    },
+    /// A metrics file cannot be cut back to the length saved in the checkpoint `--resume`
+    /// continues from (it is never padded).
+    #[error(
+        "cannot resume: {path} was {saved} bytes when the last checkpoint was saved, but \
+         {detail}; restore the file or start the run afresh"
+    )]
+    MetricsDamaged {
+        /// The metrics file.
+        path: PathBuf,
+        /// Its length saved in the checkpoint, in bytes.
+        saved: u64,
+        /// What is wrong with it now (missing, its length, a byte offset).
+        detail: String,
+    },
     /// A checkpoint could not be read or written.
     #[error(transparent)]
     Checkpoint(#[from] CheckpointError),
@@ -104,6 +149,10 @@ impl TrainError {
             TrainError::RunExists { .. }
                 | TrainError::NothingToResume { .. }
                 | TrainError::ConfigChanged { .. }
+                | TrainError::RunLocked { .. }
+                | TrainError::RunDirUnwritable { .. }
+                | TrainError::ResumeFileUnreadable { .. }
+                | TrainError::MetricsDamaged { .. }
                 | TrainError::Checkpoint(_)
                 | TrainError::CheckpointMismatch { .. }
                 | TrainError::Data(_)

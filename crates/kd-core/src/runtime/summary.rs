@@ -1,4 +1,5 @@
-//! `summary.json` and `curve.png`: the end of a run in one file and one picture.
+//! `summary.json` and `curve.png`: the end of a run in one file and one picture. `summary.json`
+//! replaces an earlier one whole, so a run stopped while writing it never leaves half a file.
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -8,6 +9,7 @@ use serde::{Deserialize, Serialize};
 use super::curve::draw_curves;
 use super::error::TrainError;
 use super::plan::RunPlan;
+use super::run_dir::write_replacing;
 use crate::checkpoint::{Accuracy, TrainState};
 
 /// Results of one evaluated output.
@@ -99,7 +101,7 @@ impl Summary {
 pub fn write_summary(dir: &Path, summary: &Summary, state: &TrainState) -> Result<(), TrainError> {
     let path = dir.join("summary.json");
     let text = serde_json::to_string_pretty(summary).expect("summary serialises");
-    std::fs::write(&path, text + "\n").map_err(TrainError::io(&path))?;
+    write_replacing(&path, (text + "\n").as_bytes()).map_err(TrainError::io(&path))?;
     let png = dir.join("curve.png");
     if let Err(message) = draw_curves(&png, &summary.run, state) {
         tracing::warn!(%message, "could not draw {}", png.display());

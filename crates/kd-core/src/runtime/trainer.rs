@@ -47,7 +47,8 @@ pub fn train(
     options: TrainOptions,
     observer: &mut dyn Observer,
 ) -> Result<Summary, TrainError> {
-    let files = run_dir::prepare(&plan, options.resume)?;
+    // Held until the run ends: no other run may use the directory meanwhile.
+    let (files, _lock) = run_dir::prepare(&plan, options.resume)?;
     let mut run = Run::start(plan, files, options.resume)?;
     observer.started(&StartInfo {
         run: run.plan.config.run.name.clone(),

@@ -128,6 +128,7 @@ pub fn plan_with(
         }
     }
     check_run(config, &mut issues);
+    issues.extend(super::run_dir::path_issues(config));
 
     let uses = roles::merge_needs(config, &methods, &mut issues);
     let (num_classes, in_channels) = data

@@ -175,7 +175,14 @@ fn several_problems_are_all_reported() {
             Some("x.toml".as_ref()),
             &["a".into(), "b".into()],
         ));
-        assert_eq!(err.issues.len(), 2, "both --set problems first: {err}");
+        assert_eq!(err.issues.len(), 4, "every problem, --set first: {err}");
+        assert_eq!(err.issues[0].source.as_deref(), Some("--set a"));
+        assert_eq!(err.issues[1].source.as_deref(), Some("--set b"));
+        let keys: Vec<_> = err.issues[2..].iter().map(|i| i.key.clone()).collect();
+        assert_eq!(
+            keys,
+            [Some("data.batch_size".into()), Some("run.epochs".into())]
+        );
         Ok(())
     });
 }
@@ -199,6 +206,239 @@ fn unknown_enum_value_lists_the_choices() {
         let err = expect_err(config::load(Some("x.toml".as_ref()), &[]));
         assert_eq!(err.issues[0].key.as_deref(), Some("schedule.kind"));
         assert!(err.to_string().contains("multistep"), "{err}");
+        Ok(())
+    });
+}
+
+/// The keys of every issue, sorted.
+fn keys(err: &ConfigError) -> Vec<String> {
+    let mut keys: Vec<String> = err.issues.iter().filter_map(|i| i.key.clone()).collect();
+    keys.sort();
+    keys
+}
+
+#[test]
+fn seven_mistakes_in_one_file_are_reported_in_one_run() {
+    Jail::expect_with(|jail| {
+        jail.create_file(
+            "x.toml",
+            r#"
+[run]
+epochs = "many"
+seeed = 3
+[data]
+batch_size = -4
+mean = [0.5, "x"]
+[optim]
+momentun = 0.9
+lr = "fast"
+[schedule]
+kind = "linear"
+"#,
+        )?;
+        let err = expect_err(config::load(Some("x.toml".as_ref()), &[]));
+        assert_eq!(
+            keys(&err),
+            [
+                "data.batch_size",
+                "data.mean[1]",
+                "optim.lr",
+                "optim.momentun",
+                "run.epochs",
+                "run.seeed",
+                "schedule.kind",
+            ],
+            "{err}"
+        );
+        for issue in &err.issues {
+            assert_eq!(issue.source.as_deref(), Some("file x.toml"), "{issue}");
+        }
+        let message = |key: &str| {
+            err.issues
+                .iter()
+                .find(|i| i.key.as_deref() == Some(key))
+                .map(|i| i.message.clone())
+                .unwrap()
+        };
+        assert!(message("run.seeed").contains("unknown field"), "{err}");
+        assert!(message("optim.lr").contains("invalid type"), "{err}");
+        assert!(message("schedule.kind").contains("multistep"), "{err}");
+        let text = err.to_string();
+        assert!(
+            text.starts_with("[1/7] ") && text.contains("[7/7] "),
+            "{text}"
+        );
+        Ok(())
+    });
+}
+
+#[test]
+fn mistakes_in_every_source_are_reported_together() {
+    Jail::expect_with(|jail| {
+        jail.create_dir("configs")?;
+        jail.create_file("configs/base.toml", "[data]\nbatch_sise = 3\n")?;
+        jail.create_file("configs/x.toml", "[optim]\nlr = \"fast\"\n")?;
+        jail.set_env("KD_RUN__SEED", "minus");
+        let sets = ["schedule.gama=0.2".to_string(), "oops".to_string()];
+        let err = expect_err(config::load(Some("configs/x.toml".as_ref()), &sets));
+        let sources: Vec<(Option<String>, Option<String>)> = err
+            .issues
+            .iter()
+            .map(|i| (i.key.clone(), i.source.clone()))
+            .collect();
+        for expected in [
+            (None, Some("--set oops")),
+            (Some("data.batch_sise"), Some("file configs/base.toml")),
+            (Some("optim.lr"), Some("file configs/x.toml")),
+            (Some("run.seed"), Some("environment variable KD_RUN__SEED")),
+            (Some("schedule.gama"), Some("--set schedule.gama=0.2")),
+        ] {
+            let expected = (
+                expected.0.map(str::to_string),
+                expected.1.map(str::to_string),
+            );
+            assert!(sources.contains(&expected), "{expected:?} in {err}");
+        }
+        assert_eq!(err.issues.len(), 5, "{err}");
+        Ok(())
+    });
+}
+
+#[test]
+fn a_toml_syntax_error_stops_only_its_own_file() {
+    Jail::expect_with(|jail| {
+        jail.create_dir("configs")?;
+        jail.create_file("configs/base.toml", "[run]\nseed = 1\nepochs = = 3\n")?;
+        jail.create_file("configs/x.toml", "[optim]\nmomentun = 0.8\n")?;
+        let err = expect_err(config::load(Some("configs/x.toml".as_ref()), &[]));
+        assert_eq!(err.issues.len(), 2, "{err}");
+        let syntax = &err.issues[0];
+        assert_eq!(syntax.source.as_deref(), Some("file configs/base.toml"));
+        assert_eq!(syntax.key, None);
+        assert!(
+            syntax
+                .message
+                .starts_with("TOML syntax error at line 3, column 10 (byte 24): "),
+            "{err}"
+        );
+        assert!(!syntax.message.contains('\n'), "one line: {err}");
+        assert_eq!(err.issues[1].key.as_deref(), Some("optim.momentun"));
+        assert_eq!(err.issues[1].source.as_deref(), Some("file configs/x.toml"));
+        Ok(())
+    });
+}
+
+#[test]
+fn a_directory_given_as_a_config_or_include_is_called_a_directory() {
+    Jail::expect_with(|jail| {
+        jail.create_dir("somewhere")?;
+        let err = expect_err(config::load(Some("somewhere".as_ref()), &[]));
+        assert_eq!(err.issues.len(), 1, "{err}");
+        assert_eq!(err.issues[0].source.as_deref(), Some("file somewhere"));
+        assert_eq!(
+            err.issues[0].message,
+            "config file is a directory, not a configuration file"
+        );
+        let err = expect_err(config::load(Some("nope.toml".as_ref()), &[]));
+        assert_eq!(err.issues[0].message, "config file not found");
+        jail.create_file("x.toml", "include = [\"somewhere\"]\n")?;
+        let err = expect_err(config::load(Some("x.toml".as_ref()), &[]));
+        assert_eq!(err.issues[0].key.as_deref(), Some("include"));
+        assert_eq!(err.issues[0].source.as_deref(), Some("file x.toml"));
+        assert_eq!(
+            err.issues[0].message,
+            "included file somewhere: is a directory, not a configuration file"
+        );
+        Ok(())
+    });
+}
+
+#[test]
+fn an_include_cycle_through_another_spelling_of_the_path_is_found() {
+    Jail::expect_with(|jail| {
+        jail.create_dir("a")?;
+        jail.create_file("a/x.toml", "include = [\"../a/./x.toml\"]\n")?;
+        let err = expect_err(config::load(Some("a/x.toml".as_ref()), &[]));
+        assert_eq!(err.issues.len(), 1, "{err}");
+        assert_eq!(err.issues[0].key.as_deref(), Some("include"));
+        assert_eq!(err.issues[0].message, "include cycle");
+        Ok(())
+    });
+}
+
+#[test]
+fn an_array_element_error_names_the_element_and_the_real_source() {
+    Jail::expect_with(|jail| {
+        // An environment variable sets the array whole: it is named, not `KD_DATA__MEAN__1`.
+        jail.set_env("KD_DATA__MEAN", "[0.5, \"x\"]");
+        let err = expect_err(config::load(None, &[]));
+        assert_eq!(err.issues.len(), 1, "{err}");
+        assert_eq!(err.issues[0].key.as_deref(), Some("data.mean[1]"));
+        assert_eq!(
+            err.issues[0].source.as_deref(),
+            Some("environment variable KD_DATA__MEAN")
+        );
+        assert!(!err.to_string().contains("KD_DATA__MEAN__1"), "{err}");
+        jail.set_env("KD_DATA__MEAN", "[0.5]");
+
+        let set = "schedule.milestones=[10, \"x\", 30]".to_string();
+        let err = expect_err(config::load(None, std::slice::from_ref(&set)));
+        assert_eq!(err.issues[0].key.as_deref(), Some("schedule.milestones[1]"));
+        assert_eq!(
+            err.issues[0].source.as_deref(),
+            Some(format!("--set {set}").as_str())
+        );
+
+        jail.create_file("x.toml", "[data]\nstd = [0.5, 0.2, true]\n")?;
+        let err = expect_err(config::load(Some("x.toml".as_ref()), &[]));
+        assert_eq!(err.issues[0].key.as_deref(), Some("data.std[2]"));
+        assert_eq!(err.issues[0].source.as_deref(), Some("file x.toml"));
+        assert!(
+            err.to_string()
+                .starts_with("`data.std[2]`: invalid type: found bool true"),
+            "{err}"
+        );
+        Ok(())
+    });
+}
+
+#[test]
+fn non_finite_numbers_in_a_method_table_are_named_not_turned_into_null() {
+    Jail::expect_with(|jail| {
+        jail.create_file(
+            "x.toml",
+            "[method.kd]\nkind = \"kd\"\ntemperature = nan\nweights = [1.0, -inf]\n[method.b]\nweight = inf\n",
+        )?;
+        let err = expect_err(config::load(Some("x.toml".as_ref()), &[]));
+        assert_eq!(
+            keys(&err),
+            [
+                "method.b.weight",
+                "method.kd.temperature",
+                "method.kd.weights[1]"
+            ],
+            "{err}"
+        );
+        let message = |key: &str| {
+            let issue = err.issues.iter().find(|i| i.key.as_deref() == Some(key));
+            let issue = issue.unwrap();
+            assert_eq!(issue.source.as_deref(), Some("file x.toml"));
+            issue.message.clone()
+        };
+        assert_eq!(
+            message("method.kd.temperature"),
+            "NaN is not a finite number"
+        );
+        assert_eq!(
+            message("method.kd.weights[1]"),
+            "-inf is not a finite number"
+        );
+        assert_eq!(message("method.b.weight"), "inf is not a finite number");
+        assert!(!err.to_string().contains("null"), "{err}");
+        // Outside method tables a non-finite number loads; the plan checks its domain.
+        jail.create_file("y.toml", "[optim]\nlr = nan\n")?;
+        let loaded = config::load(Some("y.toml".as_ref()), &[]).unwrap();
+        assert!(loaded.config.optim.lr.is_nan());
         Ok(())
     });
 }

@@ -1,7 +1,8 @@
 //! Collecting configuration problems as they are found, so that every one is reported at once.
 //!
 //! The plan (and a method's checks) push problems by key; [`Issues`] looks up the source that
-//! set each key (file, variable, `--set`) and turns the list into one [`ConfigError`].
+//! set each key (file, variable, `--set`) and turns the list into one [`ConfigError`]. The same
+//! problem found by two checks (same key, same message) is listed once.
 
 use super::error::{ConfigError, ConfigIssue};
 use super::load::{LoadedConfig, source_of};
@@ -21,14 +22,23 @@ impl<'a> Issues<'a> {
         }
     }
 
-    /// A problem with a full key (`method.kd.temperature`).
+    /// A problem with a full key (`method.kd.temperature`, `data.mean[1]`).
     pub fn push(&mut self, key: &str, message: impl Into<String>) {
         let source = source_of(&self.loaded.figment, key);
-        self.list.push(ConfigIssue {
+        self.add(ConfigIssue {
             key: Some(key.to_string()),
             source,
             message: message.into(),
         });
+    }
+
+    /// Adds an issue unless the same one (key and message) is already listed: two checks that
+    /// find the same problem report it once.
+    fn add(&mut self, issue: ConfigIssue) {
+        let same = |i: &ConfigIssue| i.key == issue.key && i.message == issue.message;
+        if !self.list.iter().any(same) {
+            self.list.push(issue);
+        }
     }
 
     /// Problems found elsewhere (a plugin's builder or checks); a missing source is looked up
@@ -41,7 +51,7 @@ impl<'a> Issues<'a> {
                     .as_deref()
                     .and_then(|k| source_of(&self.loaded.figment, k));
             }
-            self.list.push(issue);
+            self.add(issue);
         }
     }
 

@@ -7,15 +7,19 @@
 //! `configs/base.toml` is found by walking up from the experiment file to a `configs/` folder
 //! that holds one (so a config works from any working directory), else `./configs/base.toml`.
 //! `KD_DATA`, `KD_LOG` and `KD_FONT` are not configuration keys (a dataset root, the log filter
-//! and the chart font) and are left out. Every extraction error is turned into a [`ConfigError`] naming key and source.
+//! and the chart font) and are left out. Every problem of every source is turned into a
+//! [`ConfigError`] naming key and source, all of them in one run: the files are read by
+//! `files.rs`, the typed configuration is extracted by `extract.rs`.
 
 use std::path::{Path, PathBuf};
 
-use figment::providers::{Env, Format, Serialized, Toml};
+use figment::providers::{Env, Serialized};
 use figment::value::{Dict, Map, Value};
 use figment::{Figment, Metadata, Profile, Provider};
 
 use super::error::{ConfigError, ConfigIssue};
+use super::extract::{self, owning_key};
+use super::files;
 use super::schema::RunConfig;
 
 /// Name of the built-in defaults source.
@@ -157,124 +161,72 @@ pub fn display_path(path: &Path) -> String {
     relative.unwrap_or(path).display().to_string()
 }
 
-/// Where `key` was set, as [`describe_source`] words it.
+/// Where `key` was set, as [`describe_source`] words it. An array element's key
+/// (`data.mean[1]`) is looked up as the array's (`data.mean`): a source sets the array whole.
 pub fn source_of(figment: &Figment, key: &str) -> Option<String> {
+    let key = owning_key(key);
     figment
         .find_metadata(key)
         .map(|metadata| describe_source(figment, metadata, key))
 }
 
-fn issues_from(figment: &Figment, error: figment::Error) -> Vec<ConfigIssue> {
-    error
-        .into_iter()
-        .map(|e| {
-            // figment's path already ends with the unknown field's name.
-            let path = e.path.clone();
-            let key = (!path.is_empty()).then(|| path.join("."));
-            let source = key
-                .as_deref()
-                .and_then(|k| source_of(figment, k))
-                .or_else(|| {
-                    e.metadata
-                        .as_ref()
-                        .map(|m| describe_source(figment, m, key.as_deref().unwrap_or("")))
-                });
-            ConfigIssue {
-                key,
-                source,
-                message: e.kind.to_string(),
-            }
-        })
-        .collect()
-}
-
 /// Merges every layer and extracts the typed configuration.
+///
+/// # Errors
+/// A [`ConfigError`] with every problem found in one pass over every source: malformed
+/// `--set` arguments, files that are missing, directories, unreadable or not TOML (such a file
+/// is left out and the others still checked), include cycles, and every unknown key, wrong type
+/// and non-finite number in a method table, each with its full key and source.
 pub fn load(experiment: Option<&Path>, sets: &[String]) -> Result<LoadedConfig, ConfigError> {
     let mut issues = Vec::new();
     let parsed_sets: Vec<SetArg> = sets
         .iter()
         .filter_map(|raw| parse_set(raw).map_err(|issue| issues.push(issue)).ok())
         .collect();
-    if let Some(path) = experiment
-        && !path.is_file()
-    {
-        issues.push(ConfigIssue {
-            key: None,
-            source: Some(format!("file {}", path.display())),
-            message: "config file not found".into(),
-        });
-    }
-    if !issues.is_empty() {
-        return Err(ConfigError { issues });
-    }
+    let experiment_usable = match experiment.map(|path| (path, files::unusable(path))) {
+        Some((path, Some(why))) => {
+            issues.push(ConfigIssue {
+                key: None,
+                source: Some(format!("file {}", path.display())),
+                message: format!("config file {why}"),
+            });
+            false
+        }
+        _ => true,
+    };
     let base = find_base(experiment);
-    let mut files = Vec::new();
-    for file in base.iter().chain(experiment.map(Path::to_path_buf).iter()) {
-        expand_includes(file, &mut Vec::new(), &mut files, &mut issues);
-    }
-    if !issues.is_empty() {
-        return Err(ConfigError { issues });
-    }
+    let roots: Vec<PathBuf> = base
+        .iter()
+        .cloned()
+        .chain(
+            experiment
+                .filter(|_| experiment_usable)
+                .map(Path::to_path_buf),
+        )
+        .collect();
     let mut figment = Figment::from(Defaults);
-    for file in &files {
-        figment = figment.merge(Toml::file(file));
+    for file in files::layers(&roots, &mut issues) {
+        figment = figment.merge(file);
     }
     figment = figment.merge(KdEnv);
     for set in parsed_sets {
         figment = figment.merge(set);
     }
-    let config: RunConfig = figment.extract().map_err(|e| ConfigError {
-        issues: issues_from(&figment, e),
-    })?;
+    let extracted = extract::extract_all(&figment);
+    let config = match extracted {
+        Ok(config) if issues.is_empty() => config,
+        Ok(_) => return Err(ConfigError { issues }),
+        Err(found) => {
+            issues.extend(found);
+            return Err(ConfigError { issues });
+        }
+    };
     Ok(LoadedConfig {
         config,
         figment,
         experiment: experiment.map(Path::to_path_buf),
         base,
     })
-}
-
-/// Appends `file`'s includes (depth first, in order) and then `file` itself to `out`.
-fn expand_includes(
-    file: &Path,
-    stack: &mut Vec<PathBuf>,
-    out: &mut Vec<PathBuf>,
-    issues: &mut Vec<ConfigIssue>,
-) {
-    let source = Some(format!("file {}", display_path(file)));
-    if stack.iter().any(|f| f == file) {
-        issues.push(ConfigIssue {
-            key: Some("include".into()),
-            source,
-            message: "include cycle".into(),
-        });
-        return;
-    }
-    // Syntax errors are left to figment, which reports them with line and column.
-    let includes: Vec<String> = std::fs::read_to_string(file)
-        .ok()
-        .and_then(|text| text.parse::<toml::Table>().ok())
-        .and_then(|table| table.get("include").cloned())
-        .and_then(|value| value.try_into().ok())
-        .unwrap_or_default();
-    stack.push(file.to_path_buf());
-    let dir = file.parent().unwrap_or(Path::new("."));
-    for include in includes {
-        let path = dir.join(&include);
-        if path.is_file() {
-            expand_includes(&path, stack, out, issues);
-        } else {
-            issues.push(ConfigIssue {
-                key: Some("include".into()),
-                source: source.clone(),
-                message: format!("included file {} not found", display_path(&path)),
-            });
-        }
-    }
-    stack.pop();
-    if !out.iter().any(|f| f == file) {
-        out.push(file.to_path_buf());
-    }
 }
 
 /// The built-in defaults, named so provenance listings say what they are.

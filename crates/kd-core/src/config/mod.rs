@@ -1,8 +1,11 @@
-//! Configuration: the serde schema (`schema.rs`), figment layering (`load.rs`), per-key
-//! provenance (`provenance.rs`), the errors that name key and source (`error.rs`) and the list
-//! that collects them for reporting all at once (`issues.rs`).
+//! Configuration: the serde schema (`schema.rs`), figment layering (`load.rs`) over the
+//! configuration files (`files.rs`), extraction reporting every bad key at once (`extract.rs`),
+//! per-key provenance (`provenance.rs`), the errors that name key and source (`error.rs`) and
+//! the list that collects them for reporting all at once (`issues.rs`).
 
 mod error;
+mod extract;
+mod files;
 mod issues;
 mod load;
 mod provenance;

@@ -437,3 +437,188 @@ fn shipped_subset_is_balanced_and_real() {
         "{stats:?}"
     );
 }
+
+/// A grey 2x2 PNG at `root/name`, its folders created.
+fn grey(root: &Path, name: &str, value: u8) {
+    let path = root.join(name);
+    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+    image::GrayImage::from_pixel(2, 2, image::Luma([value]))
+        .save(path)
+        .unwrap();
+}
+
+fn folder_source(root: &Path) -> data::DataSource {
+    data::DataSource {
+        format: DataFormat::Folder,
+        root: root.into(),
+    }
+}
+
+#[test]
+fn folder_test_split_is_labelled_by_the_training_class_list() {
+    let dir = tempfile::tempdir().unwrap();
+    for (name, value) in [
+        ("train/ant/0.png", 1),
+        ("train/bee/0.png", 2),
+        ("train/cat/0.png", 3),
+        ("test/ant/0.png", 11),
+        ("test/cat/0.png", 13),
+    ] {
+        grey(dir.path(), name, value);
+    }
+    // `bee` is absent from the test split: `cat` keeps label 2, not 1.
+    let test = folder_source(dir.path()).load(Split::Test).unwrap();
+    assert_eq!(test.class_names, ["ant", "bee", "cat"]);
+    assert_eq!((test.labels.clone(), test.num_classes), (vec![0, 2], 3));
+    assert_eq!(test.image(1)[0], 13);
+    assert_eq!(test.class_histogram(), [1, 0, 1]);
+    // The same through `kd eval`'s path, and the counts and geometry the plan reads.
+    let via_path = data::load_path(dir.path(), DataFormat::Folder, Split::Test).unwrap();
+    assert_eq!(via_path.labels, vec![0, 2]);
+    let source = folder_source(dir.path());
+    assert_eq!(source.class_counts(Split::Test).unwrap(), [1, 0, 1]);
+    assert_eq!(source.class_counts(Split::Train).unwrap(), [1, 1, 1]);
+    let geometry = source.geometry(Split::Test).unwrap();
+    assert_eq!((geometry.count, geometry.num_classes), (2, 3));
+}
+
+#[test]
+fn folder_class_missing_from_training_is_an_error_naming_the_folder() {
+    let dir = tempfile::tempdir().unwrap();
+    for name in [
+        "train/ant/0.png",
+        "train/bee/0.png",
+        "test/ant/0.png",
+        "test/dog/0.png",
+    ] {
+        grey(dir.path(), name, 5);
+    }
+    let source = folder_source(dir.path());
+    let dog = dir.path().join("test").join("dog");
+    let train = dir.path().join("train");
+    let expected = format!(
+        "{}: class folder `dog` is not a class of the training split {} (its classes: ant, \
+         bee); remove or rename it",
+        dog.display(),
+        train.display()
+    );
+    for err in [
+        source.load(Split::Test).unwrap_err(),
+        source.geometry(Split::Test).unwrap_err(),
+        source.class_counts(Split::Test).unwrap_err(),
+    ] {
+        assert!(matches!(err, DataError::UnknownClass { .. }), "{err:?}");
+        assert_eq!(err.to_string(), expected);
+    }
+    // The training split itself reads fine.
+    assert_eq!(source.load(Split::Train).unwrap().len(), 2);
+}
+
+#[test]
+fn folder_hidden_entries_are_neither_classes_nor_images() {
+    let dir = tempfile::tempdir().unwrap();
+    for name in [
+        "train/ant/0.png",
+        "train/ant/.1.png",
+        "train/.ipynb_checkpoints/0.png",
+        "train/bee/0.png",
+        "test/.ipynb_checkpoints/0.png",
+        "test/bee/0.png",
+    ] {
+        grey(dir.path(), name, 5);
+    }
+    std::fs::write(dir.path().join("train/.DS_Store"), b"junk").unwrap();
+    std::fs::write(dir.path().join("train/ant/.DS_Store"), b"junk").unwrap();
+    let source = folder_source(dir.path());
+    let train = source.load(Split::Train).unwrap();
+    assert_eq!(train.class_names, ["ant", "bee"]);
+    assert_eq!(train.labels, vec![0, 1]);
+    let test = source.load(Split::Test).unwrap();
+    assert_eq!(test.labels, vec![1]);
+    assert_eq!(source.class_counts(Split::Train).unwrap(), [1, 1]);
+    let geometry = source.geometry(Split::Train).unwrap();
+    assert_eq!((geometry.count, geometry.num_classes), (2, 2));
+    // A bare folder of class folders (`kd data stats`) skips them too.
+    let set = folder::read_folder(&dir.path().join("train")).unwrap();
+    assert_eq!(set.class_names, ["ant", "bee"]);
+}
+
+#[test]
+fn class_counts_come_from_labels_without_pixels() {
+    // IDX: the fixture's labels are 7, 0 and 9.
+    let dir = tempfile::tempdir().unwrap();
+    idx_fixture(dir.path(), true);
+    write(
+        &dir.path().join("t10k-images-idx3-ubyte"),
+        &idx_images(1, 2, 3, &[0; 6]),
+    );
+    write(
+        &dir.path().join("t10k-labels-idx1-ubyte"),
+        &idx_labels(&[4, 4]),
+    );
+    let source = data::DataSource {
+        format: DataFormat::Idx,
+        root: dir.path().into(),
+    };
+    let mut expected = vec![0; 10];
+    (expected[0], expected[7], expected[9]) = (1, 1, 1);
+    assert_eq!(source.class_counts(Split::Train).unwrap(), expected);
+    // One image but two labels: the plan sees the mismatch without reading pixels.
+    let err = source.class_counts(Split::Test).unwrap_err();
+    assert!(
+        matches!(
+            err,
+            DataError::CountMismatch {
+                n_images: 1,
+                n_labels: 2,
+                ..
+            }
+        ),
+        "{err:?}"
+    );
+
+    // CIFAR-100, plain and gzip: the fine label counts, and a bad one is named by its byte.
+    let dir = tempfile::tempdir().unwrap();
+    let mut bytes = cifar_record(&[0, 5], [1, 2, 3]);
+    bytes.extend(cifar_record(&[1, 99], [1, 2, 3]));
+    bytes.extend(cifar_record(&[2, 5], [1, 2, 3]));
+    write(&dir.path().join("train.bin"), &bytes);
+    write(
+        &dir.path().join("test.bin"),
+        &gzip(&cifar_record(&[0, 7], [0, 0, 0])),
+    );
+    let kind = cifar::CifarKind::Cifar100;
+    let path = dir.path().join("train.bin");
+    assert_eq!(cifar::read_labels(&path, kind).unwrap(), vec![5, 99, 5]);
+    assert_eq!(
+        cifar::read_labels(&path, kind).unwrap(),
+        cifar::read_file(&path, kind).unwrap().labels
+    );
+    let source = data::DataSource {
+        format: DataFormat::Cifar100,
+        root: dir.path().into(),
+    };
+    let counts = source.class_counts(Split::Train).unwrap();
+    assert_eq!(
+        (counts.len(), counts[5], counts[99], counts.iter().sum()),
+        (100, 2, 1, 3)
+    );
+    assert_eq!(source.class_counts(Split::Test).unwrap()[7], 1);
+    bytes[3074 + 1] = 100;
+    bytes.extend([1, 2]);
+    write(&path, &bytes);
+    assert!(matches!(
+        cifar::read_labels(&path, kind).unwrap_err(),
+        DataError::RecordSize { offset: 9222, .. }
+    ));
+    bytes.truncate(3 * 3074);
+    write(&path, &bytes);
+    assert!(matches!(
+        cifar::read_labels(&path, kind).unwrap_err(),
+        DataError::LabelOutOfRange {
+            offset: 3075,
+            label: 100,
+            ..
+        }
+    ));
+}

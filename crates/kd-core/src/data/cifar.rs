@@ -51,20 +51,57 @@ impl CifarKind {
     }
 }
 
+/// The number of records in `size` bytes, or the error naming where a partial record starts.
+fn record_count(path: &Path, size: u64, kind: CifarKind) -> Result<usize, DataError> {
+    let record = kind.record_len() as u64;
+    if size == 0 || size % record != 0 {
+        return Err(DataError::RecordSize {
+            path: path.into(),
+            size,
+            record,
+            format: kind.name(),
+            offset: size / record * record,
+        });
+    }
+    Ok((size / record) as usize)
+}
+
+/// The class label of every record of one binary file, read without its pixels (a plain file
+/// is read one label byte per record; a gzip-compressed one is inflated).
+///
+/// # Errors
+/// As [`read_file`]: the file's size and every label are checked.
+pub fn read_labels(path: &Path, kind: CifarKind) -> Result<Vec<u16>, DataError> {
+    use std::io::{Read, Seek, SeekFrom};
+    let record = kind.record_len();
+    let label_at = record - IMAGE - 1;
+    let io = |e| DataError::io(path, e);
+    let mut file = std::fs::File::open(path).map_err(io)?;
+    let size = file.metadata().map_err(io)?.len();
+    let mut magic = [0u8; 2];
+    let gzip = size >= 2 && file.read_exact(&mut magic).is_ok() && magic == [0x1f, 0x8b];
+    let label_bytes: Vec<u8> = if gzip {
+        let bytes = read_maybe_gz(path)?;
+        let n = record_count(path, bytes.len() as u64, kind)?;
+        (0..n).map(|i| bytes[i * record + label_at]).collect()
+    } else {
+        let n = record_count(path, size, kind)?;
+        let mut labels = vec![0u8; n];
+        for (i, label) in labels.iter_mut().enumerate() {
+            file.seek(SeekFrom::Start((i * record + label_at) as u64))
+                .map_err(io)?;
+            file.read_exact(std::slice::from_mut(label)).map_err(io)?;
+        }
+        labels
+    };
+    checked_labels(path, &label_bytes, label_at, record, kind.num_classes())
+}
+
 /// Reads one binary file.
 pub fn read_file(path: &Path, kind: CifarKind) -> Result<ImageSet, DataError> {
     let bytes = read_maybe_gz(path)?;
     let record = kind.record_len();
-    if bytes.is_empty() || bytes.len() % record != 0 {
-        return Err(DataError::RecordSize {
-            path: path.into(),
-            size: bytes.len() as u64,
-            record: record as u64,
-            format: kind.name(),
-            offset: (bytes.len() / record * record) as u64,
-        });
-    }
-    let n = bytes.len() / record;
+    let n = record_count(path, bytes.len() as u64, kind)?;
     let label_at = record - IMAGE - 1; // the fine label for CIFAR-100
     if kind == CifarKind::Cifar100 {
         let coarse: Vec<u8> = (0..n).map(|i| bytes[i * record]).collect();

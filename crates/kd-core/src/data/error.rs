@@ -115,6 +115,30 @@ pub enum DataError {
         /// The dataset's height.
         height: u32,
     },
+    /// A class folder of a split that the training split lacks: labelled by the training
+    /// split's class list, its images would have no class.
+    #[error(
+        "{path}: class folder `{}` is not a class of the training split {train} (its classes: \
+         {known}); remove or rename it",
+        path.file_name().map(|n| n.to_string_lossy()).unwrap_or_default()
+    )]
+    UnknownClass {
+        /// The class folder.
+        path: PathBuf,
+        /// The training split's folder.
+        train: PathBuf,
+        /// The training split's classes, comma-separated.
+        known: String,
+    },
+    /// A split that, with the run's settings, leaves the run nothing to do: no training step in
+    /// an epoch, or no image to evaluate. The message names the config keys involved.
+    #[error("{path}: {message}")]
+    NothingToDo {
+        /// The split's file or folder.
+        path: PathBuf,
+        /// What is missing, with the keys and numbers involved.
+        message: String,
+    },
     /// A path that should hold a dataset does not.
     #[error("{path}: {message}")]
     Missing {

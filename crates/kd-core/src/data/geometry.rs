@@ -1,5 +1,7 @@
 //! What a split looks like, read from headers and file sizes only: image count, channels, size,
-//! classes. The plan uses it to size networks and check shapes before loading any pixels.
+//! classes ([`Geometry`]); and how many images each class has, from label bytes and folder
+//! listings ([`DataSource::class_counts`]). The plan uses them to size networks, check shapes
+//! and count what per-class limits leave, before loading any pixels.
 
 use std::io::{Read, Seek, SeekFrom};
 use std::path::Path;
@@ -7,7 +9,10 @@ use std::path::Path;
 use serde::Serialize;
 
 use super::base::{DataFormat, Split};
+use super::cifar::{self, CifarKind};
 use super::error::DataError;
+use super::folder::{self, Classes};
+use super::idx::{self, IDX_CLASSES, checked_labels};
 use super::source::DataSource;
 
 /// Shape of a split.
@@ -86,48 +91,87 @@ impl DataSource {
                     num_classes,
                 })
             }
-            DataFormat::Folder => folder_geometry(&paths[0]),
+            DataFormat::Folder => {
+                folder_geometry(&paths[0], &Classes::for_split(&self.root, split)?)
+            }
         }
+    }
+
+    /// Images per class of `split` (index = label), from label bytes and folder listings; no
+    /// pixel is read. The plan counts what per-class limits leave with it.
+    ///
+    /// # Errors
+    /// The readers' errors about labels: a label out of range (with its byte offset), an IDX
+    /// label file whose count differs from its image file's, a CIFAR file that is not a whole
+    /// number of records, a class folder the training split lacks.
+    pub fn class_counts(&self, split: Split) -> Result<Vec<usize>, DataError> {
+        let paths = self.split_paths(split)?;
+        let (labels, num_classes) = match self.format {
+            DataFormat::Idx => {
+                let array = idx::read_idx(&paths[1], 1)?;
+                let [n_images, _, _] = idx_header(&paths[0])?;
+                if n_images != array.dims[0] {
+                    return Err(DataError::CountMismatch {
+                        images: paths[0].clone(),
+                        labels: paths[1].clone(),
+                        n_images: n_images as u64,
+                        n_labels: array.dims[0] as u64,
+                    });
+                }
+                let labels =
+                    checked_labels(&paths[1], &array.data, array.header_len, 1, IDX_CLASSES)?;
+                (labels, IDX_CLASSES)
+            }
+            DataFormat::Cifar10 | DataFormat::Cifar100 => {
+                let kind = if self.format == DataFormat::Cifar10 {
+                    CifarKind::Cifar10
+                } else {
+                    CifarKind::Cifar100
+                };
+                let mut labels = Vec::new();
+                for path in &paths {
+                    labels.extend(cifar::read_labels(path, kind)?);
+                }
+                (labels, kind.num_classes())
+            }
+            DataFormat::Folder => {
+                let classes = Classes::for_split(&self.root, split)?;
+                let labels = folder::list_images(&paths[0], &classes)?
+                    .into_iter()
+                    .map(|(_, label)| label)
+                    .collect();
+                (labels, classes.names.len())
+            }
+        };
+        let mut counts = vec![0; num_classes];
+        for label in labels {
+            counts[label as usize] += 1;
+        }
+        Ok(counts)
     }
 }
 
-fn folder_geometry(root: &Path) -> Result<Geometry, DataError> {
-    let mut classes: Vec<_> = std::fs::read_dir(root)
-        .map_err(|e| DataError::io(root, e))?
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| p.is_dir())
-        .collect();
-    classes.sort();
+fn folder_geometry(dir: &Path, classes: &Classes) -> Result<Geometry, DataError> {
     let (mut count, mut size, mut colour) = (0, None, false);
-    for class in &classes {
-        for entry in std::fs::read_dir(class).map_err(|e| DataError::io(class, e))? {
-            let path = entry.map_err(|e| DataError::io(class, e))?.path();
-            let is_image = path
-                .extension()
-                .and_then(|e| e.to_str())
-                .is_some_and(|e| ["png", "jpg", "jpeg"].contains(&e.to_ascii_lowercase().as_str()));
-            if !is_image {
-                continue;
-            }
-            let decode = |e: image::ImageError| DataError::Decode {
-                path: path.clone(),
-                message: e.to_string(),
-            };
-            let decoder = image::ImageReader::open(&path)
-                .map_err(|e| DataError::io(&path, e))?
-                .with_guessed_format()
-                .map_err(|e| DataError::io(&path, e))?
-                .into_decoder()
-                .map_err(decode)?;
-            use image::ImageDecoder;
-            colour |= decoder.color_type().has_color();
-            size.get_or_insert(decoder.dimensions());
-            count += 1;
-        }
+    for (path, _) in folder::list_images(dir, classes)? {
+        let decode = |e: image::ImageError| DataError::Decode {
+            path: path.clone(),
+            message: e.to_string(),
+        };
+        let decoder = image::ImageReader::open(&path)
+            .map_err(|e| DataError::io(&path, e))?
+            .with_guessed_format()
+            .map_err(|e| DataError::io(&path, e))?
+            .into_decoder()
+            .map_err(decode)?;
+        use image::ImageDecoder;
+        colour |= decoder.color_type().has_color();
+        size.get_or_insert(decoder.dimensions());
+        count += 1;
     }
     let Some((width, height)) = size else {
         return Err(DataError::Missing {
-            path: root.into(),
+            path: dir.into(),
             message: "no PNG or JPEG files in class folders".into(),
         });
     };
@@ -136,6 +180,6 @@ fn folder_geometry(root: &Path) -> Result<Geometry, DataError> {
         channels: if colour { 3 } else { 1 },
         height: height as usize,
         width: width as usize,
-        num_classes: classes.len(),
+        num_classes: classes.names.len(),
     })
 }

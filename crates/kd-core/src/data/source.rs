@@ -42,14 +42,17 @@ impl DataSource {
         }
     }
 
-    /// Reads `split` into memory.
+    /// Reads `split` into memory. Every split of an image folder dataset is labelled by the
+    /// training split's class list.
     pub fn load(&self, split: Split) -> Result<ImageSet, DataError> {
         let paths = self.split_paths(split)?;
         match self.format {
             DataFormat::Idx => idx::read_pair(&paths[0], &paths[1], idx::IDX_CLASSES),
             DataFormat::Cifar10 => cifar::read_files(&paths, CifarKind::Cifar10),
             DataFormat::Cifar100 => cifar::read_files(&paths, CifarKind::Cifar100),
-            DataFormat::Folder => folder::read_folder(&paths[0]),
+            DataFormat::Folder => {
+                folder::read_split(&paths[0], &folder::Classes::for_split(&self.root, split)?)
+            }
         }
     }
 }

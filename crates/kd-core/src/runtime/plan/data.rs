@@ -1,10 +1,19 @@
 //! The dataset half of the plan: where the files are, what the images look like (from headers
-//! only), and the normalisation constants.
+//! only), how many images each class keeps under the per-class limits (from labels and folder
+//! listings), and the normalisation constants.
+//!
+//! A plan that would train nothing or evaluate nothing is refused here, naming the keys and the
+//! numbers: a per-class limit of 0, an empty split, a batch larger than the training split with
+//! `data.drop_last`. The run checks the loaded splits again ([`DataPlan::check_loaded`]) before
+//! its first step, so a run never reports success for work it did not do.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
-use crate::config::{Issues, LoadedConfig};
-use crate::data::{DataError, DataSource, Geometry, Split, default_root};
+use crate::config::{DataSection, Issues, LoadedConfig};
+use crate::data::{
+    DataError, DataFormat, DataSource, Geometry, ImageSet, Split, batches_per_epoch, default_root,
+    folder,
+};
 
 /// The dataset side of a plan.
 #[derive(Debug, Clone)]
@@ -25,6 +34,172 @@ pub struct DataPlan {
     pub mean: Vec<f32>,
     /// Per-channel std.
     pub std: Vec<f32>,
+    /// Training images per class (index = label), after `data.train_per_class`.
+    pub train_classes: Vec<usize>,
+    /// Test images per class (index = label), after `data.test_per_class`.
+    pub test_classes: Vec<usize>,
+}
+
+impl DataPlan {
+    /// Training images the run uses (after `data.train_per_class`).
+    pub fn train_images(&self) -> usize {
+        self.train_classes.iter().sum()
+    }
+
+    /// Test images every evaluation reads (after `data.test_per_class`).
+    pub fn test_images(&self) -> usize {
+        self.test_classes.iter().sum()
+    }
+
+    /// Checks the splits a run loaded against the data settings before its first step: the
+    /// training split must give an epoch at least one step, the test split at least one image.
+    /// Returns the batches (steps) per epoch.
+    ///
+    /// # Errors
+    /// [`DataError::NothingToDo`] naming the split's file and the keys involved.
+    pub fn check_loaded(
+        &self,
+        train: &ImageSet,
+        test: &ImageSet,
+        c: &DataSection,
+    ) -> Result<usize, DataError> {
+        let at = |files: &[PathBuf]| {
+            files
+                .first()
+                .cloned()
+                .unwrap_or_else(|| self.source.root.clone())
+        };
+        if let Some((key, message)) = no_step(train.len(), c) {
+            return Err(DataError::NothingToDo {
+                path: at(&self.train_files),
+                message: format!("{key}: {message}"),
+            });
+        }
+        if let Some((key, message)) = no_evaluation(test.len(), c) {
+            return Err(DataError::NothingToDo {
+                path: at(&self.test_files),
+                message: format!("{key}: {message}"),
+            });
+        }
+        Ok(batches_per_epoch(train.len(), c.batch_size, c.drop_last))
+    }
+}
+
+/// Why `images` training images give an epoch no step under `c`: the key to change and the
+/// message, with the numbers. `None` when an epoch takes at least one step (or the batch size
+/// is 0, an error of its own).
+fn no_step(images: usize, c: &DataSection) -> Option<(&'static str, String)> {
+    if images == 0 {
+        return Some(match c.train_per_class {
+            Some(0) => (
+                "data.train_per_class",
+                "is 0: no training image is kept, so no step would be taken".into(),
+            ),
+            _ => (
+                "data.root",
+                "the training split holds no image, so no step would be taken".into(),
+            ),
+        });
+    }
+    if c.batch_size == 0 || batches_per_epoch(images, c.batch_size, c.drop_last) > 0 {
+        return None;
+    }
+    let limit = c
+        .train_per_class
+        .map(|n| format!(" (data.train_per_class = {n})"))
+        .unwrap_or_default();
+    Some((
+        "data.batch_size",
+        format!(
+            "{} > {images} training images{limit} with data.drop_last = true: every epoch would \
+             take 0 steps; lower data.batch_size or set data.drop_last = false",
+            c.batch_size
+        ),
+    ))
+}
+
+/// Why `images` test images leave nothing to evaluate: the key and the message. `None` when
+/// there is at least one.
+fn no_evaluation(images: usize, c: &DataSection) -> Option<(&'static str, String)> {
+    (images == 0).then(|| match c.test_per_class {
+        Some(0) => (
+            "data.test_per_class",
+            "is 0: no test image is kept, so no accuracy could be measured".into(),
+        ),
+        _ => (
+            "data.root",
+            "the test split holds no image, so no accuracy could be measured".into(),
+        ),
+    })
+}
+
+/// Each class's count under a per-class limit.
+fn limited(counts: &[usize], per_class: Option<usize>) -> Vec<usize> {
+    counts
+        .iter()
+        .map(|&n| per_class.map_or(n, |limit| n.min(limit)))
+        .collect()
+}
+
+/// The published per-class counts of a standard dataset (balanced).
+fn standard_counts(geometry: &Geometry) -> Vec<usize> {
+    vec![geometry.count / geometry.num_classes.max(1); geometry.num_classes]
+}
+
+/// Refuses a plan that would take no step or evaluate no image; warns of training classes
+/// without an image.
+fn check_counts(
+    plan: &DataPlan,
+    c: &DataSection,
+    issues: &mut Issues<'_>,
+    warnings: &mut Vec<String>,
+) {
+    if let Some((key, message)) = no_step(plan.train_images(), c) {
+        issues.push(key, message);
+    }
+    if let Some((key, message)) = no_evaluation(plan.test_images(), c) {
+        issues.push(key, message);
+    }
+    let empty: Vec<usize> = (0..plan.train_classes.len())
+        .filter(|&class| plan.train_classes[class] == 0)
+        .collect();
+    if empty.is_empty() || plan.train_images() == 0 {
+        return;
+    }
+    let names = class_names(
+        &plan.source.root,
+        plan.source.format,
+        plan.train.num_classes,
+    );
+    let mut listed: Vec<String> = empty
+        .iter()
+        .take(10)
+        .map(|&class| format!("`{}`", names[class]))
+        .collect();
+    if empty.len() > listed.len() {
+        listed.push("…".into());
+    }
+    warnings.push(format!(
+        "data.root: {} of the {} classes have no training image ({}): the network never learns \
+         them",
+        empty.len(),
+        plan.train.num_classes,
+        listed.join(", ")
+    ));
+}
+
+/// Class names for messages: an image folder's folder names, else the labels' numbers.
+fn class_names(root: &Path, format: DataFormat, num_classes: usize) -> Vec<String> {
+    let names = (format == DataFormat::Folder)
+        .then(|| folder::Classes::for_split(root, Split::Train).ok())
+        .flatten()
+        .map(|classes| classes.names)
+        .unwrap_or_default();
+    if names.len() == num_classes {
+        names
+    } else {
+        ImageSet::numbered_classes(num_classes)
+    }
 }
 
 pub(super) fn plan_data(
@@ -60,10 +235,10 @@ pub(super) fn plan_data(
         format: c.format,
         root,
     };
-    let mut split = |split: Split| match source
-        .split_paths(split)
-        .and_then(|files| Ok((files, source.geometry(split)?)))
-    {
+    let mut split = |split: Split| match source.split_paths(split).and_then(|files| {
+        let geometry = source.geometry(split)?;
+        Ok((files, geometry, source.class_counts(split)?))
+    }) {
         Ok(found) => Some(found),
         Err(DataError::Missing { path, .. })
             if allow_missing && c.format.standard_geometry(split).is_some() =>
@@ -73,15 +248,19 @@ pub(super) fn plan_data(
                 path.display(),
                 c.format
             ));
-            c.format.standard_geometry(split).map(|g| (Vec::new(), g))
+            c.format
+                .standard_geometry(split)
+                .map(|g| (Vec::new(), g, standard_counts(&g)))
         }
         Err(e) => {
             issues.push("data.root", e.to_string());
             None
         }
     };
-    let (train_files, train) = split(Split::Train)?;
-    let (test_files, test) = split(Split::Test)?;
+    let train_split = split(Split::Train);
+    let test_split = split(Split::Test);
+    let ((train_files, train, train_counts), (test_files, test, test_counts)) =
+        (train_split?, test_split?);
     if c.batch_size == 0 {
         issues.push("data.batch_size", "must be at least 1");
     }
@@ -118,7 +297,7 @@ pub(super) fn plan_data(
     if std.iter().any(|&s| s <= 0.0) {
         issues.push("data.std", "every value must be positive");
     }
-    Some(DataPlan {
+    let plan = DataPlan {
         source,
         train,
         test,
@@ -127,5 +306,153 @@ pub(super) fn plan_data(
         input_size: c.input_size,
         mean,
         std,
-    })
+        train_classes: limited(&train_counts, c.train_per_class),
+        test_classes: limited(&test_counts, c.test_per_class),
+    };
+    check_counts(&plan, c, issues, warnings);
+    Some(plan)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn section(
+        batch_size: usize,
+        drop_last: bool,
+        train_per_class: Option<usize>,
+        test_per_class: Option<usize>,
+    ) -> DataSection {
+        DataSection {
+            batch_size,
+            drop_last,
+            train_per_class,
+            test_per_class,
+            ..DataSection::default()
+        }
+    }
+
+    fn set(len: usize) -> ImageSet {
+        ImageSet {
+            pixels: vec![0; len * 4],
+            labels: vec![0; len],
+            num_classes: 2,
+            channels: 1,
+            height: 2,
+            width: 2,
+            class_names: ImageSet::numbered_classes(2),
+        }
+    }
+
+    fn plan() -> DataPlan {
+        let geometry = Geometry {
+            count: 4,
+            channels: 1,
+            height: 2,
+            width: 2,
+            num_classes: 2,
+        };
+        DataPlan {
+            source: DataSource {
+                format: DataFormat::Idx,
+                root: "root".into(),
+            },
+            train: geometry,
+            test: geometry,
+            train_files: vec!["root/train-images".into()],
+            test_files: vec!["root/t10k-images".into()],
+            input_size: 2,
+            mean: vec![0.5],
+            std: vec![0.5],
+            train_classes: vec![2, 2],
+            test_classes: vec![2, 2],
+        }
+    }
+
+    #[test]
+    fn a_batch_larger_than_the_split_with_drop_last_takes_no_step() {
+        let (key, message) = no_step(200, &section(500, true, Some(20), None)).unwrap();
+        assert_eq!(key, "data.batch_size");
+        assert!(
+            message.starts_with(
+                "500 > 200 training images (data.train_per_class = 20) with data.drop_last = \
+                 true: every epoch would take 0 steps"
+            ),
+            "{message}"
+        );
+        // Without drop_last the smaller batch is a step; an exact fit is one step.
+        assert_eq!(no_step(200, &section(500, false, None, None)), None);
+        assert_eq!(no_step(500, &section(500, true, None, None)), None);
+        // A batch size of 0 is reported by its own check, not as a stepless epoch.
+        assert_eq!(no_step(200, &section(0, true, None, None)), None);
+    }
+
+    #[test]
+    fn empty_splits_name_the_limit_or_the_root() {
+        let limit = no_step(0, &section(16, false, Some(0), None)).unwrap();
+        assert_eq!(limit.0, "data.train_per_class");
+        assert!(
+            limit.1.starts_with("is 0: no training image"),
+            "{}",
+            limit.1
+        );
+        assert_eq!(
+            no_step(0, &section(16, false, None, None)).unwrap().0,
+            "data.root"
+        );
+        let test = no_evaluation(0, &section(16, false, None, Some(0))).unwrap();
+        assert_eq!(test.0, "data.test_per_class");
+        assert!(
+            test.1.contains("no accuracy could be measured"),
+            "{}",
+            test.1
+        );
+        assert_eq!(
+            no_evaluation(0, &section(16, false, None, None)).unwrap().0,
+            "data.root"
+        );
+        assert_eq!(no_evaluation(1, &section(16, false, None, Some(0))), None);
+    }
+
+    #[test]
+    fn per_class_limits_count_what_each_class_has() {
+        // A class with fewer images than the limit keeps what it has; an absent one none.
+        assert_eq!(limited(&[5, 0, 30], Some(10)), [5, 0, 10]);
+        assert_eq!(limited(&[5, 0, 30], None), [5, 0, 30]);
+        let g = DataFormat::Cifar100.standard_geometry(Split::Test).unwrap();
+        assert_eq!(standard_counts(&g), vec![100; 100]);
+    }
+
+    #[test]
+    fn loaded_splits_are_checked_before_the_first_step() {
+        let plan = plan();
+        assert_eq!(
+            plan.check_loaded(&set(5), &set(1), &section(2, true, None, None))
+                .unwrap(),
+            2
+        );
+        assert_eq!(
+            plan.check_loaded(&set(5), &set(1), &section(2, false, None, None))
+                .unwrap(),
+            3
+        );
+        let err = plan
+            .check_loaded(&set(3), &set(1), &section(4, true, None, None))
+            .unwrap_err();
+        assert!(matches!(err, DataError::NothingToDo { .. }), "{err:?}");
+        assert_eq!(
+            err.to_string(),
+            "root/train-images: data.batch_size: 4 > 3 training images with data.drop_last = \
+             true: every epoch would take 0 steps; lower data.batch_size or set data.drop_last \
+             = false"
+        );
+        let err = plan
+            .check_loaded(&set(3), &set(0), &section(2, true, None, Some(0)))
+            .unwrap_err();
+        assert!(
+            err.to_string()
+                .starts_with("root/t10k-images: data.test_per_class: is 0"),
+            "{err}"
+        );
+    }
 }

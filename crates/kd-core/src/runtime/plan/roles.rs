@@ -1,13 +1,18 @@
 //! The roles of a plan: the student always, every other role as the stack asks for it. Each
-//! method's [`RoleNeed`](crate::method::RoleNeed)s are merged per role (who trains it, in which
-//! phase, whether it must be pretrained, its BatchNorm mode, a suggested learning rate) and
-//! conflicts rejected; then each used role's network is planned from its architecture and its
-//! checkpoint checked (`checkpoints.rs`).
+//! method's [`RoleNeed`]s are merged per role (who trains it, in which phase, whether it must be
+//! pretrained, its BatchNorm mode, a suggested learning rate) and conflicts rejected, each
+//! naming the role and both declarations' keys: a role declared frozen by one instance and
+//! trained by another (the student is always trained by the task loss), trained in two phases,
+//! asked for with two BatchNorm modes or with two learning rates (unless `networks.<role>.lr`
+//! decides). Two instances training one role in the same phase is meaningful (DML and CTSL-MKT
+//! peers: their terms add up in one update); the plan says so in a warning. Then each used
+//! role's network is planned from its architecture and its checkpoint checked
+//! (`checkpoints.rs`).
 
 use std::collections::BTreeMap;
 
 use crate::config::{Issues, RunConfig};
-use crate::method::{BnMode, MAIN_PHASE, PlannedNetwork};
+use crate::method::{BnMode, MAIN_PHASE, PlannedNetwork, RoleNeed};
 use crate::zoo::{self, ModelSpec};
 
 use super::checkpoints::Checker;
@@ -19,42 +24,57 @@ pub(super) struct RoleUse {
     /// The keys of the methods that need it pretrained.
     pub(super) pretrained: Vec<String>,
     bn: BnMode,
-    bn_key: Option<String>,
     lr: Option<f64>,
     used_by: Vec<String>,
+    /// A warning for the plan: several instances train the role in one phase.
+    shared: Option<String>,
 }
 
-impl RoleUse {
-    fn unused() -> Self {
-        RoleUse {
-            trained_in: None,
-            pretrained: vec![],
-            bn: BnMode::Eval,
-            bn_key: None,
-            lr: None,
-            used_by: vec![],
+/// One declaration about a role: who made it (a method instance, or the task loss for the
+/// student) and what it asks.
+struct Declaration<'a> {
+    instance: &'a str,
+    need: &'a RoleNeed,
+}
+
+impl Declaration<'_> {
+    /// How messages name the declaration: its key, or the task loss.
+    fn who(&self) -> String {
+        if self.need.key.is_empty() {
+            "the task loss".into()
+        } else {
+            format!("`{}`", self.need.key)
         }
     }
 }
 
-/// Merges every method's role needs, with the student trained by the task loss.
+fn bn_words(bn: BnMode) -> &'static str {
+    match bn {
+        BnMode::Eval => "BatchNorm in evaluation mode",
+        BnMode::Train => "BatchNorm in training mode",
+    }
+}
+
+/// Merges every method's role needs, with the student trained by the task loss; conflicting
+/// declarations are issues, meaningful shared training a warning [`plan_roles`] gives.
 pub(super) fn merge_needs(
     config: &RunConfig,
     methods: &[MethodInstance],
     issues: &mut Issues<'_>,
 ) -> BTreeMap<String, RoleUse> {
-    let mut merged: BTreeMap<String, RoleUse> = BTreeMap::new();
-    merged.insert(
-        "student".into(),
-        RoleUse {
-            trained_in: Some(MAIN_PHASE.into()),
-            used_by: vec!["task loss".into()],
-            ..RoleUse::unused()
-        },
-    );
     if !config.networks.contains_key("student") {
         issues.push("networks.student", "every run needs a [networks.student]");
     }
+    // The task loss trains the student in the main phase (its key is empty: it is no method's).
+    let task_loss = RoleNeed {
+        key: String::new(),
+        ..RoleNeed::trained("student", "")
+    };
+    let mut declared: BTreeMap<&str, Vec<Declaration<'_>>> = BTreeMap::new();
+    declared.entry("student").or_default().push(Declaration {
+        instance: "task loss",
+        need: &task_loss,
+    });
     for m in methods {
         for need in &m.needs.roles {
             if !config.networks.contains_key(&need.role) {
@@ -67,50 +87,136 @@ pub(super) fn merge_needs(
                 );
                 continue;
             }
-            let entry = merged
-                .entry(need.role.clone())
-                .or_insert_with(RoleUse::unused);
-            if need.lr.is_some() {
-                entry.lr = need.lr;
-            }
-            if let Some(phase) = &need.trained_in {
-                match &entry.trained_in {
-                    Some(existing) if existing != phase => issues.push(
-                        &need.key,
-                        format!(
-                            "trains role `{}` in phase `{phase}`, but it is already trained in \
-                             `{existing}`",
-                            need.role
-                        ),
-                    ),
-                    _ => entry.trained_in = Some(phase.clone()),
-                }
-            }
-            if need.pretrained {
-                entry.pretrained.push(need.key.clone());
-            }
-            if need.bn == BnMode::Train {
-                entry.bn = BnMode::Train;
-                entry.bn_key = Some(need.key.clone());
-            }
-            entry.used_by.push(m.instance.clone());
+            declared
+                .entry(need.role.as_str())
+                .or_default()
+                .push(Declaration {
+                    instance: &m.instance,
+                    need,
+                });
         }
     }
-    for (role, entry) in &merged {
-        if entry.trained_in.is_some()
-            && entry.bn == BnMode::Train
-            && let Some(key) = &entry.bn_key
-        {
+    declared
+        .into_iter()
+        .map(|(role, declarations)| {
+            let merged = merge_role(config, role, &declarations, issues);
+            (role.to_string(), merged)
+        })
+        .collect()
+}
+
+/// One role's declarations merged; conflicts reported.
+fn merge_role(
+    config: &RunConfig,
+    role: &str,
+    declarations: &[Declaration<'_>],
+    issues: &mut Issues<'_>,
+) -> RoleUse {
+    let mut shared = None;
+    let trainer = declarations.iter().find(|d| d.need.trained_in.is_some());
+    let mut conflict = false;
+    if let Some(trainer) = trainer {
+        let phase = trainer.need.trained_in.as_deref().unwrap_or(MAIN_PHASE);
+        for d in declarations {
+            match d.need.trained_in.as_deref() {
+                Some(other) if other != phase => issues.push(
+                    &d.need.key,
+                    format!(
+                        "trains role `{role}` in phase `{other}`, but it is already trained in \
+                         `{phase}` by {}; a role is trained in one phase only",
+                        trainer.who()
+                    ),
+                ),
+                Some(_) => continue,
+                None => issues.push(
+                    &d.need.key,
+                    format!(
+                        "asks for role `{role}` frozen{}, but {} trains it in phase `{phase}`; \
+                         give one of them another role",
+                        if d.need.bn == BnMode::Train {
+                            format!(" with {}", bn_words(BnMode::Train))
+                        } else {
+                            String::new()
+                        },
+                        trainer.who()
+                    ),
+                ),
+            }
+            conflict = true;
+        }
+        let sharing: Vec<String> = declarations
+            .iter()
+            .filter(|d| !d.need.key.is_empty() && d.need.trained_in.as_deref() == Some(phase))
+            .map(Declaration::who)
+            .collect();
+        if role != "student" && sharing.len() > 1 {
+            shared = Some(format!(
+                "role `{role}` is trained in phase `{phase}` by {}: their terms add up in one \
+                 update of it",
+                sharing.join(" and ")
+            ));
+        }
+    }
+    // BatchNorm where the role is not trained: every method must ask for the same mode (the
+    // task loss asks for none).
+    let methods: Vec<&Declaration<'_>> = declarations
+        .iter()
+        .filter(|d| !d.need.key.is_empty())
+        .collect();
+    let bn = methods.first().map_or(BnMode::Eval, |d| d.need.bn);
+    if !conflict && let Some(first) = methods.first() {
+        for d in methods.iter().filter(|d| d.need.bn != bn) {
             issues.push(
-                key,
+                &d.need.key,
                 format!(
-                    "asks for role `{role}` frozen with BatchNorm in training mode, but it is \
-                     trained"
+                    "asks for role `{role}` with {}, but {} asks for it with {}",
+                    bn_words(d.need.bn),
+                    first.who(),
+                    bn_words(bn)
                 ),
             );
         }
     }
-    merged
+    // A suggested learning rate: the role's own key decides; else suggestions must agree.
+    let suggesting: Vec<&Declaration<'_>> = methods
+        .iter()
+        .copied()
+        .filter(|d| d.need.lr.is_some())
+        .collect();
+    let lr = suggesting.first().and_then(|d| d.need.lr);
+    let own_lr = config.networks.get(role).and_then(|n| n.lr).is_some();
+    if !own_lr && let Some(first) = suggesting.first() {
+        for d in suggesting.iter().filter(|d| d.need.lr != lr) {
+            issues.push(
+                &d.need.key,
+                format!(
+                    "suggests learning rate {} for role `{role}`, but {} suggests {}; set \
+                     networks.{role}.lr to choose",
+                    d.need.lr.unwrap_or_default(),
+                    first.who(),
+                    lr.unwrap_or_default()
+                ),
+            );
+        }
+    }
+    let mut used_by: Vec<String> = Vec::new();
+    for d in declarations {
+        if !used_by.iter().any(|u| u == d.instance) {
+            used_by.push(d.instance.to_string());
+        }
+    }
+    RoleUse {
+        trained_in: trainer.and_then(|t| t.need.trained_in.clone()),
+        pretrained: declarations
+            .iter()
+            .filter(|d| d.need.pretrained)
+            .map(|d| d.need.key.clone())
+            .collect(),
+        bn,
+        lr,
+        used_by,
+        shared,
+    }
 }
 
 /// Plans every configured role the stack uses, `student` first, then the others by name.
@@ -133,6 +239,9 @@ pub(super) fn plan_roles(
             ));
             continue;
         };
+        if let Some(shared) = &entry.shared {
+            checker.warnings.push(shared.clone());
+        }
         let Some(zoo_entry) = zoo::find(&network.arch) else {
             checker.issues.push(
                 &format!("networks.{role}.arch"),

@@ -192,7 +192,10 @@ fn stack_and_method_table_errors_name_their_keys() {
             jail,
             "stack = [\"a\"]\n[method.a]\nkind = \"probe\"\nweight = \"heavy\"\n",
         );
-        assert!(has(&found, "method.a.weight", "finite number"), "{found:?}");
+        assert!(
+            has(&found, "method.a.weight", "must be a non-negative number"),
+            "{found:?}"
+        );
         let found = issues(
             jail,
             "stack = [\"a\"]\n[method.a]\nkind = \"probe\"\nrolez = []\n",
@@ -423,4 +426,156 @@ fn an_unknown_kind_lists_the_known_ones() {
     );
     // The global registry of this test binary holds the probe only.
     assert_eq!(Registry::global().unwrap().kinds(), ["probe"]);
+}
+
+/// The plan problems of a whole config text (`ROOT` stands for the shipped subset).
+fn domain_issues(jail: &mut Jail, text: &str) -> Vec<ConfigIssue> {
+    jail.create_file("d.toml", &text.replace("ROOT", &data_root()))
+        .unwrap();
+    let loaded = config::load(Some("d.toml".as_ref()), &[]).unwrap();
+    match runtime::plan(&loaded, Registry::global().expect("registry")) {
+        Ok(_) => panic!("expected plan errors for:\n{text}"),
+        Err(e) => e.issues,
+    }
+}
+
+#[test]
+fn every_numeric_key_outside_its_domain_is_reported_once_at_its_key() {
+    Jail::expect_with(|jail| {
+        let text = r#"
+stack = ["a"]
+[run]
+epochs = 3
+[networks.student]
+arch = "resnet8"
+lr = -0.1
+ce_weight = nan
+[data]
+root = "ROOT"
+batch_size = 0
+eval_batch_size = 0
+mean = [nan]
+std = [inf]
+[optim]
+lr = -1
+momentum = 1.5
+weight_decay = -1e-4
+[schedule]
+milestones = [5, 3]
+gamma = 0
+min_factor = nan
+warmup_epochs = 3
+restarts = [3]
+[loss]
+ce_weight = nan
+[method.a]
+kind = "probe"
+weight = -1
+"#;
+        let found = domain_issues(jail, text);
+        for (key, message) in [
+            ("networks.student.lr", "must be a non-negative number"),
+            (
+                "networks.student.ce_weight",
+                "must be a non-negative number",
+            ),
+            ("data.batch_size", "must be at least 1"),
+            ("data.eval_batch_size", "must be at least 1"),
+            ("data.mean[0]", "NaN is not a finite number"),
+            ("data.std[0]", "inf is not a finite number"),
+            ("optim.lr", "must be a positive number"),
+            ("optim.momentum", "must be between 0 and 1"),
+            ("optim.weight_decay", "must be a non-negative number"),
+            ("schedule.milestones", "must be increasing epochs after 0"),
+            ("schedule.gamma", "must be a positive number"),
+            ("schedule.min_factor", "must be between 0 and 1"),
+            (
+                "schedule.warmup_epochs",
+                "must be fewer than run.epochs (3): the rate would never reach its base value",
+            ),
+            (
+                "schedule.restarts",
+                "must be increasing epochs strictly between 0 and run.epochs (3)",
+            ),
+            ("loss.ce_weight", "must be a non-negative number"),
+            ("method.a.weight", "must be a non-negative number"),
+        ] {
+            let at_key: Vec<&ConfigIssue> = found
+                .iter()
+                .filter(|i| i.key.as_deref() == Some(key))
+                .collect();
+            assert_eq!(at_key.len(), 1, "one issue at {key}: {found:?}");
+            assert!(at_key[0].message.contains(message), "{key}: {found:?}");
+            assert_eq!(at_key[0].source.as_deref(), Some("file d.toml"), "{key}");
+        }
+        Ok(())
+    });
+}
+
+#[test]
+fn schedule_epochs_are_checked_against_the_run_and_its_restarts() {
+    Jail::expect_with(|jail| {
+        let head =
+            "[run]\nepochs = 4\n[networks.student]\narch = \"resnet8\"\n[data]\nroot = \"ROOT\"\n";
+        // In its domain: a warm-up shorter than the run, milestones increasing.
+        let ok = format!("{head}[schedule]\nmilestones = [1, 2]\nwarmup_epochs = 3\n");
+        jail.create_file("ok.toml", &ok.replace("ROOT", &data_root()))?;
+        let loaded = config::load(Some("ok.toml".as_ref()), &[]).unwrap();
+        runtime::plan(&loaded, Registry::global().unwrap()).unwrap();
+        // A warm-up as long as the first segment, a milestone at 0, a repeated milestone.
+        let text =
+            format!("{head}[schedule]\nmilestones = [0, 2]\nwarmup_epochs = 2\nrestarts = [2]\n");
+        let found = domain_issues(jail, &text);
+        assert!(
+            has(
+                &found,
+                "schedule.warmup_epochs",
+                "must be fewer than the first restart (2)"
+            ),
+            "{found:?}"
+        );
+        assert!(has(&found, "schedule.milestones", "after 0"), "{found:?}");
+        assert_eq!(found.len(), 2, "{found:?}");
+        let text = format!("{head}[schedule]\nmilestones = [2, 2]\n");
+        let found = domain_issues(jail, &text);
+        assert!(
+            has(&found, "schedule.milestones", "increasing"),
+            "{found:?}"
+        );
+        Ok(())
+    });
+}
+
+#[test]
+fn a_method_kind_that_is_not_a_string_says_so_and_lists_the_kinds() {
+    Jail::expect_with(|jail| {
+        let found = issues(
+            jail,
+            "stack = [\"a\", \"b\"]\n[method.a]\nkind = 3\n[method.b]\nweight = 1\n",
+        );
+        assert!(
+            has(
+                &found,
+                "method.a.kind",
+                "must be a string naming a method kind, not `3`; known kinds: probe"
+            ),
+            "{found:?}"
+        );
+        assert!(
+            has(
+                &found,
+                "method.b.kind",
+                "missing: every method instance names its kind; known kinds: probe"
+            ),
+            "{found:?}"
+        );
+        // A bad weight does not hide the problems of the rest of the table.
+        let found = issues(
+            jail,
+            "stack = [\"a\"]\n[method.a]\nkind = \"probe\"\nweight = -2\nrolez = []\n",
+        );
+        assert!(has(&found, "method.a.weight", "non-negative"), "{found:?}");
+        assert!(has(&found, "method.a.rolez", "unknown field"), "{found:?}");
+        Ok(())
+    });
 }

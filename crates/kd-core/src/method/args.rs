@@ -2,6 +2,7 @@
 //! name the full key and its source like every other configuration error.
 
 use serde::de::DeserializeOwned;
+use serde_path_to_error::Segment;
 
 use crate::config::{ConfigError, ConfigIssue};
 
@@ -89,29 +90,85 @@ impl MethodArgs<'_> {
             .then(|| self.issue(key, "must be a non-negative number"))
     }
 
-    /// The issue on `key` unless `low ≤ value ≤ high`.
+    /// The issue on `key` unless `value` is a finite number with `low ≤ value ≤ high` (NaN
+    /// and infinities fail even when a bound is infinite).
     pub fn in_range(&self, key: &str, value: f64, low: f64, high: f64) -> Option<ConfigIssue> {
-        (!(low..=high).contains(&value))
+        (!(value.is_finite() && (low..=high).contains(&value)))
             .then(|| self.issue(key, format!("must be between {low} and {high}")))
     }
 
     /// Deserialises the instance's keys into `T` (which should deny unknown fields), reporting
-    /// the full path of the first offending key.
+    /// every offending key with its full path: on each error the key is recorded and removed
+    /// (so its default applies) and the rest of the table parsed again, up to a bound.
+    ///
+    /// # Errors
+    /// A [`ConfigError`] with one issue per unknown key or wrong type (`method.m.weights[1]`
+    /// for an array element).
     pub fn parse<T: DeserializeOwned>(&self) -> Result<T, ConfigError> {
-        let result: Result<T, _> = serde_path_to_error::deserialize(&self.params);
-        result.map_err(|error| {
-            // The path ends with the offending key, unknown fields included.
-            let path = error.path().to_string();
-            let message = error.inner().to_string();
-            let key = if path == "." {
-                "kind".to_string()
-            } else {
-                path
+        const MAX_ERRORS: usize = 100;
+        let mut params = self.params.clone();
+        let mut issues = Vec::new();
+        while issues.len() < MAX_ERRORS {
+            let result: Result<T, _> = serde_path_to_error::deserialize(&params);
+            let error = match result {
+                Ok(parsed) if issues.is_empty() => return Ok(parsed),
+                Ok(_) => break,
+                Err(error) => error,
             };
-            ConfigError {
-                issues: vec![self.issue(&key, message)],
+            let segments: Vec<&Segment> = error.path().iter().collect();
+            let key = render(&segments);
+            issues.push(self.issue(
+                if key.is_empty() { "kind" } else { &key },
+                error.inner().to_string(),
+            ));
+            if !remove(&mut params, &segments) {
+                break;
             }
-        })
+        }
+        Err(ConfigError { issues })
+    }
+}
+
+/// A serde path as the user writes the key: `weights[1].scale`.
+fn render(segments: &[&Segment]) -> String {
+    let mut key = String::new();
+    for segment in segments {
+        match segment {
+            Segment::Seq { index } => key.push_str(&format!("[{index}]")),
+            Segment::Map { key: name } | Segment::Enum { variant: name } => {
+                if !key.is_empty() {
+                    key.push('.');
+                }
+                key.push_str(name);
+            }
+            Segment::Unknown => {
+                if !key.is_empty() {
+                    key.push('.');
+                }
+                key.push('?');
+            }
+        }
+    }
+    key
+}
+
+/// Removes the value at `segments` from a table (an array as a whole when the path points
+/// inside one). Returns whether anything was removed.
+fn remove(value: &mut serde_json::Value, segments: &[&Segment]) -> bool {
+    let Some((Segment::Map { key }, rest)) = segments.split_first() else {
+        return false;
+    };
+    let Some(object) = value.as_object_mut() else {
+        return false;
+    };
+    match object.get_mut(key.as_str()) {
+        Some(inner @ serde_json::Value::Object(_))
+            if matches!(rest.first(), Some(Segment::Map { .. })) =>
+        {
+            remove(inner, rest)
+        }
+        Some(_) => object.remove(key.as_str()).is_some(),
+        None => false,
     }
 }
 
@@ -150,6 +207,15 @@ mod tests {
         assert!(args.non_negative("w", 0.0).is_none());
         assert!(args.non_negative("w", -0.1).is_some());
         assert!(args.in_range("p", 0.5, 0.0, 1.0).is_none());
+        for bad in [f64::NAN, f64::INFINITY, f64::NEG_INFINITY] {
+            assert!(args.non_negative("w", bad).is_some(), "{bad}");
+            assert!(args.in_range("p", bad, 0.0, 1.0).is_some(), "{bad}");
+            assert!(
+                args.in_range("p", bad, f64::NEG_INFINITY, f64::INFINITY)
+                    .is_some(),
+                "{bad} with unbounded range"
+            );
+        }
         assert_eq!(
             args.in_range("p", 1.5, 0.0, 1.0).unwrap().message,
             "must be between 0 and 1"
@@ -160,6 +226,46 @@ mod tests {
             .unwrap_err();
         let keys: Vec<_> = err.issues.iter().map(|i| i.key.clone().unwrap()).collect();
         assert_eq!(keys, ["method.m.a", "method.m.b"]);
+    }
+
+    #[derive(Debug, Default, serde::Deserialize)]
+    #[serde(default, deny_unknown_fields)]
+    struct Table {
+        temperature: f64,
+        weights: Vec<f64>,
+        teacher: String,
+    }
+
+    #[test]
+    fn parse_reports_every_bad_key_with_its_full_path() {
+        let none = |_: &str| None;
+        let mut args = args(&none);
+        args.params = serde_json::json!({
+            "temperature": "hot",
+            "weights": [1.0, "x"],
+            "teachr": "t",
+            "teacher": 3,
+        });
+        let err = args.parse::<Table>().unwrap_err();
+        let mut keys: Vec<_> = err.issues.iter().map(|i| i.key.clone().unwrap()).collect();
+        keys.sort();
+        assert_eq!(
+            keys,
+            [
+                "method.m.teacher",
+                "method.m.teachr",
+                "method.m.temperature",
+                "method.m.weights[1]"
+            ],
+            "{err}"
+        );
+        let typo = err
+            .issues
+            .iter()
+            .find(|i| i.key.as_deref() == Some("method.m.teachr"));
+        assert!(typo.unwrap().message.contains("unknown field"), "{err}");
+        args.params = serde_json::json!({ "temperature": 2.0 });
+        assert_eq!(args.parse::<Table>().unwrap().temperature, 2.0);
     }
 
     #[test]

@@ -187,6 +187,16 @@ impl Registry {
         self.kinds.keys().copied().collect()
     }
 
+    /// The known kinds as a comma-separated list, for messages (`none are linked in` when
+    /// there are none).
+    pub fn kinds_list(&self) -> String {
+        if self.kinds.is_empty() {
+            "none are linked in".to_string()
+        } else {
+            self.kinds().join(", ")
+        }
+    }
+
     /// The message for an unknown kind: the known ones, and the closest if one is close.
     pub fn unknown_kind_message(&self, kind: &str) -> String {
         let known = self.kinds();
@@ -197,11 +207,9 @@ impl Registry {
             .filter(|(distance, _)| *distance <= 2)
             .map(|(_, k)| format!(" (did you mean `{k}`?)"))
             .unwrap_or_default();
-        let list = if known.is_empty() {
-            "none are linked in".to_string()
-        } else {
-            known.join(", ")
-        };
-        format!("unknown method kind `{kind}`{closest}; known kinds: {list}")
+        format!(
+            "unknown method kind `{kind}`{closest}; known kinds: {}",
+            self.kinds_list()
+        )
     }
 }

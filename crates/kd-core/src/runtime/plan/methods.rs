@@ -1,15 +1,12 @@
 //! The method stack of a plan: every instance of `stack` built by its plugin from its table,
 //! the taps the instances read checked against the planned networks, the extra phases they
-//! declare put in order, and each instance's own checks.
+//! declare put in order, and each instance's own checks. An instance's `kind` must be a string
+//! naming a registered kind and its `weight` a finite number of at least zero.
 
 use crate::config::{Issues, LoadedConfig, RunConfig, source_of};
 use crate::method::{MAIN_PHASE, MethodArgs, PhaseSpec, PlanView, PlannedNetwork, Registry};
 
-use super::{DataPlan, MethodInstance};
-
-fn as_f64(value: &serde_json::Value) -> Option<f64> {
-    value.as_f64()
-}
+use super::{DataPlan, MethodInstance, domains};
 
 /// Looks every instance of `stack` up in the registry and lets its plugin parse its table.
 pub(super) fn plan_methods(
@@ -37,12 +34,20 @@ pub(super) fn plan_methods(
             issues.push(&format!("method.{instance}"), "must be a table");
             continue;
         };
-        let Some(kind) = object.get("kind").and_then(|k| k.as_str()) else {
-            issues.push(
-                &format!("method.{instance}.kind"),
-                "missing: every method instance names its kind",
-            );
-            continue;
+        let kind = match object.get("kind") {
+            Some(serde_json::Value::String(kind)) => kind.as_str(),
+            found => {
+                let key = format!("method.{instance}.kind");
+                let what = match found {
+                    None => "missing: every method instance names its kind".to_string(),
+                    Some(other) => format!("must be a string naming a method kind, not `{other}`"),
+                };
+                issues.push(
+                    &key,
+                    format!("{what}; known kinds: {}", registry.kinds_list()),
+                );
+                continue;
+            }
         };
         let Some(registration) = registry.get(kind) else {
             issues.push(
@@ -51,18 +56,13 @@ pub(super) fn plan_methods(
             );
             continue;
         };
-        let weight = match object.get("weight") {
+        // A bad weight is reported, and the plugin still checks the rest of the table.
+        let weight = match object.get("weight").map(serde_json::Value::as_f64) {
             None => 1.0,
-            Some(w) => match as_f64(w) {
-                Some(w) if w.is_finite() => w,
-                _ => {
-                    issues.push(
-                        &format!("method.{instance}.weight"),
-                        "must be a finite number",
-                    );
-                    continue;
-                }
-            },
+            Some(weight) => domains::method_weight(weight).unwrap_or_else(|requirement| {
+                issues.push(&format!("method.{instance}.weight"), requirement);
+                0.0
+            }),
         };
         let mut params = object.clone();
         params.remove("kind");

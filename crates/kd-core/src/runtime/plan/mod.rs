@@ -9,12 +9,14 @@
 //!
 //! One concept per file: the dataset (`data.rs`), the method stack and its phases
 //! (`methods.rs`), the roles merged from every method's needs (`roles.rs`), a role's
-//! checkpoint checked from its header (`checkpoints.rs`), and how a plan describes itself
-//! (`describe.rs`). This file holds the plan's types and the order the checks run in.
+//! checkpoint checked from its header (`checkpoints.rs`), the domain of every numeric key
+//! (`domains.rs`), and how a plan describes itself (`describe.rs`). This file holds the plan's
+//! types and the order the checks run in.
 
 mod checkpoints;
 mod data;
 mod describe;
+mod domains;
 mod methods;
 mod roles;
 
@@ -127,7 +129,7 @@ pub fn plan_with(
             ));
         }
     }
-    check_run(config, &mut issues);
+    domains::check_domains(config, &mut issues);
     issues.extend(super::run_dir::path_issues(config));
 
     let uses = roles::merge_needs(config, &methods, &mut issues);
@@ -177,26 +179,4 @@ pub fn plan_with(
         },
         warnings,
     })
-}
-
-/// The run-wide keys: epochs, schedule restarts, backend.
-fn check_run(config: &RunConfig, issues: &mut Issues<'_>) {
-    if config.run.epochs == 0 {
-        issues.push("run.epochs", "must be at least 1");
-    }
-    let restarts = &config.schedule.restarts;
-    if restarts.iter().any(|&r| r == 0 || r >= config.run.epochs)
-        || restarts.windows(2).any(|w| w[0] >= w[1])
-    {
-        issues.push(
-            "schedule.restarts",
-            format!(
-                "must be increasing epochs strictly between 0 and run.epochs ({})",
-                config.run.epochs
-            ),
-        );
-    }
-    if let Err(e) = crate::backend::check(config.run.backend) {
-        issues.push("run.backend", e.to_string());
-    }
 }

@@ -149,12 +149,29 @@ pub fn markdown(
     out
 }
 
-/// The CSV report.
+/// The CSV report, written by the `csv` crate so that a row, column or source holding a comma,
+/// a quote or a line break stays one cell.
 pub fn csv(manifest: &Manifest, entries: &[Entry]) -> String {
-    let mut out = String::from(
-        "row,column,seeds_done,seeds,last_mean,last_std,best_mean,best_std,paper,difference,paper_source\n",
-    );
+    let mut out = csv::Writer::from_writer(Vec::new());
     let cell = |v: Option<f64>| v.map(|v| format!("{v:.4}")).unwrap_or_default();
+    let record = |out: &mut csv::Writer<Vec<u8>>, cells: &[String]| {
+        out.write_record(cells)
+            .expect("writing CSV into memory cannot fail")
+    };
+    let header = [
+        "row",
+        "column",
+        "seeds_done",
+        "seeds",
+        "last_mean",
+        "last_std",
+        "best_mean",
+        "best_std",
+        "paper",
+        "difference",
+        "paper_source",
+    ];
+    record(&mut out, &header.map(String::from));
     for e in entries {
         let row = manifest
             .row
@@ -167,23 +184,27 @@ pub fn csv(manifest: &Manifest, entries: &[Entry]) -> String {
             .map(|p| p.source.clone())
             .or(row.paper_unknown.clone())
             .unwrap_or_default();
-        let _ = writeln!(
-            out,
-            "{},{},{},{},{},{},{},{},{},{},\"{}\"",
-            e.row,
-            e.column,
-            e.last.map_or(0, |s| s.n),
-            e.seeds,
-            cell(e.last.map(|s| s.mean)),
-            cell(e.last.map(|s| s.std)),
-            cell(e.best.map(|s| s.mean)),
-            cell(e.best.map(|s| s.std)),
-            cell(e.paper.as_ref().map(|p| p.value)),
-            cell(e.paper.as_ref().zip(e.last).map(|(p, l)| l.mean - p.value)),
-            source.replace('"', "'")
+        record(
+            &mut out,
+            &[
+                e.row.clone(),
+                e.column.clone(),
+                e.last.map_or(0, |s| s.n).to_string(),
+                e.seeds.to_string(),
+                cell(e.last.map(|s| s.mean)),
+                cell(e.last.map(|s| s.std)),
+                cell(e.best.map(|s| s.mean)),
+                cell(e.best.map(|s| s.std)),
+                cell(e.paper.as_ref().map(|p| p.value)),
+                cell(e.paper.as_ref().zip(e.last).map(|(p, l)| l.mean - p.value)),
+                source,
+            ],
         );
     }
-    out
+    let bytes = out
+        .into_inner()
+        .expect("flushing CSV into memory cannot fail");
+    String::from_utf8(bytes).expect("every cell is a String")
 }
 
 /// Writes a file, creating its folder.
@@ -192,4 +213,55 @@ pub fn write(path: &Path, text: &str) -> anyhow::Result<()> {
         std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
     }
     std::fs::write(path, text).with_context(|| format!("writing {}", path.display()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::reproduce::manifest::PaperNumber;
+
+    #[test]
+    fn csv_quotes_cells_with_commas_and_quotes_and_keeps_every_row_eleven_cells_wide() {
+        let manifest: Manifest = toml::from_str(
+            r#"
+title = "t"
+description = "d"
+output_dir = "runs"
+seeds = 2
+[[column]]
+name = "r14,r8"
+label = "l"
+teacher = "resnet14"
+student = "resnet8"
+[[row]]
+name = "kd"
+label = "KD"
+config = "c.toml"
+"#,
+        )
+        .unwrap();
+        let entry = Entry {
+            row: "kd".into(),
+            column: "r14,r8".into(),
+            last: Stat::of(&[70.0, 71.0]),
+            best: Stat::of(&[72.0]),
+            seeds: 2,
+            paper: Some(PaperNumber {
+                value: 50.0,
+                source: "Hinton et al., \"Distilling\", table 1".into(),
+            }),
+        };
+        let text = csv(&manifest, &[entry]);
+        assert_eq!(
+            text.lines().nth(1).unwrap(),
+            "kd,\"r14,r8\",2,2,70.5000,0.7071,72.0000,0.0000,50.0000,20.5000,\
+             \"Hinton et al., \"\"Distilling\"\", table 1\""
+        );
+        let mut reader = csv::Reader::from_reader(text.as_bytes());
+        assert_eq!(reader.headers().unwrap().len(), 11);
+        let row = reader.records().next().unwrap().unwrap();
+        assert_eq!(row.len(), 11);
+        assert_eq!(&row[1], "r14,r8");
+        assert_eq!(&row[10], "Hinton et al., \"Distilling\", table 1");
+    }
 }

@@ -1,13 +1,14 @@
 //! `kd suite`: run several experiments in order and print their results side by side.
 //!
 //! A suite file lists runs: `[[run]]` tables with a `label`, a `config` (relative to the suite
-//! file) and optional `set` overrides. Finished runs are skipped, interrupted ones resumed, so
-//! rerunning a suite continues it. The quickstart is a suite: teacher, student alone, KD student.
+//! file) and optional `set` overrides. Every run is loaded and planned before the first trains
+//! (all problems of all runs reported together); finished runs are skipped, interrupted ones
+//! resumed, so rerunning a suite continues it. The quickstart is a suite: teacher, student alone, KD student.
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
-use kd_core::config;
+use kd_core::config::{self, ConfigError, ConfigIssue};
 use kd_core::method::Registry;
 use kd_core::runtime::{self, Summary, TrainOptions};
 use serde::Deserialize;
@@ -44,6 +45,91 @@ struct SuiteRun {
 /// A finished run: its label, summary, and `(role, architecture)` pairs.
 type Finished = (String, Summary, Vec<(String, String)>);
 
+/// Loads and plans every run before any trains, so a mistake in the last run is reported
+/// before the first spends its hours; every problem of every run is reported together, each
+/// naming its run. A checkpoint that does not exist yet is accepted only where an earlier run of
+/// the suite writes it (its run directory).
+fn plan_every_run(
+    suite: &SuiteFile,
+    dir: &Path,
+    sets: &[String],
+    registry: &Registry,
+) -> anyhow::Result<Vec<config::LoadedConfig>> {
+    let options = runtime::PlanOptions {
+        allow_missing_checkpoints: true,
+        ..Default::default()
+    };
+    let mut issues = Vec::new();
+    let mut loaded_runs = Vec::new();
+    let mut earlier_dirs: Vec<PathBuf> = Vec::new();
+    for entry in &suite.run {
+        let in_run = |mut issue: ConfigIssue| {
+            issue.source = Some(match issue.source {
+                Some(source) => format!("{source}, suite run `{}`", entry.label),
+                None => format!("suite run `{}`", entry.label),
+            });
+            issue
+        };
+        let entry_sets: Vec<String> = entry.set.iter().chain(sets).cloned().collect();
+        let loaded = match config::load(Some(&dir.join(&entry.config)), &entry_sets) {
+            Ok(loaded) => loaded,
+            Err(e) => {
+                issues.extend(e.issues.into_iter().map(in_run));
+                continue;
+            }
+        };
+        match runtime::plan_with(&loaded, registry, options) {
+            Ok(plan) => {
+                for role in &plan.roles {
+                    let Some((path, _)) = &role.checkpoint else {
+                        continue;
+                    };
+                    let written_earlier = earlier_dirs.iter().any(|d| within(path, d));
+                    if !path.exists() && role.imported_from.is_none() && !written_earlier {
+                        issues.push(in_run(ConfigIssue {
+                            key: Some(format!("networks.{}.checkpoint", role.network.role)),
+                            source: None,
+                            message: format!(
+                                "{} does not exist and no earlier run of the suite writes it",
+                                path.display()
+                            ),
+                        }));
+                    }
+                }
+                earlier_dirs.push(plan.run_dir.clone());
+            }
+            Err(e) => issues.extend(e.issues.into_iter().map(in_run)),
+        }
+        loaded_runs.push(loaded);
+    }
+    if issues.is_empty() {
+        Ok(loaded_runs)
+    } else {
+        Err(ConfigError { issues }.into())
+    }
+}
+
+/// Whether `path` lies inside `dir` (compared as absolute paths, `..` resolved lexically).
+fn within(path: &Path, dir: &Path) -> bool {
+    let absolute = |p: &Path| {
+        let mut out = PathBuf::new();
+        for part in std::path::absolute(p)
+            .unwrap_or_else(|_| p.to_path_buf())
+            .components()
+        {
+            match part {
+                std::path::Component::ParentDir => {
+                    out.pop();
+                }
+                std::path::Component::CurDir => {}
+                other => out.push(other),
+            }
+        }
+        out
+    };
+    absolute(path).starts_with(absolute(dir))
+}
+
 fn read_suite(path: &Path) -> anyhow::Result<SuiteFile> {
     let text = std::fs::read_to_string(path)
         .map_err(|e| UsageError(format!("{}: {e}", path.display())))?;
@@ -72,11 +158,11 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     }
     kd_core::dynamic::load_plugins(&libraries)?;
     let registry = Registry::global()?;
+    let loaded = plan_every_run(&suite, dir, &args.sets, registry)?;
     let mut results: Vec<Finished> = Vec::new();
-    for entry in &suite.run {
-        let sets: Vec<String> = entry.set.iter().chain(&args.sets).cloned().collect();
-        let loaded = config::load(Some(&dir.join(&entry.config)), &sets)?;
-        let plan = runtime::plan(&loaded, registry)?;
+    for (entry, loaded) in suite.run.iter().zip(&loaded) {
+        // Planned again now that the runs before it have written their checkpoints.
+        let plan = runtime::plan(loaded, registry)?;
         let archs: Vec<(String, String)> = plan
             .roles
             .iter()

@@ -351,3 +351,25 @@ fn parse_csv(text: &str) -> Vec<Vec<String>> {
     }
     rows
 }
+
+#[test]
+fn a_fresh_run_refuses_a_directory_holding_a_best_checkpoint_or_summary_of_an_earlier_run() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = tiny_run(dir.path(), "earlier", "");
+    success(kd(dir.path(), &["train", arg(&config)]));
+    let run = run_dir(dir.path(), "earlier");
+    std::fs::remove_file(run.join("checkpoints").join("last.kdc")).unwrap();
+    for found in ["checkpoints/best.kdc", "summary.json"] {
+        let before = snapshot(&run);
+        let stderr = failure(kd(dir.path(), &["train", arg(&config)]), 2);
+        assert!(
+            stderr.contains(&format!(
+                "{} already holds a run ({found} exists)",
+                run.display()
+            )),
+            "{stderr}"
+        );
+        assert_eq!(snapshot(&run), before, "the earlier run was touched");
+        std::fs::remove_file(run.join(found)).unwrap();
+    }
+}

@@ -14,11 +14,13 @@ use crate::method::{MethodError, PartError};
 pub enum TrainError {
     /// A fresh run would overwrite an earlier one.
     #[error(
-        "{dir} already holds a run (checkpoints/last.kdc exists): pass --resume to continue it, or choose another run.name"
+        "{dir} already holds a run ({found} exists): pass --resume to continue it, or choose another run.name"
     )]
     RunExists {
         /// The run directory.
         dir: PathBuf,
+        /// What shows it, relative to the directory (`checkpoints/last.kdc`, ...).
+        found: String,
     },
     /// `--resume` without a checkpoint.
     #[error("nothing to resume: {dir}/checkpoints/last.kdc does not exist")]

@@ -3,10 +3,10 @@
 //! readied by the trainer ([`prepare`]). A run holds an exclusive lock on `<run dir>/.lock`
 //! (holding its process id) from before it reads or writes anything in the directory until it
 //! ends, so two runs never share one directory; the OS releases the lock when the process dies.
-//! A fresh run writes `config.toml`, `config.sources.toml` and `plan.txt`; a resumed one checks
-//! that the checkpoint to continue from exists, that the resolved configuration has not changed
-//! (the keys that did are named) and that the metrics files can be cut back to the lengths the
-//! checkpoint saved.
+//! A fresh run refuses a directory holding a checkpoint or a summary, then writes `config.toml`,
+//! `config.sources.toml` and `plan.txt`; a resumed one checks that the checkpoint to continue
+//! from exists, that the resolved configuration has not changed (the keys that did are named)
+//! and that the metrics files can be cut back to the lengths the checkpoint saved.
 
 use std::collections::BTreeMap;
 use std::fs::{File, OpenOptions, TryLockError};
@@ -90,9 +90,18 @@ pub(super) fn prepare(plan: &RunPlan, resume: bool) -> Result<(RunFiles, RunLock
         let header = checkpoint::read_header(&files.last())?;
         metrics::check_resumable(&files.dir, header.state.metrics_len)?;
     } else {
-        if files.last().exists() {
+        // Any file only a run that got somewhere writes: a fresh run would overwrite it.
+        let earlier = [
+            "checkpoints/last.kdc",
+            "checkpoints/best.kdc",
+            "summary.json",
+        ]
+        .into_iter()
+        .find(|found| files.dir.join(found).exists());
+        if let Some(found) = earlier {
             return Err(TrainError::RunExists {
                 dir: files.dir.clone(),
+                found: found.into(),
             });
         }
         let unwritable = |path: &Path| {

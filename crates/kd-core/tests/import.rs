@@ -1,12 +1,19 @@
 //! PyTorch checkpoints written by the reference model definitions (RepDistiller `models/`,
 //! fixtures by `scripts/reference/pytorch_fixtures.py`) imported into the zoo: every
 //! architecture must give PyTorch's eval-mode logits to 1e-4; wrappers are found; every kind of
-//! mismatch is an error that lists the keys.
+//! mismatch is an error that lists the keys. Files PyTorch could have written but the fixtures
+//! do not cover (half precision, NaN weights, `teacher`/`student` entries) are built by the
+//! tests themselves (`support/pth.rs`).
+
+#[path = "support/pth.rs"]
+mod pth;
 
 use std::path::{Path, PathBuf};
 
 use burn::tensor::{Device, Tensor, TensorData};
-use kd_core::import::{ImportError, ImportOptions, Imported, import_pytorch, write_imported};
+use kd_core::import::{
+    ImportError, ImportOptions, Imported, check_pytorch, import_pytorch, write_imported,
+};
 use kd_core::runtime::load_network;
 use kd_core::zoo::{self, Staged};
 use serde_json::Value;
@@ -295,4 +302,256 @@ fn unknown_architectures_list_the_zoo() {
     let error = import("resnet8_c10.pth", "resnet9", &ImportOptions::default()).unwrap_err();
     assert!(matches!(error, ImportError::UnknownArch { .. }), "{error}");
     assert!(error.to_string().contains("resnet8, resnet14"), "{error}");
+}
+
+/// Every float tensor of a module: dotted burn name, dtype and values.
+fn float_tensors<M: burn::module::Module>(
+    module: &M,
+) -> Vec<(String, burn::tensor::DType, Vec<f32>)> {
+    use burn::module::{ModuleVisitor, Param};
+    struct Collect(Vec<String>, Vec<(String, burn::tensor::DType, Vec<f32>)>);
+    impl ModuleVisitor for Collect {
+        fn enter_module(&mut self, name: &str, container: &str) {
+            if !container.starts_with("Enum:") {
+                self.0.push(name.to_string());
+            }
+        }
+        fn exit_module(&mut self, _name: &str, container: &str) {
+            if !container.starts_with("Enum:") {
+                self.0.pop();
+            }
+        }
+        fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
+            let data = param.val().into_data();
+            let dtype = data.dtype();
+            let values = data.convert::<f32>().try_to_vec::<f32>().unwrap();
+            self.1.push((self.0.join("."), dtype, values));
+        }
+    }
+    let mut collect = Collect(Vec::new(), Vec::new());
+    module.visit(&mut collect);
+    collect.1
+}
+
+fn float_dtypes<M: burn::module::Module>(module: &M) -> Vec<(String, burn::tensor::DType)> {
+    float_tensors(module)
+        .into_iter()
+        .map(|(n, d, _)| (n, d))
+        .collect()
+}
+
+fn tensor_values<M: burn::module::Module>(module: &M, name: &str) -> Vec<f32> {
+    float_tensors(module)
+        .into_iter()
+        .find(|(n, _, _)| n == name)
+        .unwrap_or_else(|| panic!("no tensor {name}"))
+        .2
+}
+
+/// The tensors of a fixture, for files built from them.
+fn fixture_tensors(name: &str) -> Vec<(String, Vec<usize>, Vec<f32>)> {
+    pth::read_tensors(&fixtures().join(name))
+}
+
+#[test]
+fn half_bfloat_and_double_precision_weights_are_converted_to_f32() {
+    let device = Device::flex();
+    let dir = tempfile::tempdir().unwrap();
+    let tensors = fixture_tensors("resnet8_c10.pth");
+    let theirs = reference("resnet8_c10");
+    for (precision, name, tolerance) in [
+        (pth::Precision::F16, "float16", 0.05),
+        (pth::Precision::BF16, "bfloat16", 0.5),
+        (pth::Precision::F64, "float64", TOLERANCE),
+    ] {
+        let path = dir.path().join(format!("resnet8_{name}.pth"));
+        pth::write_pth(&path, &pth::state_dict(&tensors, precision));
+        let imported = import_pytorch(&path, "resnet8", &ImportOptions::default(), &device)
+            .unwrap_or_else(|e| panic!("{name}: {e}"));
+        assert_eq!(
+            imported.converted.iter().collect::<Vec<_>>(),
+            [(&name.to_string(), &47)],
+            "{name}"
+        );
+        assert!(
+            imported
+                .describe()
+                .contains(&format!("converted to float32: 47 from {name}")),
+            "{}",
+            imported.describe()
+        );
+        // Every tensor is float32 now, holding the file's values exactly.
+        let fc_bias = &tensors.iter().find(|t| t.0 == "fc.bias").unwrap().2;
+        let dtypes = float_dtypes(&imported.network);
+        assert!(
+            dtypes.iter().all(|(_, d)| *d == burn::tensor::DType::F32),
+            "{name}: {dtypes:?}"
+        );
+        let ours_bias = tensor_values(&imported.network, "fc.bias");
+        let expected: Vec<f32> = fc_bias.iter().map(|&v| precision.round(v)).collect();
+        assert_eq!(ours_bias, expected, "{name}");
+        // The network runs in float32 (it panicked on a dtype mismatch before), and so does
+        // the kd checkpoint written from it.
+        let difference = max_difference(&logits(&imported.network, &device), &theirs);
+        assert!(difference < tolerance, "{name}: {difference}");
+        let out = dir.path().join(format!("{name}.kdc"));
+        write_imported(&out, &imported, &path).unwrap();
+        let (network, _) = load_network(&out, "student", &device).unwrap();
+        let again = max_difference(&logits(&network, &device), &theirs);
+        assert!(again < tolerance, "{name}: {again}");
+    }
+    // A float32 file converts nothing and says nothing about it.
+    let imported = import("resnet8_c10.pth", "resnet8", &ImportOptions::default()).unwrap();
+    assert!(imported.converted.is_empty());
+    assert!(!imported.describe().contains("converted"));
+}
+
+#[test]
+fn non_finite_weights_are_refused_naming_the_tensor() {
+    let dir = tempfile::tempdir().unwrap();
+    let tensors = fixture_tensors("resnet8_c10.pth");
+    for (key, value, precision) in [
+        ("layer1.0.bn1.running_var", f32::NAN, pth::Precision::F32),
+        ("fc.weight", f32::INFINITY, pth::Precision::F32),
+        // 70000 is beyond float16's range: stored as infinity.
+        ("conv1.weight", 70000.0, pth::Precision::F16),
+    ] {
+        let mut poisoned = tensors.clone();
+        poisoned.iter_mut().find(|t| t.0 == key).unwrap().2[3] = value;
+        let path = dir.path().join("poisoned.pth");
+        pth::write_pth(&path, &pth::state_dict(&poisoned, precision));
+        // The plan reads no tensor: the keys fit.
+        assert!(check_pytorch(&path, "resnet8", &ImportOptions::default()).is_ok());
+        let error = import_pytorch(&path, "resnet8", &ImportOptions::default(), &Device::flex())
+            .unwrap_err();
+        assert!(matches!(error, ImportError::NonFinite { .. }), "{error}");
+        let message = error.to_string();
+        assert!(
+            message.contains("poisoned.pth")
+                && message.contains(&format!("tensor `{key}` holds NaN or infinite values")),
+            "{message}"
+        );
+    }
+}
+
+/// `{"teacher": <teacher_file's state dict>, "student": <student_file's>}`, as training scripts
+/// save both networks.
+fn teacher_and_student(dir: &Path, teacher_file: &str, student_file: &str) -> PathBuf {
+    let path = dir.join("both.pth");
+    let root = pth::Node::Dict(vec![
+        (
+            "student".into(),
+            pth::state_dict(&fixture_tensors(student_file), pth::Precision::F32),
+        ),
+        (
+            "teacher".into(),
+            pth::state_dict(&fixture_tensors(teacher_file), pth::Precision::F32),
+        ),
+    ]);
+    pth::write_pth(&path, &root);
+    path
+}
+
+#[test]
+fn every_top_level_entry_is_tried_and_the_fitting_one_named() {
+    let device = Device::flex();
+    let dir = tempfile::tempdir().unwrap();
+    let path = teacher_and_student(dir.path(), "resnet20.pth", "resnet8_c10.pth");
+    // `student` is a usual wrapper and shares many names with resnet20, but only `teacher` fits.
+    let imported = import_pytorch(&path, "resnet20", &ImportOptions::default(), &device).unwrap();
+    assert_eq!(imported.wrapper.as_deref(), Some("teacher"));
+    assert_eq!(imported.entry.num_classes, 100);
+    assert!(imported.also_fitting.is_empty());
+    let difference = max_difference(&logits(&imported.network, &device), &reference("resnet20"));
+    assert!(difference < TOLERANCE, "{difference}");
+    let imported = import_pytorch(&path, "resnet8", &ImportOptions::default(), &device).unwrap();
+    assert_eq!(imported.wrapper.as_deref(), Some("student"));
+    assert_eq!(imported.entry.num_classes, 10);
+
+    // Forcing the entry that does not fit names the one that does.
+    let options = ImportOptions {
+        key: Some("student".into()),
+        ..ImportOptions::default()
+    };
+    let error = import_pytorch(&path, "resnet20", &options, &device).unwrap_err();
+    let message = error.to_string();
+    assert!(
+        message.contains("compared with the state dict under `student`"),
+        "{message}"
+    );
+    assert!(
+        message
+            .contains("the state dict under `teacher` fits resnet20: choose it with --key teacher"),
+        "{message}"
+    );
+    match error {
+        ImportError::Keys { mismatch, .. } => {
+            assert_eq!(mismatch.fitting, [Some("teacher".to_string())]);
+            assert_eq!(mismatch.entry.as_deref(), Some("student"));
+        }
+        other => panic!("{other:?}"),
+    }
+    // A forced key naming nothing of the architecture names the fitting entry too.
+    let options = ImportOptions {
+        key: Some("nothing".into()),
+        ..ImportOptions::default()
+    };
+    let message = import_pytorch(&path, "resnet20", &options, &device)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        message.contains("nothing under `nothing`")
+            && message.contains("choose it with --key teacher"),
+        "{message}"
+    );
+}
+
+#[test]
+fn two_fitting_entries_import_the_first_and_name_the_other() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = teacher_and_student(dir.path(), "resnet8_c10.pth", "resnet8_c10.pth");
+    let imported =
+        import_pytorch(&path, "resnet8", &ImportOptions::default(), &Device::flex()).unwrap();
+    assert_eq!(imported.wrapper.as_deref(), Some("student"));
+    assert_eq!(imported.also_fitting, ["teacher"]);
+    assert!(
+        imported
+            .describe()
+            .contains("`teacher` fit(s) too (choose with --key)"),
+        "{}",
+        imported.describe()
+    );
+    // DataParallel's `module` entry is the same state dict, not a second one.
+    let imported = import(
+        "resnet8_dataparallel.pth",
+        "resnet8",
+        &ImportOptions::default(),
+    )
+    .unwrap();
+    assert!(
+        imported.also_fitting.is_empty(),
+        "{:?}",
+        imported.also_fitting
+    );
+}
+
+#[test]
+fn a_directory_is_named_as_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let folder = dir.path().join("teacher.pth");
+    std::fs::create_dir(&folder).unwrap();
+    let error = import_pytorch(
+        &folder,
+        "resnet8",
+        &ImportOptions::default(),
+        &Device::flex(),
+    )
+    .unwrap_err();
+    assert!(matches!(error, ImportError::Read { .. }), "{error}");
+    assert!(
+        error
+            .to_string()
+            .contains("teacher.pth: not a readable PyTorch checkpoint: it is a directory"),
+        "{error}"
+    );
 }

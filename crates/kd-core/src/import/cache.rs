@@ -4,8 +4,10 @@
 //!
 //! The cache file is `<dir>/<stem>-<arch>-<key>.kdc`, where the key hashes the file's bytes,
 //! the architecture, classes, channels and the checkpoint format, so an edited `.pth` or
-//! another architecture never reuses a stale import. A cache file that cannot be read is
-//! imported again. `dir` is `<run.output_dir>/imports` in the runtime.
+//! another architecture never reuses a stale import. A cache file that cannot be read, or fails
+//! its checksums (a damaged disk, a file edited by hand), is imported again: the cache is
+//! rebuilt from its source rather than trusted. `dir` is `<run.output_dir>/imports` in the
+//! runtime.
 
 use std::hash::{Hash, Hasher};
 use std::io::Read;
@@ -70,8 +72,8 @@ pub fn cache_path(
     Ok(dir.join(format!("{stem}-{arch}-{key:016x}.kdc")))
 }
 
-/// Imports a PyTorch file into `cached` (its [`cache_path`], which the plan computed) unless a
-/// readable import is already there.
+/// Imports a PyTorch file into `cached` (its [`cache_path`], which the plan computed) unless an
+/// import that reads back whole (checksums verified) is already there.
 ///
 /// # Errors
 /// As [`import_pytorch`] and [`write_imported`].
@@ -82,7 +84,7 @@ pub fn import_cached(
     cached: &Path,
     device: &Device,
 ) -> Result<(), ImportError> {
-    if let Ok(header) = checkpoint::read_header(cached)
+    if let Ok((header, _)) = checkpoint::read(cached)
         && header.networks.len() == 1
     {
         tracing::debug!(
@@ -106,4 +108,32 @@ pub fn import_cached(
         cached.display()
     );
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_damaged_cache_file_is_imported_again() {
+        let source =
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/pytorch/resnet8_c10.pth");
+        let dir = tempfile::tempdir().unwrap();
+        let spec = ModelSpec {
+            num_classes: 10,
+            in_channels: 3,
+        };
+        let cached = cache_path(&source, "resnet8", spec, dir.path()).unwrap();
+        let device = Device::flex();
+        import_cached(&source, "resnet8", spec, &cached, &device).unwrap();
+        let mut bytes = std::fs::read(&cached).unwrap();
+        let last = bytes.len() - 1;
+        bytes[last] ^= 1;
+        std::fs::write(&cached, &bytes).unwrap();
+        assert!(checkpoint::read(&cached).is_err());
+        import_cached(&source, "resnet8", spec, &cached, &device).unwrap();
+        let (header, blobs) = checkpoint::read(&cached).unwrap();
+        assert_eq!(header.networks[0].arch, "resnet8");
+        assert_eq!(blobs.len(), 1);
+    }
 }

@@ -43,6 +43,17 @@ pub enum ImportError {
         /// Every key that does not fit.
         mismatch: Box<KeyMismatch>,
     },
+    /// A tensor holds NaN or infinity (after conversion to float32).
+    #[error(
+        "{path}: tensor `{tensor}` holds NaN or infinite values; a network with non-finite \
+         weights cannot be evaluated or trained"
+    )]
+    NonFinite {
+        /// The file.
+        path: PathBuf,
+        /// The tensor's key, as PyTorch names it.
+        tensor: String,
+    },
     /// burn refused a tensor after the keys matched (a dtype it cannot convert, say).
     #[error("{path}: {message}")]
     Load {
@@ -70,12 +81,17 @@ pub struct KeyMismatch {
     pub classes: usize,
     /// Input channels of that network.
     pub channels: usize,
+    /// The top-level entry compared (`None`: the file's own top level).
+    pub entry: Option<String>,
     /// Parameters of the network the file lacks.
     pub missing: Vec<String>,
     /// Tensors of the file the network has no place for.
     pub unexpected: Vec<String>,
     /// `key: file [..], network [..]` for every shape that differs.
     pub misshaped: Vec<String>,
+    /// Other entries of the file that do fit the architecture (`None`: the file's own top
+    /// level), each shown with how to choose it.
+    pub fitting: Vec<Option<String>>,
 }
 
 impl std::fmt::Display for KeyMismatch {
@@ -85,6 +101,9 @@ impl std::fmt::Display for KeyMismatch {
             "{} ({} classes, {} input channel(s))",
             self.arch, self.classes, self.channels
         )?;
+        if let Some(entry) = &self.entry {
+            write!(f, ", compared with the state dict under `{entry}`")?;
+        }
         for (title, list) in [
             ("missing from the file", &self.missing),
             ("unexpected in the file", &self.unexpected),
@@ -99,6 +118,19 @@ impl std::fmt::Display for KeyMismatch {
                 write!(f, " and {} more", list.len() - SHOWN)?;
             }
         }
+        for other in &self.fitting {
+            write!(f, "\n  {}", fitting_hint(other.as_deref(), &self.arch))?;
+        }
         Ok(())
+    }
+}
+
+/// How to choose an entry of a PyTorch file that fits `arch` (`None`: the file's own top level).
+pub(crate) fn fitting_hint(entry: Option<&str>, arch: &str) -> String {
+    match entry {
+        Some(key) => {
+            format!("the state dict under `{key}` fits {arch}: choose it with --key {key}")
+        }
+        None => format!("the file's top-level state dict fits {arch}: leave out --key"),
     }
 }

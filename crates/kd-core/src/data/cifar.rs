@@ -54,7 +54,7 @@ impl CifarKind {
 /// The number of records in `size` bytes, or the error naming where a partial record starts.
 fn record_count(path: &Path, size: u64, kind: CifarKind) -> Result<usize, DataError> {
     let record = kind.record_len() as u64;
-    if size == 0 || size % record != 0 {
+    if size == 0 || !size.is_multiple_of(record) {
         return Err(DataError::RecordSize {
             path: path.into(),
             size,

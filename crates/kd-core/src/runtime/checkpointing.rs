@@ -2,6 +2,13 @@
 //! `part:<name>`) with its optimiser state and the training state, written in the format of
 //! [`crate::checkpoint`] and restored from it; and one role's weights loaded from another run's
 //! checkpoint.
+//!
+//! Every load is checked before the run relies on it: the file's checksums (by
+//! [`checkpoint::read`]), every weight finite (a NaN or infinity names the part, or the tensor
+//! of a role's network), and, when resuming, a loop position the run can reach
+//! ([`check_position`]): a state claiming batch 1000 of a 32-batch epoch would otherwise skip
+//! the rest of the epoch silently. Only a checkpoint that passed [`checkpoint::read`] is ever
+//! called the last good one.
 
 use std::collections::HashMap;
 use std::path::Path;
@@ -9,7 +16,8 @@ use std::path::Path;
 use super::error::TrainError;
 use super::plan::MethodInstance;
 use crate::checkpoint::{self, CheckpointHeader, NetworkEntry, TrainState};
-use crate::method::{Part, Roles};
+use crate::method::{Part, Roles, Trainable};
+use crate::zoo::Network;
 
 /// Every part of the run by checkpoint name: roles as `role:<name>`, method modules as
 /// `part:<name>`.
@@ -54,11 +62,7 @@ pub(super) fn save_checkpoint(
                 epoch: state.epoch,
                 batch: state.next_batch.saturating_sub(1),
                 step: state.global_step,
-                last_good: if path.is_file() {
-                    path.display().to_string()
-                } else {
-                    "none (no checkpoint was written yet)".into()
-                },
+                last_good: last_good(path),
             });
         }
     }
@@ -90,12 +94,43 @@ pub(super) fn save_checkpoint(
     Ok(())
 }
 
+/// How an error names the checkpoint at `path` as the last good one: only a file that reads
+/// back whole, checksums verified, is called good.
+fn last_good(path: &Path) -> String {
+    if !path.exists() {
+        return "none (no checkpoint was written yet)".into();
+    }
+    match checkpoint::read(path) {
+        Ok(_) => path.display().to_string(),
+        Err(e) => format!(
+            "none ({} exists but fails verification: {e})",
+            path.display()
+        ),
+    }
+}
+
+/// Restores every part of a run and returns the training state from the checkpoint at
+/// `path`, for a run of `epochs` epochs of `batches` batches each.
+///
+/// # Errors
+/// [`TrainError::Checkpoint`] for an unreadable or damaged file,
+/// [`TrainError::ResumePosition`] for a loop position the run cannot be at,
+/// [`TrainError::CheckpointMismatch`] for a part the file lacks or does not fit, and
+/// [`TrainError::NonFiniteWeights`] for a part holding NaN or infinity.
 pub(super) fn restore_checkpoint(
     path: &Path,
     roles: &mut Roles,
     methods: &mut [MethodInstance],
+    epochs: usize,
+    batches: usize,
 ) -> Result<TrainState, TrainError> {
     let (header, blobs) = checkpoint::read(path)?;
+    check_position(&header.state, epochs, batches).map_err(|message| {
+        TrainError::ResumePosition {
+            path: path.into(),
+            message,
+        }
+    })?;
     let mut blobs: HashMap<String, Vec<u8>> = blobs.into_iter().collect();
     for (name, _, part) in parts_mut(roles, methods) {
         let module = blobs.remove(&format!("{name}/module")).ok_or_else(|| {
@@ -110,13 +145,85 @@ pub(super) fn restore_checkpoint(
                 path: path.into(),
                 message: e.to_string(),
             })?;
+        if !part.is_finite() {
+            return Err(TrainError::NonFiniteWeights {
+                path: path.into(),
+                what: format!("`{name}`"),
+            });
+        }
     }
     Ok(header.state)
 }
 
-/// Loads the network stored for `inner` in a checkpoint file into a role's part.
+/// Whether a training state is a position a run of `epochs` epochs of `batches` batches can
+/// stand at, as the trainer writes it: `epoch` at most `epochs` (equal only between epochs),
+/// `next_batch` at most `batches` and equal to the epoch's batch count, `global_step` the
+/// batches of the epochs before plus `next_batch`, one history record per finished epoch and
+/// a best epoch among them. The error says what is impossible.
+pub(super) fn check_position(
+    state: &TrainState,
+    epochs: usize,
+    batches: usize,
+) -> Result<(), String> {
+    let TrainState {
+        epoch, next_batch, ..
+    } = *state;
+    if epoch > epochs || (epoch == epochs && next_batch > 0) {
+        return Err(format!(
+            "its training state stands at epoch {epoch}, batch {next_batch} (from 0), past the \
+             end of a run of {epochs} epoch(s)"
+        ));
+    }
+    if next_batch > batches {
+        return Err(format!(
+            "its training state stands at batch {next_batch} (from 0) of epoch {epoch}, but an \
+             epoch has {batches} batches"
+        ));
+    }
+    if state.epoch_batches != next_batch {
+        return Err(format!(
+            "its training state counts {} batch(es) trained in epoch {epoch} but stands at \
+             batch {next_batch}",
+            state.epoch_batches
+        ));
+    }
+    let steps = epoch
+        .checked_mul(batches)
+        .and_then(|s| s.checked_add(next_batch));
+    if steps != Some(state.global_step) {
+        return Err(format!(
+            "its training state counts {} step(s), but epoch {epoch}, batch {next_batch} (from \
+             0) of {batches}-batch epochs comes after {}",
+            state.global_step,
+            steps.map_or("more than can be counted".into(), |s| s.to_string())
+        ));
+    }
+    if state.history.len() != epoch {
+        return Err(format!(
+            "its training state records {} finished epoch(s) but stands at epoch {epoch}",
+            state.history.len()
+        ));
+    }
+    if let Some(best) = state.best
+        && best.epoch >= epoch
+    {
+        return Err(format!(
+            "its best epoch is {} but only {epoch} epoch(s) are finished",
+            best.epoch
+        ));
+    }
+    Ok(())
+}
+
+/// Loads the network stored for `inner` in a checkpoint file into a role's part, checksums
+/// verified and every weight finite.
+///
+/// # Errors
+/// [`TrainError::Checkpoint`] for an unreadable or damaged file,
+/// [`TrainError::CheckpointMismatch`] when it holds no such role or it does not fit, and
+/// [`TrainError::NonFiniteWeights`] naming the first tensor holding NaN or infinity.
 pub(super) fn load_role_weights(
-    part: &mut dyn Part,
+    part: &mut Trainable<Network>,
     path: &Path,
     inner: &str,
 ) -> Result<(), TrainError> {
@@ -134,5 +241,101 @@ pub(super) fn load_role_weights(
         .map_err(|e| TrainError::CheckpointMismatch {
             path: path.into(),
             message: e.to_string(),
-        })
+        })?;
+    match checkpoint::first_non_finite(part.module()) {
+        Some(tensor) => Err(TrainError::NonFiniteWeights {
+            path: path.into(),
+            what: format!("tensor `{tensor}` of role `{inner}`"),
+        }),
+        None => Ok(()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::check_position;
+    use crate::checkpoint::{Best, EpochRecord, TrainState};
+
+    /// The state the trainer writes after `epoch` finished epochs and `next_batch` batches.
+    fn state(epoch: usize, next_batch: usize, batches: usize) -> TrainState {
+        TrainState {
+            epoch,
+            next_batch,
+            epoch_batches: next_batch,
+            global_step: epoch * batches + next_batch,
+            history: (0..epoch)
+                .map(|e| EpochRecord {
+                    epoch: e,
+                    lr_factor: 1.0,
+                    train: Default::default(),
+                    eval: Default::default(),
+                })
+                .collect(),
+            best: (epoch > 0).then_some(Best {
+                epoch: 0,
+                top1: 1.0,
+            }),
+            ..TrainState::default()
+        }
+    }
+
+    #[test]
+    fn positions_the_trainer_writes_are_accepted() {
+        for (epoch, next_batch) in [(0, 0), (0, 5), (1, 0), (1, 31), (2, 0)] {
+            assert_eq!(check_position(&state(epoch, next_batch, 32), 2, 32), Ok(()));
+        }
+    }
+
+    #[test]
+    fn impossible_positions_say_what_is_impossible() {
+        let error = |s: &TrainState| check_position(s, 2, 32).unwrap_err();
+        let mut s = state(0, 5, 32);
+        s.next_batch = 1000;
+        s.epoch_batches = 1000;
+        s.global_step = 1000;
+        assert!(
+            error(&s).contains("batch 1000 (from 0) of epoch 0, but an epoch has 32 batches"),
+            "{}",
+            error(&s)
+        );
+        let message = error(&state(3, 0, 32));
+        assert!(
+            message.contains("past the end of a run of 2 epoch(s)"),
+            "{message}"
+        );
+        let message = error(&state(2, 4, 32));
+        assert!(message.contains("past the end"), "{message}");
+
+        let mut s = state(1, 5, 32);
+        s.global_step = 7;
+        let message = error(&s);
+        assert!(
+            message.contains("counts 7 step(s)") && message.contains("after 37"),
+            "{message}"
+        );
+        s.global_step = usize::MAX;
+        assert!(error(&s).contains("counts 18446744073709551615 step(s)"));
+
+        let mut s = state(1, 5, 32);
+        s.epoch_batches = 2;
+        assert!(error(&s).contains("counts 2 batch(es) trained in epoch 1"));
+
+        let mut s = state(1, 5, 32);
+        s.history.clear();
+        assert!(error(&s).contains("records 0 finished epoch(s) but stands at epoch 1"));
+
+        let mut s = state(1, 5, 32);
+        s.best = Some(Best {
+            epoch: 1,
+            top1: 2.0,
+        });
+        assert!(error(&s).contains("best epoch is 1"));
+    }
+
+    #[test]
+    fn huge_epochs_do_not_overflow() {
+        let mut s = state(0, 0, 32);
+        s.epoch = usize::MAX;
+        assert!(check_position(&s, usize::MAX, usize::MAX).is_err());
+    }
 }

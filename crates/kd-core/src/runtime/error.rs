@@ -94,6 +94,22 @@ pub enum TrainError {
         /// What does not fit.
         message: String,
     },
+    /// A checkpoint holds weights that are NaN or infinite.
+    #[error("{path}: {what} holds NaN or infinite values; the checkpoint cannot be loaded")]
+    NonFiniteWeights {
+        /// The checkpoint.
+        path: PathBuf,
+        /// The part (`role:student`), or the tensor and its role.
+        what: String,
+    },
+    /// A checkpoint to resume from claims a loop position the run cannot be at.
+    #[error("{path}: cannot resume from it: {message}")]
+    ResumePosition {
+        /// The checkpoint.
+        path: PathBuf,
+        /// What is impossible.
+        message: String,
+    },
     /// The dataset could not be read.
     #[error(transparent)]
     Data(#[from] DataError),
@@ -157,6 +173,8 @@ impl TrainError {
                 | TrainError::MetricsDamaged { .. }
                 | TrainError::Checkpoint(_)
                 | TrainError::CheckpointMismatch { .. }
+                | TrainError::NonFiniteWeights { .. }
+                | TrainError::ResumePosition { .. }
                 | TrainError::Data(_)
                 | TrainError::Backend(_)
                 | TrainError::Import(_)

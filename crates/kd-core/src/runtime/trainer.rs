@@ -118,7 +118,14 @@ impl Run {
         let mut state = TrainState::default();
         let mut last_good = None;
         let resume_at = if resume {
-            state = restore_checkpoint(&files.last(), &mut roles, &mut plan.methods)?;
+            let batches = batches_per_epoch(train_set.len(), c.data.batch_size, c.data.drop_last);
+            state = restore_checkpoint(
+                &files.last(),
+                &mut roles,
+                &mut plan.methods,
+                c.run.epochs,
+                batches,
+            )?;
             last_good = Some(files.last());
             Some(state.metrics_len)
         } else {

@@ -21,6 +21,7 @@ struct ProbeRole {
     trained_in: Option<String>,
     pretrained: bool,
     bn_train: bool,
+    lr: Option<f64>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -53,7 +54,7 @@ impl Method for ProbeMethod {
                     } else {
                         BnMode::Eval
                     },
-                    lr: None,
+                    lr: r.lr,
                 })
                 .collect(),
             taps: self
@@ -576,6 +577,244 @@ fn a_method_kind_that_is_not_a_string_says_so_and_lists_the_kinds() {
         );
         assert!(has(&found, "method.a.weight", "non-negative"), "{found:?}");
         assert!(has(&found, "method.a.rolez", "unknown field"), "{found:?}");
+        Ok(())
+    });
+}
+
+/// A plan from a whole config text (top-level keys first), with the shipped subset as data.
+fn plan_text(jail: &mut Jail, text: &str) -> Result<RunPlan, ConfigError> {
+    let text = text.replace("ROOT", &data_root());
+    jail.create_file("x.toml", &text).unwrap();
+    let loaded = config::load(Some("x.toml".as_ref()), &[])?;
+    runtime::plan(&loaded, Registry::global().expect("registry"))
+}
+
+#[test]
+fn a_role_frozen_by_one_instance_and_trained_by_another_names_both() {
+    Jail::expect_with(|jail| {
+        let body = r#"
+stack = ["reader", "trainer"]
+[networks.t]
+arch = "resnet8"
+[method.reader]
+kind = "probe"
+roles = [{ role = "t" }]
+[method.trainer]
+kind = "probe"
+roles = [{ role = "t", trained_in = "main" }]
+"#;
+        let found = issues(jail, body);
+        assert!(
+            has(
+                &found,
+                "method.reader.roles",
+                "asks for role `t` frozen, but `method.trainer.roles` trains it in phase `main`"
+            ),
+            "{found:?}"
+        );
+        assert_eq!(found.len(), 1, "{found:?}");
+        // The student is always trained by the task loss: a method cannot freeze it.
+        let body =
+            "stack = [\"a\"]\n[method.a]\nkind = \"probe\"\nroles = [{ role = \"student\" }]\n";
+        let found = issues(jail, body);
+        assert!(
+            has(
+                &found,
+                "method.a.roles",
+                "asks for role `student` frozen, but the task loss trains it in phase `main`"
+            ),
+            "{found:?}"
+        );
+        // Trained in another phase than the task loss's.
+        let body = "stack = [\"a\"]\n[method.a]\nkind = \"probe\"\nroles = [{ role = \"student\", trained_in = \"a.x\" }]\nphases = [\"a.x\"]\n";
+        let found = issues(jail, body);
+        assert!(
+            has(
+                &found,
+                "method.a.roles",
+                "trains role `student` in phase `a.x`, but it is already trained in `main` by \
+                 the task loss"
+            ),
+            "{found:?}"
+        );
+        Ok(())
+    });
+}
+
+#[test]
+fn two_batchnorm_modes_or_learning_rates_for_one_role_name_both() {
+    Jail::expect_with(|jail| {
+        let body = r#"
+stack = ["a", "b"]
+[networks.t]
+arch = "resnet8"
+[method.a]
+kind = "probe"
+roles = [{ role = "t" }]
+[method.b]
+kind = "probe"
+roles = [{ role = "t", bn_train = true }]
+"#;
+        let found = issues(jail, body);
+        assert!(
+            has(
+                &found,
+                "method.b.roles",
+                "asks for role `t` with BatchNorm in training mode, but `method.a.roles` asks \
+                 for it with BatchNorm in evaluation mode"
+            ),
+            "{found:?}"
+        );
+        let body = r#"
+stack = ["a", "b"]
+[networks.t]
+arch = "resnet8"
+[method.a]
+kind = "probe"
+roles = [{ role = "t", trained_in = "main", lr = 0.1 }]
+[method.b]
+kind = "probe"
+roles = [{ role = "t", trained_in = "main", lr = 0.05 }]
+"#;
+        let found = issues(jail, body);
+        assert!(
+            has(
+                &found,
+                "method.b.roles",
+                "suggests learning rate 0.05 for role `t`, but `method.a.roles` suggests 0.1; \
+                 set networks.t.lr to choose"
+            ),
+            "{found:?}"
+        );
+        // The role's own rate decides, and the shared training is a warning naming both.
+        let body = body.replace(
+            "arch = \"resnet8\"\n[method.a]",
+            "arch = \"resnet8\"\nlr = 0.2\n[method.a]",
+        );
+        let plan = plan(jail, &body).unwrap();
+        let t = plan.roles.iter().find(|r| r.network.role == "t").unwrap();
+        assert_eq!((t.lr, t.trained_in.as_deref()), (0.2, Some("main")));
+        assert!(
+            plan.warnings.iter().any(|w| w
+                == "role `t` is trained in phase `main` by `method.a.roles` and \
+                    `method.b.roles`: their terms add up in one update of it"),
+            "{:?}",
+            plan.warnings
+        );
+        Ok(())
+    });
+}
+
+#[test]
+fn a_plan_that_takes_no_step_or_evaluates_nothing_names_the_keys() {
+    Jail::expect_with(|jail| {
+        let head = "[run]\nepochs = 1\n[networks.student]\narch = \"resnet8\"\n";
+        let text = format!(
+            "{head}[data]\nroot = \"ROOT\"\ntrain_per_class = 20\nbatch_size = 500\ndrop_last = true\ntest_per_class = 0\n"
+        );
+        let found = plan_text(jail, &text).err().unwrap().issues;
+        assert!(
+            has(
+                &found,
+                "data.batch_size",
+                "500 > 200 training images (data.train_per_class = 20) with data.drop_last = \
+                 true: every epoch would take 0 steps"
+            ),
+            "{found:?}"
+        );
+        assert!(
+            has(&found, "data.test_per_class", "is 0: no test image is kept"),
+            "{found:?}"
+        );
+        let text = format!("{head}[data]\nroot = \"ROOT\"\ntrain_per_class = 0\n");
+        let found = plan_text(jail, &text).err().unwrap().issues;
+        assert!(
+            has(
+                &found,
+                "data.train_per_class",
+                "is 0: no training image is kept"
+            ),
+            "{found:?}"
+        );
+        // Exact counts: the subset has 1000 training and 200 test images per class, so a
+        // limit above that keeps them all, and 200 images fill exactly one batch of 200.
+        let text = format!(
+            "{head}[data]\nroot = \"ROOT\"\ntrain_per_class = 20\nbatch_size = 200\ndrop_last = true\ntest_per_class = 5000\n"
+        );
+        let plan = plan_text(jail, &text).unwrap();
+        assert_eq!(
+            (plan.data.train_images(), plan.data.test_images()),
+            (200, 2000)
+        );
+        assert_eq!(plan.data.train_classes, vec![20; 10]);
+        Ok(())
+    });
+}
+
+/// Writes a grey 2x2 PNG at `dir/name`, creating its folders.
+fn grey_png(dir: &std::path::Path, name: &str) {
+    let path = dir.join(name);
+    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+    image::GrayImage::from_pixel(2, 2, image::Luma([9]))
+        .save(path)
+        .unwrap();
+}
+
+#[test]
+fn image_folder_splits_share_the_training_class_list() {
+    Jail::expect_with(|jail| {
+        let root = jail.directory().join("images");
+        for file in [
+            "train/ant/0.png",
+            "train/bee/0.png",
+            "train/cat/0.png",
+            "train/.ipynb_checkpoints/0.png",
+            "test/ant/0.png",
+            "test/cat/0.png",
+            "test/cat/.hidden.png",
+        ] {
+            grey_png(&root, file);
+        }
+        std::fs::write(root.join("train/.DS_Store"), b"x").unwrap();
+        let text = format!(
+            "[run]\nepochs = 1\n[networks.student]\narch = \"resnet8\"\n[data]\nformat = \"folder\"\nroot = \"{}\"\ninput_size = 8\nbatch_size = 2\n",
+            root.display()
+        );
+        // Test lacks `bee`: fine, the classes are the training split's three.
+        let plan = plan_text(jail, &text).unwrap();
+        assert_eq!(
+            (plan.data.train.num_classes, plan.data.test.num_classes),
+            (3, 3)
+        );
+        assert_eq!(plan.data.train_classes, [1, 1, 1]);
+        assert_eq!(plan.data.test_classes, [1, 0, 1]);
+        // A training class folder without an image is a class the network never learns.
+        std::fs::create_dir_all(root.join("train/eel")).unwrap();
+        let plan = plan_text(jail, &text).unwrap();
+        assert_eq!(plan.data.train_classes, [1, 1, 1, 0]);
+        assert!(
+            plan.warnings.iter().any(|w| w
+                == "data.root: 1 of the 4 classes have no training image (`eel`): the network \
+                    never learns them"),
+            "{:?}",
+            plan.warnings
+        );
+        std::fs::remove_dir(root.join("train/eel")).unwrap();
+        // A test class folder the training split lacks is an error naming it.
+        grey_png(&root, "test/dog/0.png");
+        let found = plan_text(jail, &text).err().unwrap().issues;
+        let dog = root.join("test").join("dog");
+        assert!(
+            has(
+                &found,
+                "data.root",
+                &format!(
+                    "{}: class folder `dog` is not a class of the training split",
+                    dog.display()
+                )
+            ),
+            "{found:?}"
+        );
         Ok(())
     });
 }

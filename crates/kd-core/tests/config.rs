@@ -442,3 +442,21 @@ fn non_finite_numbers_in_a_method_table_are_named_not_turned_into_null() {
         Ok(())
     });
 }
+
+#[test]
+fn the_resolved_listing_keeps_non_finite_numbers_as_written() {
+    Jail::expect_with(|_| {
+        let sets = ["optim.lr=nan".to_string(), "loss.ce_weight=inf".to_string()];
+        let loaded = config::load(None, &sets).unwrap();
+        let text = loaded.provenance_toml();
+        assert!(
+            text.contains("optim.lr = nan") && text.contains("# --set optim.lr=nan"),
+            "{text}"
+        );
+        assert!(text.contains("loss.ce_weight = inf"), "{text}");
+        assert!(!text.contains("null"), "{text}");
+        let reparsed: toml::Table = text.parse().unwrap();
+        assert!(reparsed["optim"]["lr"].as_float().unwrap().is_nan());
+        Ok(())
+    });
+}

@@ -34,34 +34,52 @@ fn walk(prefix: &str, dict: &Dict, out: &mut Vec<(String, Value)>) {
 }
 
 impl LoadedConfig {
-    /// Every leaf key in sorted order with its value and source.
-    pub fn provenance(&self) -> Vec<Provenance> {
+    /// Every leaf key in sorted order with its figment value and source.
+    fn leaves(&self) -> Vec<(String, Value, String)> {
         let mut leaves = Vec::new();
         if let Ok(dict) = self.figment.extract::<Dict>() {
             walk("", &dict, &mut leaves);
         }
         leaves
             .into_iter()
-            .map(|(key, value)| Provenance {
-                source: source_of(&self.figment, &key).unwrap_or_else(|| "unknown".into()),
-                value: value
-                    .deserialize::<serde_json::Value>()
-                    .unwrap_or(serde_json::Value::Null),
-                key,
+            .map(|(key, value)| {
+                let source = source_of(&self.figment, &key).unwrap_or_else(|| "unknown".into());
+                (key, value, source)
             })
             .collect()
     }
 
-    /// The provenance as TOML with dotted keys, each line commented with its source.
+    /// Every leaf key in sorted order with its value and source. JSON has no NaN or infinity:
+    /// such a value is `null` here (the TOML listing keeps it).
+    pub fn provenance(&self) -> Vec<Provenance> {
+        self.leaves()
+            .into_iter()
+            .map(|(key, value, source)| Provenance {
+                value: value
+                    .deserialize::<serde_json::Value>()
+                    .unwrap_or(serde_json::Value::Null),
+                key,
+                source,
+            })
+            .collect()
+    }
+
+    /// The provenance as TOML with dotted keys, each line commented with its source. Values
+    /// are written as TOML writes them, so `nan` and `inf` stay what the user set.
     pub fn provenance_toml(&self) -> String {
         let rows: Vec<(String, String)> = self
-            .provenance()
+            .leaves()
             .into_iter()
-            .map(|p| {
-                let value = toml::Value::try_from(&p.value)
+            .map(|(key, value, source)| {
+                let value = toml::Value::try_from(&value)
                     .map(|v| v.to_string())
-                    .unwrap_or_else(|_| p.value.to_string());
-                (format!("{} = {value}", quote_key(&p.key)), p.source)
+                    .unwrap_or_else(|_| {
+                        value
+                            .deserialize::<serde_json::Value>()
+                            .map(|v| v.to_string())
+                            .unwrap_or_else(|_| "?".into())
+                    });
+                (format!("{} = {value}", quote_key(&key)), source)
             })
             .collect();
         let width = rows

@@ -191,3 +191,23 @@ fn dropping_a_stream_early_stops_its_thread() {
     assert!(stream.next().is_some());
     drop(stream); // must not hang on the producer blocked on a full channel
 }
+
+#[test]
+fn a_batch_larger_than_the_set_with_drop_last_yields_no_batch() {
+    // What the plan refuses (`DataPlan::check_loaded` at run time): such an epoch is empty.
+    let set = toy_set(5);
+    let t = transform(1, 4, 4);
+    let dropped = StreamSpec {
+        drop_last: true,
+        ..spec(0, 0)
+    };
+    assert_eq!(batches_per_epoch(5, 8, true), 0);
+    assert_eq!(
+        BatchStream::start(set.clone(), t.clone(), dropped).count(),
+        0
+    );
+    // Kept, the last smaller batch is the epoch's one step.
+    let kept: Vec<_> = BatchStream::start(set, t, spec(0, 0)).collect();
+    assert_eq!((kept.len(), kept[0].labels.len()), (1, 5));
+    assert_eq!(batches_per_epoch(8, 8, true), 1);
+}

@@ -174,6 +174,13 @@ impl Manifest {
         let rows: Vec<&str> = manifest.row.iter().map(|r| r.name.as_str()).collect();
         let columns: Vec<&str> = manifest.column.iter().map(|c| c.name.as_str()).collect();
         for row in &manifest.row {
+            if let Some(problem) = not_one_folder(&row.name) {
+                bail!(
+                    "{}: row name `{}` names a folder of every cell's run directory: {problem}",
+                    path.display(),
+                    row.name
+                );
+            }
             for column in row.paper.keys() {
                 if !columns.contains(&column.as_str()) {
                     bail!(
@@ -246,6 +253,14 @@ impl Manifest {
             for column in &self.column {
                 for seed in 0..seeds {
                     let key = key_of(row, column, seed)?;
+                    if let Some(problem) = not_one_folder(&key) {
+                        bail!(
+                            "row `{}`, column `{}`: key `{key}` names a folder of the run \
+                             directory: {problem}",
+                            row.name,
+                            column.name
+                        );
+                    }
                     if cells
                         .iter()
                         .any(|c| c.row == row.name && c.key == key && c.seed == seed)
@@ -324,6 +339,20 @@ impl Manifest {
                 None
             })
             .unwrap_or(self.seeds)
+    }
+}
+
+/// Why `name` cannot be one folder of a run directory (empty, `.`, `..`, a separator), if it
+/// cannot: a row name or key like `../x` would put runs outside the table's output directory.
+fn not_one_folder(name: &str) -> Option<&'static str> {
+    if name.is_empty() {
+        Some("it is empty")
+    } else if name == "." || name == ".." {
+        Some("`.` and `..` are not folder names")
+    } else if name.contains(['/', '\\', '\0']) {
+        Some("it must be one folder name, without `/`, `\\` or NUL")
+    } else {
+        None
     }
 }
 
@@ -473,6 +502,34 @@ paper = { a = { value = 70.0, source = "paper, Table 1" } }
                 .sets
                 .contains(&"data.train_per_class=5".to_string())
         );
+    }
+
+    #[test]
+    fn row_names_and_keys_that_are_not_one_folder_are_rejected() {
+        let mut m = manifest();
+        m.row[0].key = Some("../{column}".into());
+        let error = m.cells(1, false).unwrap_err().to_string();
+        assert!(
+            error.contains("key `../") && error.contains("one folder name"),
+            "{error}"
+        );
+        for bad in ["", "..", "a/b"] {
+            assert!(not_one_folder(bad).is_some(), "{bad:?}");
+        }
+        assert!(not_one_folder("kd-t4").is_none());
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("m.toml");
+        let text = std::fs::read_to_string(
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("../configs/reproduce/fashion.toml"),
+        )
+        .unwrap();
+        let first_row = text.find("[[row]]").unwrap();
+        let name_at = first_row + text[first_row..].find("name = \"").unwrap() + 8;
+        let bad = format!("{}../{}", &text[..name_at], &text[name_at..]);
+        std::fs::write(&path, bad).unwrap();
+        let error = Manifest::load(&path).unwrap_err().to_string();
+        assert!(error.contains("row name `../"), "{error}");
     }
 
     #[test]

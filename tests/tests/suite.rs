@@ -97,3 +97,17 @@ fn a_teacher_then_student_suite_runs_in_order() {
             .is_file()
     );
 }
+
+#[test]
+fn a_finished_run_with_a_damaged_summary_is_named() {
+    let dir = tempfile::tempdir().unwrap();
+    suite(dir.path());
+    success(kd(dir.path(), &["suite", "suite.toml"]));
+    let summary = run_dir(dir.path(), "teacher").join("summary.json");
+    std::fs::write(&summary, "{\"outputs\": ").unwrap();
+    let stderr = failure(kd(dir.path(), &["suite", "suite.toml"]), 2);
+    assert!(
+        stderr.contains("summary.json") && stderr.contains("cannot be read"),
+        "{stderr}"
+    );
+}

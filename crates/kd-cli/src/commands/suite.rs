@@ -130,6 +130,19 @@ fn within(path: &Path, dir: &Path) -> bool {
     absolute(path).starts_with(absolute(dir))
 }
 
+/// The summary of a finished run; a damaged one is named, with what to do.
+fn read_summary(path: &Path) -> anyhow::Result<Summary> {
+    let damaged = |e: &dyn std::fmt::Display| {
+        UsageError(format!(
+            "{}: {e}; the run looks finished but its summary cannot be read (delete the run \
+             directory to train it again)",
+            path.display()
+        ))
+    };
+    let text = std::fs::read_to_string(path).map_err(|e| damaged(&e))?;
+    Ok(serde_json::from_str(&text).map_err(|e| damaged(&e))?)
+}
+
 fn read_suite(path: &Path) -> anyhow::Result<SuiteFile> {
     let text = std::fs::read_to_string(path)
         .map_err(|e| UsageError(format!("{}: {e}", path.display())))?;
@@ -180,7 +193,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
                 entry.label,
                 files.dir.display()
             )?;
-            serde_json::from_str(&std::fs::read_to_string(&summary_path)?)?
+            read_summary(&summary_path)?
         } else {
             let resume = files.last().is_file();
             writeln!(

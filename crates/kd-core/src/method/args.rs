@@ -19,7 +19,11 @@ pub struct MethodArgs<'a> {
 impl MethodArgs<'_> {
     /// The full key of one of the instance's keys: `method.<instance>.<key>`.
     pub fn key(&self, key: &str) -> String {
-        format!("method.{}.{key}", self.instance)
+        if key.starts_with('[') {
+            format!("method.{}{key}", self.instance)
+        } else {
+            format!("method.{}.{key}", self.instance)
+        }
     }
 
     /// An issue about one of the instance's keys.
@@ -116,11 +120,29 @@ impl MethodArgs<'_> {
                 Err(error) => error,
             };
             let segments: Vec<&Segment> = error.path().iter().collect();
-            let key = render(&segments);
-            issues.push(self.issue(
-                if key.is_empty() { "kind" } else { &key },
-                error.inner().to_string(),
-            ));
+            let message = error.inner().to_string();
+            let mut key = render(&segments);
+            // serde reports a missing field at the table that lacks it: name the field.
+            if let Some(field) = message
+                .strip_prefix("missing field `")
+                .and_then(|rest| rest.split('`').next())
+            {
+                key = if key.is_empty() {
+                    field.to_string()
+                } else {
+                    format!("{key}.{field}")
+                };
+            }
+            issues.push(if key.is_empty() {
+                // The table as a whole.
+                ConfigIssue {
+                    key: Some(format!("method.{}", self.instance)),
+                    source: (self.source_of)(&self.key("kind")),
+                    message,
+                }
+            } else {
+                self.issue(&key, message)
+            });
             if !remove(&mut params, &segments) {
                 break;
             }
@@ -266,6 +288,26 @@ mod tests {
         assert!(typo.unwrap().message.contains("unknown field"), "{err}");
         args.params = serde_json::json!({ "temperature": 2.0 });
         assert_eq!(args.parse::<Table>().unwrap().temperature, 2.0);
+    }
+
+    #[test]
+    fn parse_names_a_missing_field_and_a_table_of_the_wrong_shape() {
+        #[derive(Debug, serde::Deserialize)]
+        #[allow(dead_code)]
+        struct Required {
+            teacher: String,
+        }
+        let none = |_: &str| None;
+        let mut args = args(&none);
+        args.params = serde_json::json!({});
+        let err = args.parse::<Required>().unwrap_err();
+        assert_eq!(err.issues.len(), 1, "{err}");
+        assert_eq!(err.issues[0].key.as_deref(), Some("method.m.teacher"));
+        assert_eq!(err.issues[0].message, "missing field `teacher`");
+        args.params = serde_json::json!("text");
+        let err = args.parse::<Table>().unwrap_err();
+        assert_eq!(err.issues[0].key.as_deref(), Some("method.m"), "{err}");
+        assert_eq!(args.key("[1]"), "method.m[1]");
     }
 
     #[test]

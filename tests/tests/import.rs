@@ -1,6 +1,11 @@
 //! `kd import`, `kd predict` and PyTorch teachers named in configs, through the binary: the
 //! fixtures are the checkpoints PyTorch wrote from the reference models
-//! (`crates/kd-core/tests/fixtures/pytorch`, by `scripts/reference/pytorch_fixtures.py`).
+//! (`crates/kd-core/tests/fixtures/pytorch`, by `scripts/reference/pytorch_fixtures.py`), and
+//! files the tests build from them (half precision, NaN weights, `teacher`/`student` entries)
+//! with kd-core's test writer.
+
+#[path = "../../crates/kd-core/tests/support/pth.rs"]
+mod pth;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -358,5 +363,157 @@ fn a_pytorch_teacher_of_another_architecture_fails_the_plan() {
                 .unwrap()
                 .count()
                 == 0
+    );
+}
+
+/// A fixture's state dict written again in `precision` to `dir/name`.
+fn rewritten(dir: &Path, fixture_name: &str, name: &str, precision: pth::Precision) -> PathBuf {
+    let tensors = pth::read_tensors(&fixture(fixture_name));
+    let path = dir.join(name);
+    pth::write_pth(&path, &pth::state_dict(&tensors, precision));
+    path
+}
+
+#[test]
+fn a_half_precision_checkpoint_is_imported_as_float32_and_runs() {
+    let dir = tempfile::tempdir().unwrap();
+    let data_dir = cifar10(dir.path(), 16);
+    let half = rewritten(
+        dir.path(),
+        "resnet8_c10.pth",
+        "half.pth",
+        pth::Precision::F16,
+    );
+    let out = success(import(
+        dir.path(),
+        "resnet8",
+        half.to_str().unwrap(),
+        "half.kdc",
+    ));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        stdout.contains("converted to float32: 47 from float16"),
+        "{stdout}"
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("converted 47 tensor(s) from float16 to float32"),
+        "{stderr}"
+    );
+    // What panicked on a dtype mismatch before: evaluating the import, and the .pth itself.
+    let data = data_dir.to_str().unwrap();
+    let eval = |checkpoint: &str| {
+        let out = success(kd(
+            dir.path(),
+            &[
+                "eval",
+                "--arch",
+                "resnet8",
+                "--checkpoint",
+                checkpoint,
+                "--data",
+                data,
+                "--format",
+                "cifar10",
+                "--json",
+            ],
+        ));
+        let mut report = json(&out.stdout);
+        report.as_object_mut().unwrap().remove("checkpoint");
+        report
+    };
+    let imported = eval("half.kdc");
+    assert_eq!(imported["count"], 16);
+    assert_eq!(eval(half.to_str().unwrap()), imported);
+
+    // A run with a float16 teacher trains.
+    let text = std::fs::read_to_string(pth_teacher_config(dir.path(), &data_dir, "resnet8"))
+        .unwrap()
+        .replace(
+            &fixture("resnet8_dataparallel.pth").display().to_string(),
+            &half.display().to_string(),
+        );
+    let config = write(dir.path(), "half.toml", &text);
+    success(kd(dir.path(), &["train", config.to_str().unwrap()]));
+    assert!(
+        run_dir(dir.path(), "from-pth")
+            .join("summary.json")
+            .is_file()
+    );
+}
+
+#[test]
+fn non_finite_weights_in_a_pytorch_file_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = cifar10(dir.path(), 2);
+    let mut tensors = pth::read_tensors(&fixture("resnet8_c10.pth"));
+    tensors.iter_mut().find(|t| t.0 == "fc.bias").unwrap().2[0] = f32::NAN;
+    let path = dir.path().join("nan.pth");
+    pth::write_pth(&path, &pth::state_dict(&tensors, pth::Precision::F32));
+    let stderr = failure(import(dir.path(), "resnet8", "nan.pth", "nan.kdc"), 2);
+    assert!(
+        stderr.contains("nan.pth: tensor `fc.bias` holds NaN or infinite values"),
+        "{stderr}"
+    );
+    assert!(!dir.path().join("nan.kdc").exists());
+    let stderr = failure(
+        kd(
+            dir.path(),
+            &[
+                "predict",
+                "--arch",
+                "resnet8",
+                "--checkpoint",
+                "nan.pth",
+                "--data",
+                data.to_str().unwrap(),
+                "--format",
+                "cifar10",
+            ],
+        ),
+        2,
+    );
+    assert!(stderr.contains("tensor `fc.bias` holds NaN"), "{stderr}");
+}
+
+#[test]
+fn a_file_with_teacher_and_student_entries_names_the_one_that_fits() {
+    let dir = tempfile::tempdir().unwrap();
+    let entry =
+        |name: &str| pth::state_dict(&pth::read_tensors(&fixture(name)), pth::Precision::F32);
+    let root = pth::Node::Dict(vec![
+        ("student".into(), entry("resnet8_c10.pth")),
+        ("teacher".into(), entry("resnet20.pth")),
+    ]);
+    pth::write_pth(&dir.path().join("both.pth"), &root);
+    let out = success(import(dir.path(), "resnet20", "both.pth", "teacher.kdc"));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        stdout.contains("tensors from the state dict under `teacher` into resnet20 (100 classes"),
+        "{stdout}"
+    );
+    let mut command = import(dir.path(), "resnet20", "both.pth", "x.kdc");
+    command.args(["--key", "student"]);
+    let stderr = failure(command, 2);
+    assert!(
+        stderr.contains("compared with the state dict under `student`"),
+        "{stderr}"
+    );
+    assert!(
+        stderr
+            .contains("the state dict under `teacher` fits resnet20: choose it with --key teacher"),
+        "{stderr}"
+    );
+    assert!(!dir.path().join("x.kdc").exists());
+}
+
+#[test]
+fn a_directory_given_as_the_pytorch_file_is_named_as_one() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir(dir.path().join("teacher.pth")).unwrap();
+    let stderr = failure(import(dir.path(), "resnet8", "teacher.pth", "x.kdc"), 2);
+    assert!(
+        stderr.contains("teacher.pth: not a readable PyTorch checkpoint: it is a directory"),
+        "{stderr}"
     );
 }

@@ -1,5 +1,5 @@
-//! Real runs on the shipped data: stacking two KD instances, and a killed run resumed to exactly
-//! the weights and metrics of a run that was never stopped.
+//! Real runs on the shipped data: stacking two KD instances, a killed run resumed to exactly
+//! the weights and metrics of a run that was never stopped, and how metrics count and average.
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -235,4 +235,42 @@ fn a_killed_run_resumes_to_exactly_the_same_weights_and_metrics() {
     let state_killed = checkpoint::read_header(&last).unwrap().state;
     assert_eq!(state_straight.history, state_killed.history);
     assert_eq!(state_straight.global_step, state_killed.global_step);
+}
+
+#[test]
+fn epoch_means_weigh_every_batch_by_its_images() {
+    // 100 training images in batches of 33: three full batches and a last one of a single image,
+    // which must weigh 1/100 of the epoch's loss, not 1/4.
+    let dir = tempfile::tempdir().unwrap();
+    let text = tiny_config(dir.path(), "weighted", "resnet8", 10, 1, "")
+        .replace("batch_size = 16", "batch_size = 33");
+    write(dir.path(), "x.toml", &text);
+    success(kd(dir.path(), &["train", "x.toml"]));
+    let rows = metrics(&run_dir(dir.path(), "weighted"));
+    let steps: Vec<f64> = rows
+        .iter()
+        .filter(|r| r["kind"] == "step")
+        .map(|r| r["loss"].as_f64().unwrap())
+        .collect();
+    assert_eq!(steps.len(), 4);
+    let batches: Vec<u64> = rows
+        .iter()
+        .filter(|r| r["kind"] == "step")
+        .map(|r| r["batch"].as_u64().unwrap())
+        .collect();
+    assert_eq!(batches, [1, 2, 3, 4], "batches are counted from 1");
+    let weighted = (33.0 * (steps[0] + steps[1] + steps[2]) + steps[3]) / 100.0;
+    let plain = steps.iter().sum::<f64>() / 4.0;
+    let epoch = rows.iter().find(|r| r["kind"] == "epoch").unwrap();
+    let logged = epoch["loss"].as_f64().unwrap();
+    assert_eq!(epoch["epoch"], 1, "epochs are counted from 1");
+    assert_eq!(epoch["step"], 4);
+    assert!(
+        (logged - weighted).abs() < 1e-9 * weighted.abs().max(1.0),
+        "epoch loss {logged}, image-weighted mean {weighted}"
+    );
+    assert!(
+        (plain - weighted).abs() > 1e-6,
+        "the test needs batches whose losses differ: {steps:?}"
+    );
 }

@@ -290,7 +290,7 @@ fn ctsl_mkt_pretrains_then_distils_from_frozen_self_copies() {
     let rows = metrics(&run);
     let stage1 = rows
         .iter()
-        .find(|r| r["kind"] == "step" && r["epoch"] == 0)
+        .find(|r| r["kind"] == "step" && r["epoch"] == 1)
         .unwrap();
     assert!(
         !stage1.contains_key("ctsl/self/student"),
@@ -298,7 +298,7 @@ fn ctsl_mkt_pretrains_then_distils_from_frozen_self_copies() {
     );
     let stage2 = rows
         .iter()
-        .find(|r| r["kind"] == "step" && r["epoch"] == 1)
+        .find(|r| r["kind"] == "step" && r["epoch"] == 2)
         .unwrap();
     for key in [
         "ctsl/mutual/student",
@@ -374,7 +374,7 @@ fn ffkd_changes_the_teacher_only_in_feedback_steps_from_the_configured_epoch() {
     let rows = metrics(&run);
     let forward_only = rows
         .iter()
-        .find(|r| r["kind"] == "step" && r["epoch"] == 0)
+        .find(|r| r["kind"] == "step" && r["epoch"] == 1)
         .unwrap();
     assert!(forward_only["ffkd/feature"].as_f64().unwrap().is_finite());
     assert!(
@@ -383,7 +383,7 @@ fn ffkd_changes_the_teacher_only_in_feedback_steps_from_the_configured_epoch() {
     );
     let with_feedback = rows
         .iter()
-        .find(|r| r["kind"] == "step" && r["epoch"] == 1)
+        .find(|r| r["kind"] == "step" && r["epoch"] == 2)
         .unwrap();
     for key in [
         "ffkd/ce_teacher",

@@ -83,9 +83,12 @@ impl Observer for Progress {
         let (epoch, batch) = info.start;
         if epoch > 0 || batch > 0 {
             self.line(&format!(
-                "resuming `{}` at epoch {}, batch {batch}",
+                "resuming `{}` at epoch {}/{}, batch {}/{}",
                 info.run,
-                epoch + 1
+                epoch + 1,
+                info.epochs,
+                batch + 1,
+                info.batches_per_epoch
             ));
         }
         if epoch < info.epochs {

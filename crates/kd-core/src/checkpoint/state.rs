@@ -18,11 +18,11 @@ pub struct Accuracy {
 /// One finished epoch.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct EpochRecord {
-    /// Epoch (0-based).
+    /// Epoch (0-based here; files and messages count from 1).
     pub epoch: usize,
     /// Learning-rate factor at the end of the epoch.
     pub lr_factor: f64,
-    /// Mean of each loss term over the epoch.
+    /// Mean of each loss term over the epoch's images.
     pub train: BTreeMap<String, f64>,
     /// Accuracy of every evaluated output.
     pub eval: BTreeMap<String, Accuracy>,
@@ -48,10 +48,14 @@ pub struct TrainState {
     pub global_step: usize,
     /// Whether every epoch is done.
     pub finished: bool,
-    /// Sums of each term over the batches of `epoch` trained so far.
+    /// Sums of each term over the batches of `epoch` trained so far, each batch's mean weighted
+    /// by its number of images (so a short last batch weighs what its images weigh).
     pub epoch_sums: BTreeMap<String, f64>,
     /// Batches of `epoch` trained so far.
     pub epoch_batches: usize,
+    /// Images of `epoch` trained so far: the divisor of `epoch_sums`.
+    #[serde(default)]
+    pub epoch_images: usize,
     /// Finished epochs.
     pub history: Vec<EpochRecord>,
     /// The best epoch.

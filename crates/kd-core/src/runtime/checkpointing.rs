@@ -13,7 +13,7 @@
 use std::collections::HashMap;
 use std::path::Path;
 
-use super::error::TrainError;
+use super::error::{RunPosition, TrainError};
 use super::plan::MethodInstance;
 use crate::checkpoint::{self, CheckpointHeader, NetworkEntry, TrainState};
 use crate::method::{Part, Roles, Trainable};
@@ -51,6 +51,7 @@ pub(super) fn save_checkpoint(
     roles: &mut Roles,
     methods: &mut [MethodInstance],
     state: &TrainState,
+    last_step: RunPosition,
 ) -> Result<(), TrainError> {
     // Finite losses can still send non-finite gradients into the weights; never let such weights
     // replace the last good checkpoint.
@@ -59,9 +60,7 @@ pub(super) fn save_checkpoint(
             return Err(TrainError::NonFinite {
                 term: format!("weights of {name}"),
                 value: f64::NAN,
-                epoch: state.epoch,
-                batch: state.next_batch.saturating_sub(1),
-                step: state.global_step,
+                at: last_step,
                 last_good: last_good(path),
             });
         }

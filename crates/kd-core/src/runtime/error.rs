@@ -126,20 +126,15 @@ pub enum TrainError {
     },
     /// A loss term became NaN or infinite; the last checkpoint written is the last good one.
     #[error(
-        "loss term `{term}` is {value} at epoch {epoch}, batch {batch} (step {step}); stopped. \
-         The last good checkpoint is {last_good}"
+        "loss term `{term}` is {value} at {at}; stopped. The last good checkpoint is {last_good}"
     )]
     NonFinite {
         /// The term (`ce/student`, `kd/kl`, ...).
         term: String,
         /// Its value.
         value: f64,
-        /// Epoch (0-based).
-        epoch: usize,
-        /// Batch within the epoch.
-        batch: usize,
-        /// Global step.
-        step: usize,
+        /// The step it happened at.
+        at: RunPosition,
         /// Where the last good checkpoint is, or "none (no checkpoint was written yet)".
         last_good: String,
     },
@@ -157,6 +152,52 @@ pub enum TrainError {
     /// A PyTorch checkpoint could not be imported.
     #[error(transparent)]
     Import(#[from] ImportError),
+}
+
+/// A step of a run, counted from 1 as progress lines and `metrics.jsonl`/`metrics.csv` count
+/// (the training state counts epochs and batches from 0); shown as
+/// `epoch 2/3, batch 5/7 (step 12)`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RunPosition {
+    /// Epoch, from 1.
+    pub epoch: usize,
+    /// Epochs of the run.
+    pub epochs: usize,
+    /// Batch within the epoch, from 1.
+    pub batch: usize,
+    /// Batches per epoch.
+    pub batches: usize,
+    /// Step of the run, from 1.
+    pub step: usize,
+}
+
+impl RunPosition {
+    /// The position of a step from the loop's 0-based epoch, batch and steps taken before it.
+    pub fn of_step(
+        epoch: usize,
+        epochs: usize,
+        batch: usize,
+        batches: usize,
+        steps_before: usize,
+    ) -> Self {
+        RunPosition {
+            epoch: epoch + 1,
+            epochs,
+            batch: batch + 1,
+            batches,
+            step: steps_before + 1,
+        }
+    }
+}
+
+impl std::fmt::Display for RunPosition {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "epoch {}/{}, batch {}/{} (step {})",
+            self.epoch, self.epochs, self.batch, self.batches, self.step
+        )
+    }
 }
 
 impl TrainError {

@@ -11,7 +11,7 @@ use std::path::Path;
 
 use burn::tensor::{Device, Int, Tensor, TensorData};
 
-use super::error::TrainError;
+use super::error::{RunPosition, TrainError};
 use super::plan::MethodInstance;
 use crate::data::Batch;
 use crate::loss::cross_entropy;
@@ -23,6 +23,8 @@ pub(super) struct StepSettings<'a> {
     pub(super) position: StepPosition,
     /// The schedule's learning-rate factor at this step.
     pub(super) lr_factor: f64,
+    /// Batches per epoch (for the position errors name).
+    pub(super) batches: usize,
     /// The run seed (method randomness derives from it).
     pub(super) seed: u64,
     /// The autodiff device.
@@ -100,13 +102,16 @@ pub(super) fn run_phase(
         let v = value.clone().into_scalar::<f32>() as f64;
         if !v.is_finite() {
             let p = settings.position;
-            let batch = batch.index;
             return Err(TrainError::NonFinite {
                 term: name,
                 value: v,
-                epoch: p.epoch,
-                batch,
-                step: p.global_step,
+                at: RunPosition::of_step(
+                    p.epoch,
+                    p.epochs,
+                    batch.index,
+                    settings.batches,
+                    p.global_step,
+                ),
                 last_good: settings
                     .last_good
                     .map(|p| p.display().to_string())

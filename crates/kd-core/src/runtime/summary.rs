@@ -17,7 +17,7 @@ use crate::checkpoint::{Accuracy, TrainState};
 pub struct OutputSummary {
     /// Best top-1 over the epochs (%).
     pub best_top1: f64,
-    /// Epoch of the best top-1 (0-based).
+    /// Epoch of the best top-1, from 1 (as metrics files count).
     pub best_epoch: usize,
     /// Top-1 after the last epoch (%).
     pub last_top1: f64,
@@ -40,7 +40,7 @@ pub struct Summary {
     pub steps: usize,
     /// Training wall time in seconds (all sessions).
     pub wall_seconds: f64,
-    /// Epoch with the student's best top-1.
+    /// Epoch with the student's best top-1, from 1.
     pub best_epoch: Option<usize>,
     /// Every evaluated output.
     pub outputs: BTreeMap<String, OutputSummary>,
@@ -61,7 +61,7 @@ impl Summary {
             let series: Vec<(usize, Accuracy)> = state
                 .history
                 .iter()
-                .filter_map(|e| e.eval.get(&name).map(|a| (e.epoch, *a)))
+                .filter_map(|e| e.eval.get(&name).map(|a| (e.epoch + 1, *a)))
                 .collect();
             let Some(&(_, last)) = series.last() else {
                 continue;
@@ -88,7 +88,7 @@ impl Summary {
             epochs: state.history.len(),
             steps: state.global_step,
             wall_seconds: state.wall_seconds,
-            best_epoch: state.best.map(|b| b.epoch),
+            best_epoch: state.best.map(|b| b.epoch + 1),
             outputs,
             git_revision,
             kd_version: env!("CARGO_PKG_VERSION").into(),

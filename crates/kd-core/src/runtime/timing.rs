@@ -101,6 +101,7 @@ impl StepBench {
                 global_step: self.state.global_step,
             },
             lr_factor: 1.0,
+            batches: 1,
             seed: c.run.seed,
             device: &self.device,
             last_good: None,

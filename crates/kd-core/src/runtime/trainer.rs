@@ -17,7 +17,7 @@ use std::time::Instant;
 use burn::tensor::Device;
 
 use super::checkpointing::{parts_mut, restore_checkpoint, save_checkpoint};
-use super::error::TrainError;
+use super::error::{RunPosition, TrainError};
 use super::evaluate::evaluate;
 use super::metrics::{MetricsWriter, Row};
 use super::observer::{Observer, StartInfo, StepReport};
@@ -246,6 +246,7 @@ impl Run {
                 global_step: self.state.global_step,
             },
             lr_factor: factor,
+            batches,
             seed: c.run.seed,
             device: &self.device,
             last_good: self.last_good.as_deref(),
@@ -279,17 +280,21 @@ impl Run {
         state.global_step += 1;
         state.next_batch = batch.index + 1;
         state.epoch_batches += 1;
-        *state.epoch_sums.entry("loss".into()).or_default() += loss;
+        // Epoch means are over images: each batch's mean counts as many times as it has images.
+        let images = batch.labels.len();
+        state.epoch_images += images;
+        *state.epoch_sums.entry("loss".into()).or_default() += loss * images as f64;
         for (name, value) in &step_terms {
-            *state.epoch_sums.entry(name.clone()).or_default() += value;
+            *state.epoch_sums.entry(name.clone()).or_default() += value * images as f64;
         }
         window.1 += batch.labels.len();
         let c = &self.plan.config;
         if c.run.log_every > 0 && state.global_step.is_multiple_of(c.run.log_every) {
             let images_per_sec = window.1 as f64 / window.0.elapsed().as_secs_f64().max(1e-9);
             let mut values: BTreeMap<String, f64> = step_terms.iter().cloned().collect();
-            values.insert("epoch".into(), epoch as f64);
-            values.insert("batch".into(), batch.index as f64);
+            // Files count epochs, batches and steps from 1, as progress lines and errors do.
+            values.insert("epoch".into(), (epoch + 1) as f64);
+            values.insert("batch".into(), (batch.index + 1) as f64);
             values.insert("step".into(), state.global_step as f64);
             values.insert("lr_factor".into(), factor);
             values.insert("loss".into(), loss);
@@ -331,17 +336,36 @@ impl Run {
             .metrics
             .lengths()
             .map_err(TrainError::io(&self.files.dir))?;
+        let last_step = self.last_step();
         save_checkpoint(
             path,
             &self.plan.config.run.name,
             &mut self.roles,
             &mut self.plan.methods,
             &self.state,
+            last_step,
         )?;
         if path == self.files.last() {
             self.last_good = Some(path.to_path_buf());
         }
         Ok(())
+    }
+
+    /// The position of the last step trained (at an epoch's end, its last batch).
+    fn last_step(&self) -> RunPosition {
+        let s = &self.state;
+        let (epoch, batch) = if s.next_batch > 0 {
+            (s.epoch, s.next_batch - 1)
+        } else {
+            (s.epoch.saturating_sub(1), self.batches.saturating_sub(1))
+        };
+        RunPosition::of_step(
+            epoch,
+            self.plan.config.run.epochs,
+            batch,
+            self.batches,
+            s.global_step.saturating_sub(1),
+        )
     }
 
     /// Seconds of training over every session of the run.

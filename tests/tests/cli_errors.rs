@@ -237,6 +237,27 @@ fn nan_loss_stops_naming_step_and_term_and_keeps_the_last_good_checkpoint() {
         last.is_file(),
         "a checkpoint from before the blow-up is kept"
     );
+    // One numbering: the error counts epoch, batch and step from 1 as progress lines and
+    // metrics.jsonl do (100 images in batches of 16: 7 per epoch), and its step follows the last
+    // row logged.
+    let at = stderr
+        .split(" at epoch ")
+        .nth(1)
+        .and_then(|rest| rest.split(';').next())
+        .expect("the error names its position");
+    let numbers: Vec<usize> = at
+        .split(|c: char| !c.is_ascii_digit())
+        .filter(|s| !s.is_empty())
+        .map(|s| s.parse().unwrap())
+        .collect();
+    let [epoch, epochs, batch, batches, step] = numbers[..] else {
+        panic!("`{at}`: expected `E/N, batch B/M (step S)`")
+    };
+    assert_eq!((epochs, batches), (2, 7), "{at}");
+    assert_eq!(step, (epoch - 1) * batches + batch, "{at}");
+    let logged = kd_tests::metrics(&run_dir(dir.path(), "nan"));
+    let last_row = logged.iter().rfind(|r| r["kind"] == "step").unwrap();
+    assert_eq!(last_row["step"], step - 1, "{at}");
     // The kept checkpoint loads and evaluates.
     let subset = kd_tests::subset();
     success(kd(
@@ -364,4 +385,35 @@ fn plugins_load_of_the_wrong_type_names_the_key() {
     write(dir.path(), "x.toml", "[plugins]\nload = \"libx.so\"\n");
     let stderr = failure(kd(dir.path(), &["print-config", "x.toml"]), 2);
     assert!(stderr.contains("plugins.load"), "{stderr}");
+}
+
+#[test]
+fn a_best_checkpoint_that_cannot_be_written_leaves_no_state_naming_it() {
+    // `best.kdc` cannot be written (its temporary file's name is taken by a directory, as a full
+    // disk would refuse it): the run stops, and `last.kdc` is still the mid-epoch state, which
+    // names no best epoch; once the cause is gone, --resume finishes the epoch and writes both.
+    let dir = tempfile::tempdir().unwrap();
+    let text = tiny_config(dir.path(), "full", "resnet8", 10, 1, "")
+        .replace("seed = 7", "seed = 7\ncheckpoint_every = 1");
+    write(dir.path(), "x.toml", &text);
+    let checkpoints = run_dir(dir.path(), "full").join("checkpoints");
+    std::fs::create_dir_all(checkpoints.join("best.tmp")).unwrap();
+    let stderr = failure(kd(dir.path(), &["train", "x.toml"]), 2);
+    assert!(stderr.contains("best.tmp"), "{stderr}");
+    let header = kd_core::checkpoint::read_header(&checkpoints.join("last.kdc")).unwrap();
+    assert_eq!(header.state.best, None, "last.kdc names no best epoch");
+    assert!(
+        header.state.history.is_empty(),
+        "the epoch is not recorded as finished"
+    );
+    assert!(!checkpoints.join("best.kdc").exists());
+    std::fs::remove_dir(checkpoints.join("best.tmp")).unwrap();
+    success(kd(dir.path(), &["train", "x.toml", "--resume"]));
+    let header = kd_core::checkpoint::read_header(&checkpoints.join("best.kdc")).unwrap();
+    assert_eq!(header.state.best.map(|b| b.epoch), Some(0));
+    let summary: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(run_dir(dir.path(), "full").join("summary.json")).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(summary["best_epoch"], 1, "summaries count epochs from 1");
 }

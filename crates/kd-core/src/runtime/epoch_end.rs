@@ -32,7 +32,7 @@ impl Run {
             .collect();
         eval.extend(self.fixed_eval.clone());
         let state = &mut self.state;
-        let n = state.epoch_batches.max(1) as f64;
+        let n = state.epoch_images.max(1) as f64;
         let train_means: BTreeMap<String, f64> = state
             .epoch_sums
             .iter()
@@ -62,12 +62,13 @@ impl Run {
         state.epoch += 1;
         state.next_batch = 0;
         state.epoch_batches = 0;
+        state.epoch_images = 0;
         state.epoch_sums.clear();
         let wall_seconds = self.wall_seconds();
         self.state.wall_seconds = wall_seconds;
 
         let mut values: BTreeMap<String, f64> = train_means.clone();
-        values.insert("epoch".into(), epoch as f64);
+        values.insert("epoch".into(), (epoch + 1) as f64);
         values.insert("step".into(), self.state.global_step as f64);
         values.insert("lr_factor".into(), factor);
         for (name, acc) in &eval {
@@ -82,10 +83,13 @@ impl Run {
             })
             .map_err(TrainError::io(&self.files.dir))?;
         self.state.finished = self.state.epoch >= c.run.epochs;
-        self.save(&self.files.last())?;
+        // `best.kdc` first: if writing it fails (a full disk), `last.kdc` still holds the state
+        // before this epoch, so a resume redoes the epoch and writes both, and no state ever
+        // names a best epoch whose checkpoint is missing.
         if improved {
             self.save(&self.files.best())?;
         }
+        self.save(&self.files.last())?;
         tracing::info!(epoch, student_top1 = student, "epoch finished");
         observer.epoch(&EpochReport {
             epoch,

@@ -457,6 +457,9 @@ batch_size = 0
 eval_batch_size = 0
 mean = [nan]
 std = [inf]
+input_size = 32
+[data.augment]
+crop_padding = 32
 [optim]
 lr = -1
 momentum = 1.5
@@ -484,6 +487,10 @@ weight = -1
             ("data.eval_batch_size", "must be at least 1"),
             ("data.mean[0]", "NaN is not a finite number"),
             ("data.std[0]", "inf is not a finite number"),
+            (
+                "data.augment.crop_padding",
+                "must be smaller than data.input_size (32)",
+            ),
             ("optim.lr", "must be a positive number"),
             ("optim.momentum", "must be between 0 and 1"),
             ("optim.weight_decay", "must be a non-negative number"),

@@ -9,8 +9,8 @@
 //! `data.mean`/`data.std` against the channels, `data.train_per_class`/`data.test_per_class`
 //! against the images they keep); a method's own keys are checked by its plugin
 //! (`MethodArgs::positive` and friends), its `weight` here ([`method_weight`]). Keys whose every
-//! value is meaningful (`run.seed`, `run.log_every`, `run.checkpoint_every`,
-//! `data.augment.crop_padding`, `data.prefetch`) have no entry.
+//! value is meaningful (`run.seed`, `run.log_every`, `run.checkpoint_every`, `data.prefetch`)
+//! have no entry.
 
 use crate::config::{Issues, RunConfig};
 
@@ -110,6 +110,13 @@ pub(super) fn check_domains(config: &RunConfig, issues: &mut Issues<'_>) {
         }
     }
 
+    let (padding, side) = (c.data.augment.crop_padding, c.data.input_size);
+    if side > 0 && padding >= side {
+        issues.push(
+            "data.augment.crop_padding",
+            format!("must be smaller than data.input_size ({side}): a crop could miss the image"),
+        );
+    }
     check_normalisation(c, issues);
     check_schedule_epochs(c, issues);
     if let Err(e) = crate::backend::check(c.run.backend) {

@@ -111,3 +111,34 @@ fn a_finished_run_with_a_damaged_summary_is_named() {
         "{stderr}"
     );
 }
+
+#[test]
+fn a_bad_set_entry_of_the_suite_file_is_named_as_such() {
+    let dir = tempfile::tempdir().unwrap();
+    suite(dir.path());
+    let text = std::fs::read_to_string(dir.path().join("suite.toml")).unwrap();
+    write(
+        dir.path(),
+        "suite.toml",
+        &text.replace(
+            "config = \"student.toml\"\n",
+            "config = \"student.toml\"\nset = [\"optim.lr=fast\"]\n",
+        ),
+    );
+    let stderr = failure(kd(dir.path(), &["suite", "suite.toml"]), 2);
+    assert!(
+        stderr.contains("`optim.lr`")
+            && stderr.contains("suite.toml (run `student`), set optim.lr=fast")
+            && !stderr.contains("--set"),
+        "{stderr}"
+    );
+    // A `--set` of the command line is still called one.
+    let stderr = failure(
+        kd(
+            dir.path(),
+            &["suite", "suite.toml", "--set", "optim.momentum=x"],
+        ),
+        2,
+    );
+    assert!(stderr.contains("--set optim.momentum=x"), "{stderr}");
+}

@@ -8,7 +8,7 @@
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
-use kd_core::config::{self, ConfigError, ConfigIssue};
+use kd_core::config::{self, ConfigError, ConfigIssue, Override};
 use kd_core::method::Registry;
 use kd_core::runtime::{self, Summary, TrainOptions};
 use serde::Deserialize;
@@ -50,11 +50,12 @@ type Finished = (String, Summary, Vec<(String, String)>);
 /// naming its run. A checkpoint that does not exist yet is accepted only where an earlier run of
 /// the suite writes it (its run directory).
 fn plan_every_run(
+    suite_path: &Path,
     suite: &SuiteFile,
-    dir: &Path,
     sets: &[String],
     registry: &Registry,
 ) -> anyhow::Result<Vec<config::LoadedConfig>> {
+    let dir = suite_path.parent().unwrap_or(Path::new("."));
     let options = runtime::PlanOptions {
         allow_missing_checkpoints: true,
         ..Default::default()
@@ -70,8 +71,8 @@ fn plan_every_run(
             });
             issue
         };
-        let entry_sets: Vec<String> = entry.set.iter().chain(sets).cloned().collect();
-        let loaded = match config::load(Some(&dir.join(&entry.config)), &entry_sets) {
+        let entry_sets = overrides(suite_path, entry, sets);
+        let loaded = match config::load_with(Some(&dir.join(&entry.config)), &entry_sets) {
             Ok(loaded) => loaded,
             Err(e) => {
                 issues.extend(e.issues.into_iter().map(in_run));
@@ -107,6 +108,21 @@ fn plan_every_run(
     } else {
         Err(ConfigError { issues }.into())
     }
+}
+
+/// A run's overrides: its own `set` entries (named by the suite file and run in errors), then
+/// the command line's `--set`.
+fn overrides(suite_path: &Path, entry: &SuiteRun, sets: &[String]) -> Vec<Override> {
+    let origin = format!("file {} (run `{}`), set", suite_path.display(), entry.label);
+    entry
+        .set
+        .iter()
+        .map(|text| Override {
+            origin: origin.clone(),
+            text: text.clone(),
+        })
+        .chain(sets.iter().map(|text| Override::flag(text)))
+        .collect()
 }
 
 /// Whether `path` lies inside `dir` (compared as absolute paths, `..` resolved lexically).
@@ -155,9 +171,12 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     let dir = args.suite.parent().unwrap_or(Path::new("."));
     // Plugin libraries load before the registry exists: gather them from every run first.
     let mut libraries = Vec::new();
+    // A run whose configuration does not load is reported with the others' problems below.
     for entry in &suite.run {
-        let sets: Vec<String> = entry.set.iter().chain(&args.sets).cloned().collect();
-        let loaded = config::load(Some(&dir.join(&entry.config)), &sets)?;
+        let sets = overrides(&args.suite, entry, &args.sets);
+        let Ok(loaded) = config::load_with(Some(&dir.join(&entry.config)), &sets) else {
+            continue;
+        };
         libraries.extend(
             loaded
                 .config
@@ -171,7 +190,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     }
     kd_core::dynamic::load_plugins(&libraries)?;
     let registry = Registry::global()?;
-    let loaded = plan_every_run(&suite, dir, &args.sets, registry)?;
+    let loaded = plan_every_run(&args.suite, &suite, &args.sets, registry)?;
     let mut results: Vec<Finished> = Vec::new();
     for (entry, loaded) in suite.run.iter().zip(&loaded) {
         // Planned again now that the runs before it have written their checkpoints.

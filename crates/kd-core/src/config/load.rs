@@ -61,8 +61,29 @@ impl Provider for KdEnv {
     }
 }
 
-/// One `--set key=value` argument.
+/// One `key=value` override and where it was written: a `--set` argument, or an entry of a
+/// suite file's `set` list. Errors and provenance name `origin` followed by the text.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Override {
+    /// Where it was written (`--set`, `file suite.toml (run `kd`), set`).
+    pub origin: String,
+    /// `key=value`.
+    pub text: String,
+}
+
+impl Override {
+    /// A `--set key=value` argument.
+    pub fn flag(text: &str) -> Self {
+        Override {
+            origin: "--set".into(),
+            text: text.into(),
+        }
+    }
+}
+
+/// One parsed override.
 struct SetArg {
+    origin: String,
     raw: String,
     key: String,
     value: Value,
@@ -70,7 +91,7 @@ struct SetArg {
 
 impl Provider for SetArg {
     fn metadata(&self) -> Metadata {
-        Metadata::named(format!("--set {}", self.raw))
+        Metadata::named(format!("{} {}", self.origin, self.raw))
     }
 
     fn data(&self) -> Result<Map<Profile, Dict>, figment::Error> {
@@ -89,10 +110,11 @@ fn parse_value(text: &str) -> Result<Value, String> {
     text.parse::<Value>().map_err(|e| e.to_string())
 }
 
-fn parse_set(raw: &str) -> Result<SetArg, ConfigIssue> {
+fn parse_set(set: &Override) -> Result<SetArg, ConfigIssue> {
+    let raw = set.text.as_str();
     let issue = |message: String| ConfigIssue {
         key: None,
-        source: Some(format!("--set {raw}")),
+        source: Some(format!("{} {raw}", set.origin)),
         message,
     };
     let (key, value) = raw
@@ -113,6 +135,7 @@ fn parse_set(raw: &str) -> Result<SetArg, ConfigIssue> {
     }
     let value = parse_value(value.trim()).map_err(|e| issue(format!("cannot parse value: {e}")))?;
     Ok(SetArg {
+        origin: set.origin.clone(),
         raw: raw.to_string(),
         key: key.to_string(),
         value,
@@ -178,10 +201,23 @@ pub fn source_of(figment: &Figment, key: &str) -> Option<String> {
 /// is left out and the others still checked), include cycles, and every unknown key, wrong type
 /// and non-finite number in a method table, each with its full key and source.
 pub fn load(experiment: Option<&Path>, sets: &[String]) -> Result<LoadedConfig, ConfigError> {
+    let sets: Vec<Override> = sets.iter().map(|s| Override::flag(s)).collect();
+    load_with(experiment, &sets)
+}
+
+/// [`load`] with overrides written elsewhere than on the command line (a suite file's `set`
+/// lists), each named by its origin in errors and provenance.
+///
+/// # Errors
+/// As [`load`].
+pub fn load_with(
+    experiment: Option<&Path>,
+    sets: &[Override],
+) -> Result<LoadedConfig, ConfigError> {
     let mut issues = Vec::new();
     let parsed_sets: Vec<SetArg> = sets
         .iter()
-        .filter_map(|raw| parse_set(raw).map_err(|issue| issues.push(issue)).ok())
+        .filter_map(|set| parse_set(set).map_err(|issue| issues.push(issue)).ok())
         .collect();
     let experiment_usable = match experiment.map(|path| (path, files::unusable(path))) {
         Some((path, Some(why))) => {

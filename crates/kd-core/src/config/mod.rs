@@ -13,7 +13,7 @@ mod schema;
 
 pub use error::{ConfigError, ConfigIssue};
 pub use issues::Issues;
-pub use load::{DEFAULTS_SOURCE, LoadedConfig, load};
+pub use load::{DEFAULTS_SOURCE, LoadedConfig, Override, load, load_with};
 pub(crate) use load::{display_path, source_of};
 pub use provenance::Provenance;
 pub use schema::{

@@ -12,7 +12,8 @@ use std::path::{Path, PathBuf};
 
 use burn::tensor::{Device, Tensor, TensorData};
 use kd_core::import::{
-    ImportError, ImportOptions, Imported, check_pytorch, import_pytorch, write_imported,
+    ImportError, ImportOptions, Imported, check_pytorch, import_pytorch, import_pytorch_noted,
+    write_imported,
 };
 use kd_core::runtime::load_network;
 use kd_core::zoo::{self, Staged};
@@ -366,19 +367,17 @@ fn half_bfloat_and_double_precision_weights_are_converted_to_f32() {
     ] {
         let path = dir.path().join(format!("resnet8_{name}.pth"));
         pth::write_pth(&path, &pth::state_dict(&tensors, precision));
-        let imported = import_pytorch(&path, "resnet8", &ImportOptions::default(), &device)
-            .unwrap_or_else(|e| panic!("{name}: {e}"));
+        let (imported, notes) =
+            import_pytorch_noted(&path, "resnet8", &ImportOptions::default(), &device)
+                .unwrap_or_else(|e| panic!("{name}: {e}"));
         assert_eq!(
-            imported.converted.iter().collect::<Vec<_>>(),
+            notes.converted.iter().collect::<Vec<_>>(),
             [(&name.to_string(), &47)],
             "{name}"
         );
-        assert!(
-            imported
-                .describe()
-                .contains(&format!("converted to float32: 47 from {name}")),
-            "{}",
-            imported.describe()
+        assert_eq!(
+            notes.describe().as_deref(),
+            Some(format!("converted to float32: 47 from {name}").as_str())
         );
         // Every tensor is float32 now, holding the file's values exactly.
         let fc_bias = &tensors.iter().find(|t| t.0 == "fc.bias").unwrap().2;
@@ -401,9 +400,11 @@ fn half_bfloat_and_double_precision_weights_are_converted_to_f32() {
         assert!(again < tolerance, "{name}: {again}");
     }
     // A float32 file converts nothing and says nothing about it.
-    let imported = import("resnet8_c10.pth", "resnet8", &ImportOptions::default()).unwrap();
-    assert!(imported.converted.is_empty());
-    assert!(!imported.describe().contains("converted"));
+    let source = fixtures().join("resnet8_c10.pth");
+    let (_, notes) =
+        import_pytorch_noted(&source, "resnet8", &ImportOptions::default(), &device).unwrap();
+    assert_eq!(notes, Default::default());
+    assert_eq!(notes.describe(), None);
 }
 
 #[test]
@@ -458,10 +459,11 @@ fn every_top_level_entry_is_tried_and_the_fitting_one_named() {
     let dir = tempfile::tempdir().unwrap();
     let path = teacher_and_student(dir.path(), "resnet20.pth", "resnet8_c10.pth");
     // `student` is a usual wrapper and shares many names with resnet20, but only `teacher` fits.
-    let imported = import_pytorch(&path, "resnet20", &ImportOptions::default(), &device).unwrap();
+    let (imported, notes) =
+        import_pytorch_noted(&path, "resnet20", &ImportOptions::default(), &device).unwrap();
     assert_eq!(imported.wrapper.as_deref(), Some("teacher"));
     assert_eq!(imported.entry.num_classes, 100);
-    assert!(imported.also_fitting.is_empty());
+    assert!(notes.also_fitting.is_empty());
     let difference = max_difference(&logits(&imported.network, &device), &reference("resnet20"));
     assert!(difference < TOLERANCE, "{difference}");
     let imported = import_pytorch(&path, "resnet8", &ImportOptions::default(), &device).unwrap();
@@ -510,29 +512,20 @@ fn every_top_level_entry_is_tried_and_the_fitting_one_named() {
 fn two_fitting_entries_import_the_first_and_name_the_other() {
     let dir = tempfile::tempdir().unwrap();
     let path = teacher_and_student(dir.path(), "resnet8_c10.pth", "resnet8_c10.pth");
-    let imported =
-        import_pytorch(&path, "resnet8", &ImportOptions::default(), &Device::flex()).unwrap();
+    let device = Device::flex();
+    let (imported, notes) =
+        import_pytorch_noted(&path, "resnet8", &ImportOptions::default(), &device).unwrap();
     assert_eq!(imported.wrapper.as_deref(), Some("student"));
-    assert_eq!(imported.also_fitting, ["teacher"]);
-    assert!(
-        imported
-            .describe()
-            .contains("`teacher` fit(s) too (choose with --key)"),
-        "{}",
-        imported.describe()
+    assert_eq!(notes.also_fitting, ["teacher"]);
+    assert_eq!(
+        notes.describe().as_deref(),
+        Some("`teacher` fit(s) too (choose with --key)")
     );
     // DataParallel's `module` entry is the same state dict, not a second one.
-    let imported = import(
-        "resnet8_dataparallel.pth",
-        "resnet8",
-        &ImportOptions::default(),
-    )
-    .unwrap();
-    assert!(
-        imported.also_fitting.is_empty(),
-        "{:?}",
-        imported.also_fitting
-    );
+    let source = fixtures().join("resnet8_dataparallel.pth");
+    let (_, notes) =
+        import_pytorch_noted(&source, "resnet8", &ImportOptions::default(), &device).unwrap();
+    assert!(notes.also_fitting.is_empty(), "{:?}", notes.also_fitting);
 }
 
 #[test]

@@ -1,4 +1,6 @@
-//! `kd import`: a PyTorch checkpoint (`.pth`) into a kd checkpoint usable as a teacher.
+//! `kd import`: a PyTorch checkpoint (`.pth`) into a kd checkpoint usable as a teacher. The
+//! report says where the state dict was found, and which tensors were converted to float32
+//! (a file saved in float16, bfloat16 or float64).
 
 use std::io::Write;
 use std::path::PathBuf;
@@ -12,8 +14,9 @@ pub struct Args {
     /// Zoo architecture the checkpoint was trained as (`kd models` lists them).
     #[arg(long)]
     arch: String,
-    /// The PyTorch checkpoint: a bare state dict, `{"model": …}`, `{"state_dict": …}`, with or
-    /// without DataParallel's `module.` prefix.
+    /// The PyTorch checkpoint: a bare state dict, `{"model": …}`, `{"state_dict": …}` or any
+    /// other top-level entry (`{"teacher": …, "student": …}`), with or without DataParallel's
+    /// `module.` prefix, in float32, float16, bfloat16 or float64.
     #[arg(long)]
     from: PathBuf,
     /// The kd checkpoint to write (written whole or not at all).
@@ -25,7 +28,8 @@ pub struct Args {
     /// Input channels (default: read from the checkpoint's first convolution).
     #[arg(long)]
     in_channels: Option<usize>,
-    /// Top-level key holding the state dict (default: found by matching parameter names).
+    /// Top-level key holding the state dict (default: the entry that fits the architecture,
+    /// found by matching parameter names and shapes).
     #[arg(long)]
     key: Option<String>,
 }
@@ -38,11 +42,16 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         in_channels: args.in_channels,
         key: args.key.clone(),
     };
-    let imported = import::import_pytorch(&args.from, &args.arch, &options, &device)?;
+    let (imported, notes) =
+        import::import_pytorch_noted(&args.from, &args.arch, &options, &device)?;
     import::write_imported(&args.out, &imported, &args.from)?;
+    let notes = notes
+        .describe()
+        .map(|n| format!("\n{n}"))
+        .unwrap_or_default();
     writeln!(
         std::io::stdout().lock(),
-        "imported {}\nwrote {} (role `{}`: use it as `checkpoint = \"{}\"`)",
+        "imported {}{notes}\nwrote {} (role `{}`: use it as `checkpoint = \"{}\"`)",
         imported.describe(),
         args.out.display(),
         import::IMPORTED_ROLE,

@@ -14,6 +14,6 @@ mod pytorch;
 pub use cache::{PYTORCH_EXTENSIONS, cache_path, import_cached, is_pytorch_checkpoint};
 pub use error::{ImportError, KeyMismatch};
 pub use pytorch::{
-    IMPORTED_ROLE, ImportOptions, Imported, StateDictMatch, check_pytorch, import_pytorch,
-    write_imported,
+    IMPORTED_ROLE, ImportNotes, ImportOptions, Imported, StateDictMatch, check_pytorch,
+    import_pytorch, import_pytorch_noted, write_imported,
 };

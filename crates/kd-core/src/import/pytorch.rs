@@ -18,7 +18,7 @@
 //!
 //! Weights saved in float16, bfloat16 or float64 (a model saved after `.half()`) are converted
 //! to float32, the precision every zoo network computes in, and the import says so
-//! ([`Imported::converted`], a warning). A tensor holding NaN or infinity (after conversion) is
+//! ([`ImportNotes::converted`], a warning). A tensor holding NaN or infinity (after conversion) is
 //! refused, naming it.
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -68,12 +68,42 @@ pub struct Imported {
     pub wrapper: Option<String>,
     /// Whether a `module.` prefix was stripped.
     pub data_parallel: bool,
+}
+
+/// What an import changed or chose beyond the file's own layout, for its report (kept apart
+/// from [`Imported`], which describes the network and where it came from).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ImportNotes {
     /// Tensors converted to float32, by the precision the file stored them in (`float16`,
     /// `bfloat16`, `float64`); empty when the file held float32 throughout.
     pub converted: BTreeMap<String, usize>,
     /// Other top-level entries of the file that fit the architecture as well (the first in
     /// [`check_pytorch`]'s order was imported; `key` picks another).
     pub also_fitting: Vec<String>,
+}
+
+impl ImportNotes {
+    /// One line for people (`converted to float32: 47 from float16`), or `None` when there is
+    /// nothing to say.
+    pub fn describe(&self) -> Option<String> {
+        let mut notes = Vec::new();
+        if !self.converted.is_empty() {
+            let from: Vec<String> = self
+                .converted
+                .iter()
+                .map(|(dtype, n)| format!("{n} from {dtype}"))
+                .collect();
+            notes.push(format!("converted to float32: {}", from.join(", ")));
+        }
+        if !self.also_fitting.is_empty() {
+            let others: Vec<String> = self.also_fitting.iter().map(|k| format!("`{k}`")).collect();
+            notes.push(format!(
+                "{} fit(s) too (choose with --key)",
+                others.join(", ")
+            ));
+        }
+        (!notes.is_empty()).then(|| notes.join("; "))
+    }
 }
 
 impl Imported {
@@ -88,26 +118,10 @@ impl Imported {
         } else {
             ""
         };
-        let mut line = format!(
+        format!(
             "{} tensors from {place}{prefix} into {} ({} classes, {} input channel(s))",
             self.tensors, self.entry.arch, self.entry.num_classes, self.entry.in_channels
-        );
-        if !self.converted.is_empty() {
-            let from: Vec<String> = self
-                .converted
-                .iter()
-                .map(|(dtype, n)| format!("{n} from {dtype}"))
-                .collect();
-            line.push_str(&format!("; converted to float32: {}", from.join(", ")));
-        }
-        if !self.also_fitting.is_empty() {
-            let others: Vec<String> = self.also_fitting.iter().map(|k| format!("`{k}`")).collect();
-            line.push_str(&format!(
-                "; {} fit(s) too (choose with --key)",
-                others.join(", ")
-            ));
-        }
-        line
+        )
     }
 }
 
@@ -487,16 +501,32 @@ impl ModuleMapper for ToF32 {
 }
 
 /// Reads a PyTorch checkpoint into a zoo network of `arch` on `device`, after
-/// [`check_pytorch`].
+/// [`check_pytorch`]; [`import_pytorch_noted`] without the notes.
 ///
 /// # Errors
-/// As [`check_pytorch`], or burn failing to load a tensor.
+/// As [`import_pytorch_noted`].
 pub fn import_pytorch(
     path: &Path,
     arch: &str,
     options: &ImportOptions,
     device: &Device,
 ) -> Result<Imported, ImportError> {
+    import_pytorch_noted(path, arch, options, device).map(|(imported, _)| imported)
+}
+
+/// Reads a PyTorch checkpoint into a zoo network of `arch` on `device`, after
+/// [`check_pytorch`]: every tensor converted to float32 and checked finite. Returns what the
+/// import converted or chose besides (also logged as warnings).
+///
+/// # Errors
+/// As [`check_pytorch`], burn failing to load a tensor, or [`ImportError::NonFinite`] naming
+/// the first tensor holding NaN or infinity.
+pub fn import_pytorch_noted(
+    path: &Path,
+    arch: &str,
+    options: &ImportOptions,
+    device: &Device,
+) -> Result<(Imported, ImportNotes), ImportError> {
     let StateDictMatch {
         arch,
         spec,
@@ -562,7 +592,7 @@ pub fn import_pytorch(
             tensor: torch_key(&name),
         });
     }
-    Ok(Imported {
+    let imported = Imported {
         network,
         entry: NetworkEntry {
             role: IMPORTED_ROLE.into(),
@@ -573,9 +603,12 @@ pub fn import_pytorch(
         tensors: expected,
         wrapper: found.wrapper,
         data_parallel: found.data_parallel,
+    };
+    let notes = ImportNotes {
         converted,
         also_fitting,
-    })
+    };
+    Ok((imported, notes))
 }
 
 /// Writes an imported network as a kd checkpoint holding one network (role

@@ -50,7 +50,7 @@ inventory::collect!(MethodRegistration);
 /// registers it either way (see `export_plugin!` and `docs/writing-a-method.md`):
 ///
 /// ```ignore
-/// const REGISTRATION: kd_core::method::MethodRegistration = kd_core::method::MethodRegistration { … };
+/// const REGISTRATION: kd_core::method::MethodRegistration = kd_core::method::MethodRegistration { /* … */ };
 /// #[cfg(not(feature = "dynamic"))]
 /// kd_core::register_method!(REGISTRATION);
 /// #[cfg(feature = "dynamic")]

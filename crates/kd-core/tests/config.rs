@@ -460,3 +460,23 @@ fn the_resolved_listing_keeps_non_finite_numbers_as_written() {
         Ok(())
     });
 }
+
+#[test]
+fn a_file_that_is_not_text_is_named_and_the_other_sources_still_checked() {
+    Jail::expect_with(|_| {
+        std::fs::write("x.toml", [b'a', 0xff, 0xfe, b'\n']).unwrap();
+        let err = expect_err(config::load(
+            Some("x.toml".as_ref()),
+            &["run.seeed=1".to_string()],
+        ));
+        assert_eq!(err.issues.len(), 2, "{err}");
+        assert_eq!(err.issues[0].source.as_deref(), Some("file x.toml"));
+        assert!(
+            err.issues[0].message.starts_with("cannot be read: ")
+                && err.issues[0].message.contains("UTF-8"),
+            "{err}"
+        );
+        assert_eq!(err.issues[1].key.as_deref(), Some("run.seeed"));
+        Ok(())
+    });
+}

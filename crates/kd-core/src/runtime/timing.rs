@@ -43,10 +43,6 @@ pub struct Timing {
     pub estimated_seconds: f64,
 }
 
-fn limited(count: usize, per_class: Option<usize>, classes: usize) -> usize {
-    per_class.map_or(count, |n| count.min(n * classes))
-}
-
 /// A planned run ready to step on one synthetic batch of its shapes.
 struct StepBench {
     plan: RunPlan,
@@ -153,7 +149,7 @@ pub fn time_steps(plan: RunPlan, steps: usize) -> Result<Timing, TrainError> {
         plan, roles, plain, ..
     } = bench;
     let c = plan.config.clone();
-    let (channels, classes) = (plan.data.train.channels, plan.data.train.num_classes);
+    let channels = plan.data.train.channels;
     let size = plan.data.input_size;
 
     let eval_batch = c.data.eval_batch_size;
@@ -173,8 +169,8 @@ pub fn time_steps(plan: RunPlan, steps: usize) -> Result<Timing, TrainError> {
     }
     let eval_seconds_per_image = start.elapsed().as_secs_f64() / eval_batch as f64;
 
-    let train_images = limited(plan.data.train.count, c.data.train_per_class, classes);
-    let test_images = limited(plan.data.test.count, c.data.test_per_class, classes);
+    let train_images = plan.data.train_images();
+    let test_images = plan.data.test_images();
     let batches = batches_per_epoch(train_images, c.data.batch_size, c.data.drop_last);
     let eval_seconds = test_images as f64 * eval_seconds_per_image;
     let estimated_seconds =

@@ -29,9 +29,7 @@ use super::step::{PhaseOutcome, StepSettings, negligible_terms, run_phase};
 use super::summary::{Summary, write_summary};
 use crate::backend;
 use crate::checkpoint::{Accuracy, TrainState};
-use crate::data::{
-    Batch, BatchStream, ImageSet, Split, StreamSpec, Transform, batches_per_epoch, derive_seed,
-};
+use crate::data::{Batch, BatchStream, ImageSet, Split, StreamSpec, Transform, derive_seed};
 use crate::method::{MAIN_PHASE, Roles, StepPosition};
 
 /// How to start.
@@ -102,6 +100,8 @@ impl Run {
 
         let train_set = load_split(&plan, Split::Train, c.data.train_per_class)?;
         let test_set = load_split(&plan, Split::Test, c.data.test_per_class)?;
+        // The plan counted these; the loaded splits are checked again before any step.
+        let batches = plan.data.check_loaded(&train_set, &test_set, &c.data)?;
         let transform = Transform {
             channels: train_set.channels,
             height: train_set.height,
@@ -118,7 +118,6 @@ impl Run {
         let mut state = TrainState::default();
         let mut last_good = None;
         let resume_at = if resume {
-            let batches = batches_per_epoch(train_set.len(), c.data.batch_size, c.data.drop_last);
             state = restore_checkpoint(
                 &files.last(),
                 &mut roles,
@@ -161,7 +160,6 @@ impl Run {
             .filter(|(k, _)| !changing.contains(k))
             .map(|(k, v)| (k.clone(), *v))
             .collect();
-        let batches = batches_per_epoch(train_set.len(), c.data.batch_size, c.data.drop_last);
         let wall_before = state.wall_seconds;
         Ok(Run {
             plan,

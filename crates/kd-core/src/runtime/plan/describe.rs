@@ -88,20 +88,16 @@ impl RunPlan {
             c.run.backend
         ));
         let d = &self.data;
-        let limit = |per_class: Option<usize>, g: &Geometry| match per_class {
-            Some(n) => format!(
-                "{} (first {n} per class of {})",
-                (n * g.num_classes).min(g.count),
-                g.count
-            ),
-            None => g.count.to_string(),
+        let limit = |per_class: Option<usize>, kept: usize, g: &Geometry| match per_class {
+            Some(n) => format!("{kept} (first {n} per class of {})", g.count),
+            None => kept.to_string(),
         };
         line(format!(
             "data  {} at {}: train {} · test {} · {}x{}x{} → {}x{}x{} · {} classes",
             d.source.format,
             display_path(&d.source.root),
-            limit(c.data.train_per_class, &d.train),
-            limit(c.data.test_per_class, &d.test),
+            limit(c.data.train_per_class, d.train_images(), &d.train),
+            limit(c.data.test_per_class, d.test_images(), &d.test),
             d.train.channels,
             d.train.height,
             d.train.width,

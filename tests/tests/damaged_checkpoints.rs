@@ -260,6 +260,9 @@ fn non_finite_weights_are_refused_where_they_are_loaded() {
     );
 }
 
+/// An edit of a training state.
+type Edit = fn(&mut TrainState);
+
 #[test]
 fn impossible_resume_positions_are_refused() {
     let dir = tempfile::tempdir().unwrap();
@@ -271,7 +274,7 @@ fn impossible_resume_positions_are_refused() {
     // 10 images of each of 10 classes in batches of 16.
     assert_eq!((header.state.epoch, header.state.global_step), (2, 14));
 
-    let cases: [(&str, fn(&mut TrainState)); 3] = [
+    let cases: [(&str, Edit); 3] = [
         (
             "stands at batch 1000 (from 0) of epoch 1, but an epoch has 7 batches",
             |s| {

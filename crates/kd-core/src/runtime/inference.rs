@@ -16,6 +16,12 @@ use crate::method::{MAIN_PHASE, SgdSettings, Trainable};
 use crate::zoo::{self, ModelSpec, Network, Staged};
 
 /// Loads the network stored for `role` in a checkpoint, on `device`, in evaluation mode.
+///
+/// # Errors
+/// [`TrainError::Checkpoint`] for a directory, a file that is not a kd checkpoint or one that
+/// is damaged (checksum mismatch, lengths past the end of the file);
+/// [`TrainError::CheckpointMismatch`] when it holds no such role or an unknown architecture;
+/// [`TrainError::NonFiniteWeights`] naming a tensor that holds NaN or infinity.
 pub fn load_network(
     path: &Path,
     role: &str,

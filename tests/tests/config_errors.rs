@@ -42,7 +42,7 @@ kind = "linear"
             "`run.seeed`: unknown field",
             "`data.batch_size`: invalid value",
             "`data.mean[1]`: invalid type",
-            "`optim.momentun`: unknown field",
+            "`optim.momentun`: unknown field `momentun` (did you mean `momentum`?)",
             "`optim.lr`: invalid type",
             "`schedule.kind`: unknown variant",
             "(from file x.toml)",

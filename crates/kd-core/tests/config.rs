@@ -92,7 +92,10 @@ fn typo_key_names_the_full_key_and_the_file() {
         assert_eq!(issue.key.as_deref(), Some("optim.momentun"));
         assert_eq!(issue.source.as_deref(), Some("file x.toml"));
         assert!(
-            issue.message.contains("unknown field") && issue.message.contains("momentum"),
+            issue
+                .message
+                .contains("unknown field `momentun` (did you mean `momentum`?)")
+                && issue.message.contains("known keys here: `lr`, `momentum`"),
             "{err}"
         );
         Ok(())

@@ -107,6 +107,26 @@ fn non_finite_in_methods(figment: &Figment, merged: &mut Dict, issues: &mut Vec<
     }
 }
 
+/// An unknown key, with the closest known one when it is a likely typo and the known ones.
+pub(crate) fn unknown_key_message(found: &str, expected: &[&str]) -> String {
+    if expected.is_empty() {
+        return format!("unknown field `{found}`: this table takes no keys");
+    }
+    let closest = expected
+        .iter()
+        .map(|k| (strsim::levenshtein(k, found), *k))
+        .min()
+        .filter(|(distance, _)| *distance <= 2)
+        .map(|(_, k)| format!(" (did you mean `{k}`?)"))
+        .unwrap_or_default();
+    let known = expected
+        .iter()
+        .map(|k| format!("`{k}`"))
+        .collect::<Vec<_>>()
+        .join(", ");
+    format!("unknown field `{found}`{closest}; known keys here: {known}")
+}
+
 /// The issues of one figment error: its key rendered against `merged`, its source looked up
 /// in the original `figment` (or, for the first pass, taken from the error's metadata).
 fn issues_of(
@@ -131,10 +151,16 @@ fn issues_of(
                         owning_key(key.as_deref().unwrap_or("")),
                     ))
                 });
+            let message = match &e.kind {
+                figment::error::Kind::UnknownField(found, expected) => {
+                    unknown_key_message(found, expected)
+                }
+                kind => kind.to_string(),
+            };
             let issue = ConfigIssue {
                 key,
                 source,
-                message: e.kind.to_string(),
+                message,
             };
             (e.path.clone(), issue)
         })
@@ -221,6 +247,22 @@ mod tests {
         assert_eq!(owning_key("data.mean[1]"), "data.mean");
         assert_eq!(owning_key("method.x.w[0][1]"), "method.x.w");
         assert_eq!(owning_key("optim.lr"), "optim.lr");
+    }
+
+    #[test]
+    fn an_unknown_key_suggests_a_close_one() {
+        assert_eq!(
+            unknown_key_message("momentun", &["lr", "momentum"]),
+            "unknown field `momentun` (did you mean `momentum`?); known keys here: `lr`, `momentum`"
+        );
+        assert_eq!(
+            unknown_key_message("speed", &["lr"]),
+            "unknown field `speed`; known keys here: `lr`"
+        );
+        assert_eq!(
+            unknown_key_message("x", &[]),
+            "unknown field `x`: this table takes no keys"
+        );
     }
 
     #[test]

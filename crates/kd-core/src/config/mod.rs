@@ -12,6 +12,7 @@ mod provenance;
 mod schema;
 
 pub use error::{ConfigError, ConfigIssue};
+pub(crate) use extract::unknown_key_message;
 pub use issues::Issues;
 pub use load::{DEFAULTS_SOURCE, LoadedConfig, Override, load, load_with};
 pub(crate) use load::{display_path, source_of};

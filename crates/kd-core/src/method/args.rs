@@ -120,7 +120,7 @@ impl MethodArgs<'_> {
                 Err(error) => error,
             };
             let segments: Vec<&Segment> = error.path().iter().collect();
-            let message = error.inner().to_string();
+            let message = with_suggestion(error.inner().to_string());
             let mut key = render(&segments);
             // serde reports a missing field at the table that lacks it: name the field.
             if let Some(field) = message
@@ -149,6 +149,19 @@ impl MethodArgs<'_> {
         }
         Err(ConfigError { issues })
     }
+}
+
+/// serde's `unknown field `x`, expected one of `a`, `b`` in the words of the other unknown-key
+/// messages, with the closest known key when it is a likely typo.
+fn with_suggestion(message: String) -> String {
+    let Some(rest) = message.strip_prefix("unknown field `") else {
+        return message;
+    };
+    let Some((found, expected)) = rest.split_once('`') else {
+        return message;
+    };
+    let known: Vec<&str> = expected.split('`').skip(1).step_by(2).collect();
+    crate::config::unknown_key_message(found, &known)
 }
 
 /// A serde path as the user writes the key: `weights[1].scale`.
@@ -285,7 +298,12 @@ mod tests {
             .issues
             .iter()
             .find(|i| i.key.as_deref() == Some("method.m.teachr"));
-        assert!(typo.unwrap().message.contains("unknown field"), "{err}");
+        assert_eq!(
+            typo.unwrap().message,
+            "unknown field `teachr` (did you mean `teacher`?); known keys here: `temperature`, \
+             `weights`, `teacher`",
+            "{err}"
+        );
         args.params = serde_json::json!({ "temperature": 2.0 });
         assert_eq!(args.parse::<Table>().unwrap().temperature, 2.0);
     }

@@ -100,6 +100,22 @@ fn idx_bad_magic_names_file_and_offset_zero() {
 }
 
 #[test]
+fn idx_dimensions_whose_product_overflows_are_truncation_not_a_panic() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("huge-images-idx3-ubyte");
+    write(&path, &idx_images(u32::MAX, u32::MAX, u32::MAX, &[1; 8]));
+    match idx::read_idx(&path, 3).unwrap_err() {
+        DataError::Truncated {
+            offset,
+            expected,
+            found,
+            ..
+        } => assert_eq!((offset, expected, found), (24, u64::MAX, 24)),
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
 fn idx_truncated_names_the_offset_where_data_stops() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("t-images-idx3-ubyte");

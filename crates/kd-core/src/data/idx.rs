@@ -61,7 +61,12 @@ pub fn read_idx(path: &Path, expected_dims: usize) -> Result<IdxArray, DataError
             u32::from_be_bytes([bytes[at], bytes[at + 1], bytes[at + 2], bytes[at + 3]]) as usize
         })
         .collect();
-    let total = header_len as u64 + dims.iter().map(|&d| d as u64).product::<u64>();
+    // Three u32 dimensions can multiply past u64: such a header promises more than any file.
+    let total = dims
+        .iter()
+        .try_fold(1u64, |product, &d| product.checked_mul(d as u64))
+        .and_then(|data| data.checked_add(header_len as u64))
+        .unwrap_or(u64::MAX);
     let found = bytes.len() as u64;
     if found < total {
         return Err(DataError::Truncated {

@@ -261,12 +261,7 @@ pub(super) fn plan_data(
     let test_split = split(Split::Test);
     let ((train_files, train, train_counts), (test_files, test, test_counts)) =
         (train_split?, test_split?);
-    if c.batch_size == 0 {
-        issues.push("data.batch_size", "must be at least 1");
-    }
-    if c.eval_batch_size == 0 {
-        issues.push("data.eval_batch_size", "must be at least 1");
-    }
+    // Batch sizes of 0 and a std that is not positive are domain problems (`domains.rs`).
     if c.input_size < train.height.max(train.width) {
         issues.push(
             "data.input_size",
@@ -293,9 +288,6 @@ pub(super) fn plan_data(
                 ),
             );
         }
-    }
-    if std.iter().any(|&s| s <= 0.0) {
-        issues.push("data.std", "every value must be positive");
     }
     let plan = DataPlan {
         source,

@@ -259,14 +259,6 @@ pub(super) fn plan_roles(
             has_checkpoint: network.checkpoint.is_some(),
         };
         let start = checker.check(role, network.checkpoint.as_deref(), entry, &planned);
-        if let Some(lr) = network.lr
-            && !(lr.is_finite() && lr >= 0.0)
-        {
-            checker.issues.push(
-                &format!("networks.{role}.lr"),
-                "must be a non-negative number",
-            );
-        }
         roles.push(RolePlan {
             network: planned,
             trained_in: entry.trained_in.clone(),

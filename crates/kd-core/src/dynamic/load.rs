@@ -82,7 +82,11 @@ fn load_one(path: &Path) -> Result<(), PluginError> {
     if !path.is_file() {
         return Err(PluginError::NotALibrary {
             path: path.into(),
-            message: "no such file".into(),
+            message: if path.is_dir() {
+                "is a directory, not a plugin library (name the .so/.dylib/.dll file)".into()
+            } else {
+                "no such file".into()
+            },
         });
     }
     // SAFETY: opening a library runs its initialisers. A kd plugin's own registration is not an
@@ -195,6 +199,8 @@ mod tests {
         assert!(err.to_string().contains("file too short"), "{err}");
         let err = load_one(&dir.join("missing.so")).unwrap_err();
         assert!(err.to_string().contains("no such file"));
+        let err = load_one(&dir).unwrap_err();
+        assert!(err.to_string().contains("is a directory"), "{err}");
     }
 
     #[test]

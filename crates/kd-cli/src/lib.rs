@@ -53,6 +53,8 @@ enum Command {
     /// Measure throughput (JSON): zoo models, runtime steps, the data pipeline.
     #[command(subcommand)]
     Bench(commands::bench::BenchCommand),
+    /// Which backends this binary has, which can open a device here, and the CPU the kernels use.
+    Backends(commands::backends::Args),
 }
 
 /// Runs `kd` with the process's arguments.
@@ -77,6 +79,7 @@ pub fn main() -> ExitCode {
         Command::Import(args) => commands::import::run(args),
         Command::Predict(args) => commands::predict::run(args),
         Command::Bench(command) => commands::bench::run(command),
+        Command::Backends(args) => commands::backends::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

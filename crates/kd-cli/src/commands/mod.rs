@@ -1,5 +1,6 @@
 //! One module per `kd` subcommand.
 
+pub mod backends;
 pub mod bench;
 pub mod data;
 pub mod eval;

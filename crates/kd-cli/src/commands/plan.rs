@@ -1,8 +1,10 @@
-//! `kd plan`: resolve and check a run without allocating a tensor, and print it.
+//! `kd plan`: resolve and check a run without allocating a tensor, and print it with the device
+//! it would run on.
 
 use std::io::Write;
 use std::path::PathBuf;
 
+use kd_core::backend;
 use kd_core::config;
 use kd_core::method::Registry;
 use kd_core::runtime::{self, PlanOptions};
@@ -61,5 +63,11 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     let plan = load_plan(&args.config, args.flags.options())?;
     let mut out = std::io::stdout().lock();
     write!(out, "{}", plan.describe())?;
+    let cpu = backend::CpuInfo::detect();
+    writeln!(
+        out,
+        "device: {}",
+        backend::device_line(plan.config.run.backend, &cpu)
+    )?;
     Ok(())
 }

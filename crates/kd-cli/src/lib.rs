@@ -48,6 +48,8 @@ enum Command {
     Suite(commands::suite::Args),
     /// Import a PyTorch checkpoint (.pth) as a kd checkpoint, e.g. a published teacher.
     Import(commands::import::Args),
+    /// Export a checkpoint's network as a PyTorch state dict (.safetensors or .pth).
+    Export(commands::export::Args),
     /// Print a checkpoint's evaluation-mode logits for every image of a dataset.
     Predict(commands::predict::Args),
     /// Measure throughput (JSON): zoo models, runtime steps, the data pipeline.
@@ -77,6 +79,7 @@ pub fn main() -> ExitCode {
         Command::Eval(args) => commands::eval::run(args),
         Command::Suite(args) => commands::suite::run(args),
         Command::Import(args) => commands::import::run(args),
+        Command::Export(args) => commands::export::run(args),
         Command::Predict(args) => commands::predict::run(args),
         Command::Bench(command) => commands::bench::run(command),
         Command::Backends(args) => commands::backends::run(args),

@@ -20,6 +20,7 @@ pub mod checkpoint;
 pub mod config;
 pub mod data;
 pub mod dynamic;
+pub mod export;
 pub mod import;
 pub mod kernels;
 pub mod loss;

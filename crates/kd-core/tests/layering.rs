@@ -19,6 +19,7 @@ const ALLOWED: &[(&str, &[&str])] = &[
     ("zoo", &["kernels"]),
     ("checkpoint", &[]),
     ("import", &["checkpoint", "zoo"]),
+    ("export", &["checkpoint", "zoo", "import"]),
     ("method", &["config", "data", "zoo"]),
     ("dynamic", &["method"]),
     (

@@ -4,6 +4,7 @@ pub mod backends;
 pub mod bench;
 pub mod data;
 pub mod eval;
+pub mod export;
 pub mod import;
 mod inputs;
 pub mod methods;

@@ -309,6 +309,23 @@ fn a_finished_run_is_not_overwritten_and_resume_needs_a_checkpoint() {
         stderr.contains("optim.lr"),
         "resuming with another config names the key: {stderr}"
     );
+    // Resuming a finished run says so instead of "resuming at epoch 2/1".
+    let out = success(kd(dir.path(), &["train", "x.toml", "--resume"]));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        stdout.contains("already finished") && !stdout.contains("resuming"),
+        "{stdout}"
+    );
+    assert_eq!(
+        std::fs::read(run_dir(dir.path(), "once").join("metrics.jsonl")).unwrap(),
+        metrics_before
+    );
+    // A directory where last.kdc should be is called one.
+    let last = run_dir(dir.path(), "once").join("checkpoints").join("last.kdc");
+    std::fs::remove_file(&last).unwrap();
+    std::fs::create_dir(&last).unwrap();
+    let stderr = failure(kd(dir.path(), &["train", "x.toml", "--resume"]), 2);
+    assert!(stderr.contains("is a directory"), "{stderr}");
 }
 
 #[test]

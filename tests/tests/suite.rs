@@ -142,3 +142,45 @@ fn a_bad_set_entry_of_the_suite_file_is_named_as_such() {
     );
     assert!(stderr.contains("--set optim.momentum=x"), "{stderr}");
 }
+
+#[test]
+fn a_finished_run_planned_differently_is_not_reused() {
+    let dir = tempfile::tempdir().unwrap();
+    suite(dir.path());
+    success(kd(dir.path(), &["suite", "suite.toml"]));
+    let text = std::fs::read_to_string(dir.path().join("teacher.toml")).unwrap();
+    write(
+        dir.path(),
+        "teacher.toml",
+        &text.replace("seed = 7", "seed = 8"),
+    );
+    let stderr = failure(kd(dir.path(), &["suite", "suite.toml"]), 2);
+    assert!(
+        stderr.contains("another configuration")
+            && stderr.contains("run.seed")
+            && stderr.contains("suite run `teacher`"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn two_runs_sharing_a_run_directory_are_refused_before_either_trains() {
+    let dir = tempfile::tempdir().unwrap();
+    suite(dir.path());
+    let text = std::fs::read_to_string(dir.path().join("suite.toml")).unwrap();
+    write(
+        dir.path(),
+        "suite.toml",
+        &format!(
+            "{text}\n[[run]]\nlabel = \"again\"\nconfig = \"teacher.toml\"\nset = [\"optim.lr=0.01\"]\n"
+        ),
+    );
+    let stderr = failure(kd(dir.path(), &["suite", "suite.toml"]), 2);
+    assert!(
+        stderr.contains("`run.name`")
+            && stderr.contains("also the run directory of suite run `teacher`")
+            && stderr.contains("suite run `again`"),
+        "{stderr}"
+    );
+    assert!(!run_dir(dir.path(), "teacher").exists());
+}

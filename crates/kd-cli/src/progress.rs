@@ -81,7 +81,12 @@ impl Observer for Progress {
         self.batches = info.batches_per_epoch;
         self.epochs = info.epochs;
         let (epoch, batch) = info.start;
-        if epoch > 0 || batch > 0 {
+        if epoch >= info.epochs {
+            self.line(&format!(
+                "`{}` already finished its {} epoch(s); nothing to resume",
+                info.run, info.epochs
+            ));
+        } else if epoch > 0 || batch > 0 {
             self.line(&format!(
                 "resuming `{}` at epoch {}/{}, batch {}/{}",
                 info.run,

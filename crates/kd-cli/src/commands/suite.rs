@@ -48,7 +48,8 @@ type Finished = (String, Summary, Vec<(String, String)>);
 /// Loads and plans every run before any trains, so a mistake in the last run is reported
 /// before the first spends its hours; every problem of every run is reported together, each
 /// naming its run. A checkpoint that does not exist yet is accepted only where an earlier run of
-/// the suite writes it (its run directory).
+/// the suite writes it (its run directory); two runs may not share a run directory, and a run
+/// directory started with another configuration is never reused as it is.
 fn plan_every_run(
     suite_path: &Path,
     suite: &SuiteFile,
@@ -63,7 +64,9 @@ fn plan_every_run(
     let mut issues = Vec::new();
     let mut loaded_runs = Vec::new();
     let mut earlier_dirs: Vec<PathBuf> = Vec::new();
-    for entry in &suite.run {
+    // The suite run each entry of `earlier_dirs` belongs to.
+    let mut labels: Vec<usize> = Vec::new();
+    for (index, entry) in suite.run.iter().enumerate() {
         let in_run = |mut issue: ConfigIssue| {
             issue.source = Some(match issue.source {
                 Some(source) => format!("{source}, suite run `{}`", entry.label),
@@ -81,6 +84,37 @@ fn plan_every_run(
         };
         match runtime::plan_with(&loaded, registry, options) {
             Ok(plan) => {
+                if let Some(other) = earlier_dirs.iter().position(|d| *d == plan.run_dir) {
+                    issues.push(in_run(ConfigIssue {
+                        key: Some("run.name".into()),
+                        source: None,
+                        message: format!(
+                            "{} is also the run directory of suite run `{}`: give each run its \
+                             own run.name",
+                            plan.run_dir.display(),
+                            suite.run[labels[other]].label
+                        ),
+                    }));
+                }
+                match runtime::changed_keys_since_start(&plan) {
+                    Ok(Some(changed)) if !changed.is_empty() => issues.push(in_run(ConfigIssue {
+                        key: None,
+                        source: None,
+                        message: format!(
+                            "{} holds a run started with another configuration (at: {}); \
+                                 it would be reused as it is: delete it, or give this run \
+                                 another run.name",
+                            plan.run_dir.display(),
+                            changed.join(", ")
+                        ),
+                    })),
+                    Ok(_) => {}
+                    Err(e) => issues.push(in_run(ConfigIssue {
+                        key: None,
+                        source: None,
+                        message: e.to_string(),
+                    })),
+                }
                 for role in &plan.roles {
                     let Some((path, _)) = &role.checkpoint else {
                         continue;
@@ -98,6 +132,7 @@ fn plan_every_run(
                     }
                 }
                 earlier_dirs.push(plan.run_dir.clone());
+                labels.push(index);
             }
             Err(e) => issues.extend(e.issues.into_iter().map(in_run)),
         }

@@ -26,7 +26,7 @@ pub use inference::{evaluate_network, load_network, predict_logits};
 pub use metrics::TIMING_COLUMNS;
 pub use observer::{EpochReport, Observer, Silent, StartInfo, StepReport};
 pub use plan::{DataPlan, MethodInstance, PlanOptions, RolePlan, RunPlan, plan, plan_with};
-pub use run_dir::RunFiles;
+pub use run_dir::{RunFiles, changed_keys_since_start};
 pub use schedule::lr_factor;
 pub use summary::{OutputSummary, Summary};
 pub use timing::{Timing, time_plan_steps, time_steps};

@@ -68,6 +68,9 @@ pub(super) fn prepare(plan: &RunPlan, resume: bool) -> Result<(RunFiles, RunLock
     let config_text =
         toml::to_string(&plan.config).expect("the resolved config serialises to TOML");
     if resume {
+        if files.last().is_dir() {
+            return Err(checkpoint::CheckpointError::Directory { path: files.last() }.into());
+        }
         if !files.last().is_file() {
             return Err(TrainError::NothingToResume {
                 dir: files.dir.clone(),
@@ -300,6 +303,27 @@ fn changed_keys(saved: &str, current: &str) -> Vec<String> {
         let mut out = BTreeMap::new();
         if let Ok(value) = text.parse::<toml::Table>() {
             flatten("", &toml::Value::Table(value), &mut out);
+/// The keys whose values differ between the configuration `plan`'s run directory was started
+/// with (its `config.toml`) and `plan`'s own, sorted; `None` when the directory holds no run yet.
+/// `kd suite` uses it to refuse reusing a finished run planned differently.
+///
+/// # Errors
+/// [`TrainError::ResumeFileUnreadable`] when `config.toml` exists but cannot be read.
+pub fn changed_keys_since_start(plan: &RunPlan) -> Result<Option<Vec<String>>, TrainError> {
+    let saved_path = plan.run_dir.join("config.toml");
+    if !saved_path.exists() {
+        return Ok(None);
+    }
+    let saved = std::fs::read_to_string(&saved_path).map_err(|source| {
+        TrainError::ResumeFileUnreadable {
+            path: saved_path.clone(),
+            source,
+        }
+    })?;
+    let current = toml::to_string(&plan.config).expect("the resolved config serialises to TOML");
+    Ok(Some(changed_keys(&saved, &current)))
+}
+
         }
         out
     };

@@ -107,14 +107,17 @@ fn a_flipped_byte_is_a_damaged_checkpoint_for_every_command() {
             "{stderr}"
         );
     }
-    // The plan reads headers only, and the header is intact; the run verifies the weights.
+    // The plan verifies a teacher's checksums (building no tensor), so neither `kd plan` nor
+    // `kd train` gets past it, and the key is named.
     let student = with_teacher(d, "s", &flipped);
-    success(kd(d, &["plan", student.to_str().unwrap()]));
-    let stderr = failure(kd(d, &["train", student.to_str().unwrap()]), 2);
-    assert!(
-        stderr.contains("flipped.kdc: the checkpoint is damaged"),
-        "{stderr}"
-    );
+    for command in ["plan", "train"] {
+        let stderr = failure(kd(d, &[command, student.to_str().unwrap()]), 2);
+        assert!(
+            stderr.contains("`networks.teacher.checkpoint`")
+                && stderr.contains("flipped.kdc: the checkpoint is damaged"),
+            "{stderr}"
+        );
+    }
 
     // A resume from a damaged last.kdc stops before training, calls nothing good and leaves
     // the file as it was.

@@ -1,5 +1,6 @@
-//! A role's checkpoint, checked at plan time from the file's header alone: it exists, holds the
-//! role named, and that network has the planned architecture, classes and channels.
+//! A role's checkpoint, checked at plan time without building a tensor: it exists, holds the
+//! role named, that network has the planned architecture, classes and channels (from the
+//! header), and every blob passes its checksum.
 //! A PyTorch file is checked from its keys and shapes (nothing is imported or allocated here), so
 //! a key that does not fit is a plan error like any other; the run imports it once, when it builds
 //! its roles, into `<run.output_dir>/imports/` (`import/cache.rs`), and uses the cached file as
@@ -74,11 +75,17 @@ impl Checker<'_, '_> {
                         self.warn_missing(&key, &path);
                     }
                     Err(e) => self.issues.push(&key, e.to_string()),
-                    Ok(header) => {
-                        if let Some(message) = header_mismatch(&header, &path, &inner, planned) {
-                            self.issues.push(&key, message);
+                    Ok(header) => match header_mismatch(&header, &path, &inner, planned) {
+                        Some(message) => self.issues.push(&key, message),
+                        // The header fits: the weights must be what it says too, so a damaged
+                        // teacher stops the plan, not a run (or a suite) hours later. Reading
+                        // the file verifies every blob's checksum; no tensor is built.
+                        None => {
+                            if let Err(e) = checkpoint::read(&path) {
+                                self.issues.push(&key, e.to_string());
+                            }
                         }
-                    }
+                    },
                 }
                 Start {
                     checkpoint: Some((path, inner)),

@@ -10,6 +10,12 @@
 //! `images_per_sec` and `wall_seconds`. On resume both files are cut back to the lengths saved
 //! in the checkpoint, so rows written after it are written again, identically but for timing.
 //! A file shorter than its saved length (deleted, or cut by hand) is refused, never padded.
+//!
+//! Every row also goes to the run's TensorBoard event file (`tensorboard.rs`) at the row's
+//! `step`: a step row's values under their column names, an epoch row's under `epoch/<column>`
+//! (`epoch/student/top1`, `epoch/loss`, `epoch/lr_factor`); the position columns `epoch`,
+//! `batch` and `step` are not values there. Event files are never cut: a resumed run opens a
+//! new one.
 
 use std::collections::BTreeMap;
 use std::fs::{File, OpenOptions};
@@ -17,6 +23,7 @@ use std::io::{Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 
 use super::error::TrainError;
+use super::tensorboard::{self, EventWriter};
 
 /// Columns whose values depend on wall-clock time.
 pub const TIMING_COLUMNS: [&str; 2] = ["images_per_sec", "wall_seconds"];
@@ -27,6 +34,9 @@ pub const JSONL_FILE: &str = "metrics.jsonl";
 /// The CSV file, in the run directory.
 pub const CSV_FILE: &str = "metrics.csv";
 
+/// Columns that place a row (in the event file, its step) rather than measure anything.
+const POSITION_COLUMNS: [&str; 3] = ["epoch", "batch", "step"];
+
 /// One row: `kind` plus named numeric values.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Row {
@@ -36,23 +46,25 @@ pub struct Row {
     pub values: BTreeMap<String, f64>,
 }
 
-/// Appends rows to both files.
+/// Appends rows to both files and to the session's TensorBoard event file.
 pub struct MetricsWriter {
     columns: Vec<String>,
     jsonl: (PathBuf, File),
     csv: (PathBuf, csv::Writer<File>),
+    events: EventWriter,
 }
 
 impl MetricsWriter {
     /// Opens the files in `dir`: fresh (writing the CSV header) or, with `resume_at` (the lengths
     /// of `metrics.jsonl` and `metrics.csv` in bytes, as saved in the checkpoint), cut back to
-    /// those lengths.
+    /// those lengths; in both cases a new TensorBoard event file is created under
+    /// `dir/tensorboard/` before either metrics file is touched.
     ///
     /// # Errors
     ///
-    /// Any I/O error; on resume, an `InvalidData` error when a file is missing or shorter than
-    /// its saved length (it is never padded; [`check_resumable`] reports the same thing as a
-    /// user error before the run starts).
+    /// Any I/O error (an event file's names the folder or file); on resume, an `InvalidData`
+    /// error when a file is missing or shorter than its saved length (it is never padded;
+    /// [`check_resumable`] reports the same thing as a user error before the run starts).
     pub fn open(
         dir: &Path,
         columns: Vec<String>,
@@ -71,6 +83,7 @@ impl MetricsWriter {
                 }
             }
         }
+        let events = EventWriter::create(dir)?;
         let open = |path: &Path, len: Option<u64>| -> std::io::Result<File> {
             let file = OpenOptions::new().create(true).append(true).open(path)?;
             file.set_len(len.unwrap_or(0))?;
@@ -88,10 +101,12 @@ impl MetricsWriter {
             columns,
             jsonl: (jsonl_path, jsonl),
             csv: (csv_path, csv),
+            events,
         })
     }
 
-    /// Appends one row to both files (each row reaches its file before this returns).
+    /// Appends one row to both files and the event file (each row reaches every file before
+    /// this returns).
     pub fn append(&mut self, row: &Row) -> std::io::Result<()> {
         let mut object = serde_json::Map::new();
         object.insert("kind".into(), row.kind.into());
@@ -109,7 +124,8 @@ impl MetricsWriter {
             .1
             .write_record(std::iter::once(row.kind.to_string()).chain(cells))?;
         self.csv.1.flush()?;
-        Ok(())
+        let step = row.values.get("step").copied().unwrap_or(0.0) as i64;
+        self.events.scalars(step, &event_values(row))
     }
 
     /// Current lengths of the two files in bytes (flushed first).
@@ -123,14 +139,33 @@ impl MetricsWriter {
     }
 }
 
+/// The values of `row` as the event file holds them: (tag, value) by column name, the
+/// position columns left out, an epoch row's tags under `epoch/`.
+fn event_values(row: &Row) -> Vec<(String, f32)> {
+    row.values
+        .iter()
+        .filter(|(name, _)| !POSITION_COLUMNS.contains(&name.as_str()))
+        .map(|(name, value)| {
+            let tag = if row.kind == "step" {
+                name.clone()
+            } else {
+                format!("{}/{name}", row.kind)
+            };
+            (tag, *value as f32)
+        })
+        .collect()
+}
+
 /// Checks that both metrics files of `dir` can be cut back to `saved` (the lengths of
 /// `metrics.jsonl` and `metrics.csv` in bytes saved in the checkpoint a run resumes from): each
-/// must exist, be at least that long, and end a row there. Nothing is modified.
+/// must exist, be at least that long, and end a row there; and that the TensorBoard event
+/// folder can take the resumed session's file. Nothing is modified.
 ///
 /// # Errors
 ///
 /// [`TrainError::MetricsDamaged`] naming the first file that cannot, with both lengths (or the
-/// byte offset that should end a row); [`TrainError::Io`] when a file cannot be read.
+/// byte offset that should end a row); [`TrainError::RunDirUnwritable`] when `tensorboard` in
+/// `dir` is not a folder; [`TrainError::Io`] when a file cannot be read.
 pub fn check_resumable(dir: &Path, saved: (u64, u64)) -> Result<(), TrainError> {
     for (name, len) in [(JSONL_FILE, saved.0), (CSV_FILE, saved.1)] {
         let path = dir.join(name);
@@ -138,7 +173,7 @@ pub fn check_resumable(dir: &Path, saved: (u64, u64)) -> Result<(), TrainError> 
             return Err(problem);
         }
     }
-    Ok(())
+    tensorboard::check_folder(dir)
 }
 
 /// What stops `path` from being cut back to `saved` bytes, if anything.
@@ -253,6 +288,74 @@ mod tests {
             std::fs::metadata(dir.path().join(CSV_FILE)).unwrap().len()
         );
         assert_eq!(jsonl, "{\"epoch\":0,\"kind\":\"step\"}\n".len() as u64);
+    }
+
+    #[test]
+    fn event_values_leave_out_the_position_and_put_epoch_rows_under_epoch() {
+        let step = row(
+            "step",
+            &[
+                ("epoch", 1.0),
+                ("batch", 2.0),
+                ("step", 2.0),
+                ("kd/kl", 0.5),
+            ],
+        );
+        assert_eq!(event_values(&step), [("kd/kl".to_string(), 0.5)]);
+        let epoch = row(
+            "epoch",
+            &[
+                ("epoch", 1.0),
+                ("step", 4.0),
+                ("student/top1", 0.75),
+                ("loss", 1.25),
+            ],
+        );
+        assert_eq!(
+            event_values(&epoch),
+            [
+                ("epoch/loss".to_string(), 1.25),
+                ("epoch/student/top1".to_string(), 0.75)
+            ]
+        );
+    }
+
+    /// The event files of `dir` with their lengths in bytes, by name.
+    fn event_files(dir: &Path) -> Vec<(PathBuf, u64)> {
+        let mut out: Vec<(PathBuf, u64)> = std::fs::read_dir(dir.join(tensorboard::DIR))
+            .unwrap()
+            .map(|e| {
+                let path = e.unwrap().path();
+                let len = std::fs::metadata(&path).unwrap().len();
+                (path, len)
+            })
+            .collect();
+        out.sort();
+        out
+    }
+
+    #[test]
+    fn every_row_reaches_the_event_file_and_a_resume_opens_another() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut writer = MetricsWriter::open(dir.path(), columns(), None).unwrap();
+        let opened = event_files(dir.path());
+        assert_eq!(opened.len(), 1);
+        writer.append(&row("step", &[("step", 1.0)])).unwrap();
+        let saved = writer.lengths().unwrap();
+        let one_row = event_files(dir.path());
+        assert!(one_row[0].1 > opened[0].1, "{one_row:?}");
+        writer
+            .append(&row("step", &[("step", 2.0), ("kd,a/kl", 0.5)]))
+            .unwrap();
+        let two_rows = event_files(dir.path());
+        assert!(two_rows[0].1 > one_row[0].1, "{two_rows:?}");
+        drop(writer);
+        let mut resumed = MetricsWriter::open(dir.path(), columns(), Some(saved)).unwrap();
+        resumed.append(&row("step", &[("step", 2.0)])).unwrap();
+        let files = event_files(dir.path());
+        assert_eq!(files.len(), 2, "{files:?}");
+        // The first session's file is never cut, unlike the metrics files.
+        assert_eq!(files[0], two_rows[0]);
     }
 
     /// A run directory with two rows in each file; returns the lengths after the first.

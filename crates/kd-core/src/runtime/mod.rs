@@ -17,6 +17,7 @@ mod schedule;
 mod setup;
 mod step;
 mod summary;
+mod tensorboard;
 mod timing;
 mod trainer;
 

@@ -23,6 +23,9 @@ pub fn is_user_error(error: &anyhow::Error) -> bool {
             || cause.is::<kd_core::dynamic::PluginError>()
             || cause.is::<kd_core::import::ImportError>()
             || cause
+                .downcast_ref::<kd_core::export::ExportError>()
+                .is_some_and(kd_core::export::ExportError::is_user_error)
+            || cause
                 .downcast_ref::<TrainError>()
                 .is_some_and(TrainError::is_user_error)
     })

@@ -15,6 +15,7 @@ use kd_core::runtime;
 use kd_core::zoo::{self, ModelSpec, trainable_params};
 use serde::Serialize;
 
+use super::models::{MAX_CLASSES, in_range};
 use super::plan::{ConfigArgs, DryRunFlags, load_plan};
 use crate::exit::UsageError;
 
@@ -29,14 +30,19 @@ pub enum BenchCommand {
     Data(DataArgs),
 }
 
+/// The most timed (or warm-up) iterations a flag may ask for.
+pub const MAX_ITERATIONS: u64 = 10_000;
+/// The largest `--batch`.
+pub const MAX_BATCH: u64 = 4096;
+
 /// Iteration counts.
 #[derive(Debug, Clone, Copy, clap::Args)]
 pub struct Repeat {
-    /// Untimed iterations first.
-    #[arg(long, default_value_t = 2)]
+    /// Untimed iterations first (0 to 10000).
+    #[arg(long, default_value_t = 2, value_parser = in_range(0, MAX_ITERATIONS))]
     warmup: usize,
-    /// Timed iterations.
-    #[arg(long, default_value_t = 5)]
+    /// Timed iterations (1 to 10000).
+    #[arg(long, default_value_t = 5, value_parser = in_range(1, MAX_ITERATIONS))]
     iterations: usize,
     /// Which convolution runs: kd's own kernels or burn's `conv2d` (to compare the two).
     #[arg(long, value_enum, default_value_t = ConvKernels::Kd)]
@@ -58,11 +64,11 @@ pub struct ModelsArgs {
     /// Zoo names (default: every model).
     #[arg(long, value_delimiter = ',')]
     models: Option<Vec<String>>,
-    /// Images per batch.
-    #[arg(long, default_value_t = 64)]
+    /// Images per batch (1 to 4096).
+    #[arg(long, default_value_t = 64, value_parser = in_range(1, MAX_BATCH))]
     batch: usize,
-    /// Classifier outputs.
-    #[arg(long, default_value_t = 100)]
+    /// Classifier outputs (1 to 100000).
+    #[arg(long, default_value_t = 100, value_parser = in_range(1, MAX_CLASSES))]
     classes: usize,
     /// Skip the training step (inference only).
     #[arg(long)]
@@ -91,8 +97,8 @@ pub struct DataArgs {
     /// Its layout.
     #[arg(long, value_parser = |s: &str| s.parse::<DataFormat>())]
     format: DataFormat,
-    /// Images per batch.
-    #[arg(long, default_value_t = 64)]
+    /// Images per batch (1 to 4096, and at most the images in the dataset).
+    #[arg(long, default_value_t = 64, value_parser = in_range(1, MAX_BATCH))]
     batch: usize,
     #[command(flatten)]
     repeat: Repeat,
@@ -126,6 +132,15 @@ pub fn run(command: BenchCommand) -> anyhow::Result<()> {
         }
         BenchCommand::Data(args) => {
             let set = Arc::new(data::load_path(&args.data, args.format, Split::Train)?);
+            if args.batch > set.len() {
+                return Err(UsageError(format!(
+                    "--batch {} exceeds the {} training images in {}: no batch could be timed",
+                    args.batch,
+                    set.len(),
+                    args.data.display()
+                ))
+                .into());
+            }
             let (mean, std) = args.format.normalisation(set.channels);
             let transform = Transform {
                 channels: set.channels,
@@ -138,7 +153,7 @@ pub fn run(command: BenchCommand) -> anyhow::Result<()> {
             serde_json::to_value(bench::pipeline_throughput(
                 &set,
                 &transform,
-                args.batch.max(1),
+                args.batch,
                 args.repeat.warmup,
                 args.repeat.iterations,
             ))?
@@ -162,7 +177,7 @@ fn models(args: &ModelsArgs) -> anyhow::Result<Vec<ModelRow>> {
         num_classes: args.classes,
         in_channels: 3,
     };
-    let shape = [args.batch.max(1), 3, 32, 32];
+    let shape = [args.batch, 3, 32, 32];
     let mut rows = Vec::new();
     for name in names {
         let entry = zoo::find(&name).ok_or_else(|| {

@@ -8,17 +8,31 @@ use kd_core::zoo::{self, ModelSpec, TapShape};
 use serde::Serialize;
 use std::io::Write;
 
+/// The largest `--num-classes` (and `kd bench models --classes`): far above any zoo dataset,
+/// small enough that no parameter count overflows.
+pub const MAX_CLASSES: u64 = 100_000;
+/// The largest `--in-channels`.
+pub const MAX_CHANNELS: u64 = 64;
+/// The largest `--input-size` (tap shapes are arithmetic only, nothing is allocated).
+pub const MAX_INPUT_SIZE: u64 = 4096;
+
+/// A flag parser for a count from `low` to `high` inclusive: anything else is a usage error
+/// naming the flag and the range (exit status 2, from clap).
+pub fn in_range(low: u64, high: u64) -> clap::builder::RangedU64ValueParser<usize> {
+    clap::builder::RangedU64ValueParser::<usize>::new().range(low..=high)
+}
+
 /// Arguments of `kd models`.
 #[derive(Debug, clap::Args)]
 pub struct Args {
-    /// Classifier outputs.
-    #[arg(long, default_value_t = 100)]
+    /// Classifier outputs (1 to 100000).
+    #[arg(long, default_value_t = 100, value_parser = in_range(1, MAX_CLASSES))]
     num_classes: usize,
-    /// Input image channels.
-    #[arg(long, default_value_t = 3)]
+    /// Input image channels (1 to 64).
+    #[arg(long, default_value_t = 3, value_parser = in_range(1, MAX_CHANNELS))]
     in_channels: usize,
-    /// Input side (images are square).
-    #[arg(long, default_value_t = 32)]
+    /// Input side in pixels, images being square (1 to 4096).
+    #[arg(long, default_value_t = 32, value_parser = in_range(1, MAX_INPUT_SIZE))]
     input_size: usize,
     /// Print a JSON array instead of a table.
     #[arg(long)]
@@ -37,10 +51,6 @@ struct Row {
 /// Runs the command.
 pub fn run(args: Args) -> anyhow::Result<()> {
     let mut out = std::io::stdout().lock();
-    anyhow::ensure!(
-        args.num_classes > 0 && args.in_channels > 0,
-        "sizes must be positive"
-    );
     let device = Device::flex();
     let spec = ModelSpec {
         num_classes: args.num_classes,

@@ -14,8 +14,8 @@ pub struct Args {
     config: ConfigArgs,
     #[command(flatten)]
     flags: DryRunFlags,
-    /// Training steps to time (after one warm-up step).
-    #[arg(long, default_value_t = 3)]
+    /// Training steps to time (after the warm-up steps), 1 to 10000.
+    #[arg(long, default_value_t = 3, value_parser = super::models::in_range(1, super::bench::MAX_ITERATIONS))]
     steps: usize,
     /// Print JSON.
     #[arg(long)]

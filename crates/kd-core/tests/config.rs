@@ -483,3 +483,92 @@ fn a_file_that_is_not_text_is_named_and_the_other_sources_still_checked() {
         Ok(())
     });
 }
+
+#[test]
+fn non_finite_words_in_variables_are_floats_as_in_toml() {
+    Jail::expect_with(|jail| {
+        jail.set_env("KD_OPTIM__LR", "NaN");
+        jail.set_env("KD_OPTIM__WEIGHT_DECAY", "-Inf");
+        jail.set_env("KD_SCHEDULE__GAMMA", "inf");
+        let loaded = config::load(None, &[]).unwrap();
+        let c = &loaded.config;
+        assert!(c.optim.lr.is_nan(), "{}", c.optim.lr);
+        assert_eq!(c.optim.weight_decay, f64::NEG_INFINITY);
+        assert_eq!(c.schedule.gamma, f64::INFINITY);
+        // Other words stay strings.
+        jail.set_env("KD_RUN__NAME", "infinite");
+        assert_eq!(config::load(None, &[]).unwrap().config.run.name, "infinite");
+        Ok(())
+    });
+}
+
+#[test]
+fn an_enum_key_lists_the_names_it_takes() {
+    Jail::expect_with(|jail| {
+        jail.create_file(
+            "x.toml",
+            "[schedule]\nkind = 3\n[data]\nformat = \"png\"\n[data.augment]\npad_mode = true\n",
+        )?;
+        let err = expect_err(config::load(Some("x.toml".as_ref()), &[]));
+        let message = |key: &str| {
+            err.issues
+                .iter()
+                .find(|i| i.key.as_deref() == Some(key))
+                .map(|i| i.message.clone())
+                .unwrap_or_else(|| panic!("no issue at {key}: {err}"))
+        };
+        assert_eq!(
+            message("schedule.kind"),
+            "must be one of `multistep`, `cosine`, `constant`; found signed int `3`"
+        );
+        assert!(
+            message("data.format").starts_with("must be one of `idx`"),
+            "{err}"
+        );
+        assert!(message("data.format").ends_with("found `png`"), "{err}");
+        assert!(
+            message("data.augment.pad_mode").starts_with("must be one of `zero`"),
+            "{err}"
+        );
+        assert!(!err.to_string().contains("enum"), "{err}");
+        jail.set_env("KD_RUN__BACKEND", "tpu");
+        let err = expect_err(config::load(None, &[]));
+        assert!(
+            err.issues[0].message.starts_with("must be one of `flex`"),
+            "{err}"
+        );
+        Ok(())
+    });
+}
+
+#[test]
+fn an_unusable_include_names_its_resolved_path() {
+    Jail::expect_with(|jail| {
+        jail.create_dir("presets")?;
+        let here = std::fs::canonicalize(".").unwrap();
+        jail.create_file("dir.toml", "include = [\"presets\", \".\"]\n")?;
+        let err = expect_err(config::load(Some("dir.toml".as_ref()), &[]));
+        let messages: Vec<&str> = err.issues.iter().map(|i| i.message.as_str()).collect();
+        assert_eq!(
+            messages,
+            [
+                "included file presets: is a directory, not a configuration file".to_string(),
+                format!(
+                    "included file {}: is a directory, not a configuration file",
+                    here.display()
+                ),
+            ],
+            "{err}"
+        );
+        jail.create_file("empty.toml", "include = [\"\", \" \"]\n")?;
+        let err = expect_err(config::load(Some("empty.toml".as_ref()), &[]));
+        assert_eq!(err.issues.len(), 2, "{err}");
+        assert_eq!(err.issues[0].key.as_deref(), Some("include"));
+        assert_eq!(err.issues[0].source.as_deref(), Some("file empty.toml"));
+        assert_eq!(
+            err.issues[0].message,
+            "entry `` is empty: it names no file"
+        );
+        Ok(())
+    });
+}

@@ -7,6 +7,9 @@
 //! array (`KD_DATA__MEAN`, not a variable named after the element). Numbers that are not
 //! finite are rejected inside method tables here, because those tables pass through
 //! `serde_json::Value`, which cannot hold NaN or infinity (it would turn them into `null`).
+//! A value of the wrong type or an unknown name at a key holding one of a fixed set of names
+//! (`schedule.kind`, `data.format`, …) is reported with the names allowed there, read from the
+//! enum's own deserialiser ([`enum_variants`]), never with the internal type's name.
 
 use figment::Figment;
 use figment::providers::Serialized;
@@ -107,6 +110,66 @@ fn non_finite_in_methods(figment: &Figment, merged: &mut Dict, issues: &mut Vec<
     }
 }
 
+/// The names an enum's deserialiser accepts (its serde variants, as written in a file):
+/// `Deserialize::deserialize` is run against a deserialiser that only records the variant list
+/// serde hands to `deserialize_enum`.
+pub(crate) fn enum_variants<T: serde::de::DeserializeOwned>() -> &'static [&'static str] {
+    use serde::de::{Error as _, Visitor, value::Error};
+    struct Probe<'a>(&'a mut &'static [&'static str]);
+    impl<'de> serde::Deserializer<'de> for Probe<'_> {
+        type Error = Error;
+        fn deserialize_any<V: Visitor<'de>>(self, _: V) -> Result<V::Value, Error> {
+            Err(Error::custom("not an enum"))
+        }
+        fn deserialize_enum<V: Visitor<'de>>(
+            self,
+            _name: &'static str,
+            variants: &'static [&'static str],
+            _: V,
+        ) -> Result<V::Value, Error> {
+            *self.0 = variants;
+            Err(Error::custom("probed"))
+        }
+        serde::forward_to_deserialize_any! {
+            bool i8 i16 i32 i64 i128 u8 u16 u32 u64 u128 f32 f64 char str string bytes byte_buf
+            option unit unit_struct newtype_struct seq tuple tuple_struct map struct identifier
+            ignored_any
+        }
+    }
+    let mut variants: &'static [&'static str] = &[];
+    let _ = T::deserialize(Probe(&mut variants));
+    variants
+}
+
+/// The keys that hold one of a fixed set of names, with those names.
+fn enum_keys() -> [(&'static str, &'static [&'static str]); 4] {
+    [
+        (
+            "schedule.kind",
+            enum_variants::<super::schema::ScheduleKind>(),
+        ),
+        ("data.format", enum_variants::<crate::data::DataFormat>()),
+        (
+            "data.augment.pad_mode",
+            enum_variants::<crate::data::PadMode>(),
+        ),
+        (
+            "run.backend",
+            enum_variants::<crate::backend::BackendKind>(),
+        ),
+    ]
+}
+
+/// The message for a bad value at an enum key: the names allowed there and what was found.
+fn enum_message(allowed: &[&str], found: &str) -> String {
+    let names = allowed
+        .iter()
+        .map(|k| format!("`{k}`"))
+        .collect::<Vec<_>>()
+        .join(", ");
+    format!("must be one of {names}; found {found}")
+}
+
 /// An unknown key, with the closest known one when it is a likely typo and the known ones.
 pub(crate) fn unknown_key_message(found: &str, expected: &[&str]) -> String {
     if expected.is_empty() {
@@ -151,11 +214,21 @@ fn issues_of(
                         owning_key(key.as_deref().unwrap_or("")),
                     ))
                 });
-            let message = match &e.kind {
-                figment::error::Kind::UnknownField(found, expected) => {
+            let allowed = key
+                .as_deref()
+                .and_then(|k| enum_keys().into_iter().find(|(name, _)| *name == k))
+                .map(|(_, allowed)| allowed);
+            let message = match (&e.kind, allowed) {
+                (figment::error::Kind::UnknownField(found, expected), _) => {
                     unknown_key_message(found, expected)
                 }
-                kind => kind.to_string(),
+                (figment::error::Kind::InvalidType(actual, _), Some(allowed)) => {
+                    enum_message(allowed, &actual.to_string())
+                }
+                (figment::error::Kind::UnknownVariant(found, _), Some(allowed)) => {
+                    enum_message(allowed, &format!("`{found}`"))
+                }
+                (kind, _) => kind.to_string(),
             };
             let issue = ConfigIssue {
                 key,
@@ -262,6 +335,20 @@ mod tests {
         assert_eq!(
             unknown_key_message("x", &[]),
             "unknown field `x`: this table takes no keys"
+        );
+    }
+
+    #[test]
+    fn enum_keys_list_their_names() {
+        assert_eq!(
+            enum_variants::<crate::config::ScheduleKind>(),
+            ["multistep", "cosine", "constant"]
+        );
+        assert!(enum_variants::<crate::data::DataFormat>().contains(&"idx"));
+        assert!(enum_variants::<crate::backend::BackendKind>().contains(&"flex"));
+        assert_eq!(
+            enum_message(&["a", "b"], "unsigned int `3`"),
+            "must be one of `a`, `b`; found unsigned int `3`"
         );
     }
 

@@ -3,7 +3,8 @@
 //! and parsed once by the loader (`load.rs`).
 //!
 //! Every file that cannot be used becomes a [`ConfigIssue`] naming it: a path that does not
-//! exist or is a directory, a file that cannot be read, a TOML syntax error (with line, column
+//! exist or is a directory (named by its absolute path), an empty `include` entry, a file that
+//! cannot be read, a TOML syntax error (with line, column
 //! and byte offset), an include cycle. A file with a syntax error is left out, so the problems
 //! of the other files and sources are still found and reported in the same run.
 
@@ -39,6 +40,17 @@ pub(super) fn unusable(path: &Path) -> Option<&'static str> {
         Some("not found")
     } else {
         None
+    }
+}
+
+/// A path as an include message names it: relative to the working directory where it is inside
+/// it, but the working directory itself (which that would shorten to `.`) by its full path.
+fn resolved(path: &Path) -> String {
+    match display_path(path) {
+        shown if shown == "." => std::fs::canonicalize(path)
+            .or_else(|_| std::path::absolute(path))
+            .map_or(shown, |full| full.display().to_string()),
+        shown => shown,
     }
 }
 
@@ -139,13 +151,21 @@ impl Walk<'_> {
         self.stack.push(identity.clone());
         let dir = file.parent().unwrap_or(Path::new("."));
         for include in includes {
+            if include.trim().is_empty() {
+                self.issues.push(file_issue(
+                    file,
+                    Some("include"),
+                    format!("entry `{include}` is empty: it names no file"),
+                ));
+                continue;
+            }
             let path = dir.join(&include);
             match unusable(&path) {
                 None => self.expand(&path),
                 Some(why) => self.issues.push(file_issue(
                     file,
                     Some("include"),
-                    format!("included file {}: {why}", display_path(&path)),
+                    format!("included file {}: {why}", resolved(&path)),
                 )),
             }
         }

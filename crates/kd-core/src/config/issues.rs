@@ -2,10 +2,30 @@
 //!
 //! The plan (and a method's checks) push problems by key; [`Issues`] looks up the source that
 //! set each key (file, variable, `--set`) and turns the list into one [`ConfigError`]. The same
-//! problem found by two checks (same key, same message) is listed once.
+//! problem found by two checks (same key, same message) is listed once. [`f32_problem`] is the
+//! shared check that a configured float survives the f32 arithmetic training runs in.
 
 use super::error::{ConfigError, ConfigIssue};
 use super::load::{LoadedConfig, source_of};
+
+/// Why a finite `value` cannot be used in f32 arithmetic: its magnitude exceeds f32's largest
+/// value (it would become an infinity), or, when `non_zero`, it is non-zero but below f32's
+/// smallest positive value (it would become 0). `None` when it fits.
+pub(crate) fn f32_problem(value: f64, non_zero: bool) -> Option<String> {
+    if value.abs() > f64::from(f32::MAX) {
+        Some(format!(
+            "{value:e} exceeds f32's largest value ({:e})",
+            f32::MAX
+        ))
+    } else if non_zero && value != 0.0 && value.abs() < f64::from(f32::from_bits(1)) {
+        Some(format!(
+            "{value:e} is below f32's smallest positive value ({:e})",
+            f32::from_bits(1)
+        ))
+    } else {
+        None
+    }
+}
 
 /// Problems found so far, each with its key's source.
 pub struct Issues<'a> {

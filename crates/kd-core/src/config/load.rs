@@ -57,7 +57,43 @@ impl Provider for KdEnv {
     }
 
     fn data(&self) -> Result<Map<Profile, Dict>, figment::Error> {
-        Self::inner().data()
+        let mut data = Self::inner().data()?;
+        for dict in data.values_mut() {
+            for value in dict.values_mut() {
+                non_finite_words_as_floats(value);
+            }
+        }
+        Ok(data)
+    }
+}
+
+/// The float a variable's word stands for when TOML would read it as one: `nan`, `inf`, `+inf`,
+/// `-inf` (and `+nan`, `-nan`), in any case. figment's own parse of a variable keeps them as
+/// strings, so `KD_OPTIM__LR=nan` would be "a string" where `--set optim.lr=nan` is NaN.
+fn non_finite_word(text: &str) -> Option<f64> {
+    let word = text.trim().to_ascii_lowercase();
+    let (sign, unsigned) = match word.strip_prefix('-') {
+        Some(rest) => (-1.0, rest),
+        None => (1.0, word.strip_prefix('+').unwrap_or(&word)),
+    };
+    match unsigned {
+        "nan" => Some(f64::NAN),
+        "inf" => Some(sign * f64::INFINITY),
+        _ => None,
+    }
+}
+
+/// Replaces, throughout `value`, every string that is a non-finite float word by that float.
+fn non_finite_words_as_floats(value: &mut Value) {
+    match value {
+        Value::String(tag, text) => {
+            if let Some(x) = non_finite_word(text) {
+                *value = Value::Num(*tag, figment::value::Num::F64(x));
+            }
+        }
+        Value::Dict(_, dict) => dict.values_mut().for_each(non_finite_words_as_floats),
+        Value::Array(_, items) => items.iter_mut().for_each(non_finite_words_as_floats),
+        _ => {}
     }
 }
 
@@ -181,7 +217,11 @@ pub fn describe_source(figment: &Figment, metadata: &Metadata, key: &str) -> Str
 pub fn display_path(path: &Path) -> String {
     let cwd = std::env::current_dir().ok();
     let relative = cwd.as_deref().and_then(|cwd| path.strip_prefix(cwd).ok());
-    relative.unwrap_or(path).display().to_string()
+    match relative.unwrap_or(path).display().to_string() {
+        // The working directory itself (or an empty path): never an empty name.
+        shown if shown.is_empty() => ".".to_string(),
+        shown => shown,
+    }
 }
 
 /// Where `key` was set, as [`describe_source`] words it. An array element's key

@@ -14,6 +14,7 @@ mod schema;
 pub use error::{ConfigError, ConfigIssue};
 pub(crate) use extract::unknown_key_message;
 pub use issues::Issues;
+pub(crate) use issues::f32_problem;
 pub use load::{DEFAULTS_SOURCE, LoadedConfig, Override, load, load_with};
 pub(crate) use load::{display_path, source_of};
 pub use provenance::Provenance;

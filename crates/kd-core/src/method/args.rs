@@ -4,7 +4,7 @@
 use serde::de::DeserializeOwned;
 use serde_path_to_error::Segment;
 
-use crate::config::{ConfigError, ConfigIssue};
+use crate::config::{ConfigError, ConfigIssue, f32_problem};
 
 /// What a plugin's builder receives.
 pub struct MethodArgs<'a> {
@@ -83,22 +83,31 @@ impl MethodArgs<'_> {
         }
     }
 
-    /// The issue on `key` unless `value` is a finite number above zero.
+    /// The issue on `key` unless `value` is a finite number above zero that stays finite and
+    /// non-zero in f32 (training computes in f32: a temperature of 1e-300 would be 0 there).
     pub fn positive(&self, key: &str, value: f64) -> Option<ConfigIssue> {
-        (!(value.is_finite() && value > 0.0)).then(|| self.issue(key, "must be a positive number"))
+        if !(value.is_finite() && value > 0.0) {
+            return Some(self.issue(key, "must be a positive number"));
+        }
+        f32_problem(value, true).map(|message| self.issue(key, message))
     }
 
-    /// The issue on `key` unless `value` is a finite number of at least zero.
+    /// The issue on `key` unless `value` is a finite number of at least zero that stays finite
+    /// in f32.
     pub fn non_negative(&self, key: &str, value: f64) -> Option<ConfigIssue> {
-        (!(value.is_finite() && value >= 0.0))
-            .then(|| self.issue(key, "must be a non-negative number"))
+        if !(value.is_finite() && value >= 0.0) {
+            return Some(self.issue(key, "must be a non-negative number"));
+        }
+        f32_problem(value, false).map(|message| self.issue(key, message))
     }
 
     /// The issue on `key` unless `value` is a finite number with `low ≤ value ≤ high` (NaN
-    /// and infinities fail even when a bound is infinite).
+    /// and infinities fail even when a bound is infinite) that stays finite in f32.
     pub fn in_range(&self, key: &str, value: f64, low: f64, high: f64) -> Option<ConfigIssue> {
-        (!(value.is_finite() && (low..=high).contains(&value)))
-            .then(|| self.issue(key, format!("must be between {low} and {high}")))
+        if !(value.is_finite() && (low..=high).contains(&value)) {
+            return Some(self.issue(key, format!("must be between {low} and {high}")));
+        }
+        f32_problem(value, false).map(|message| self.issue(key, message))
     }
 
     /// Deserialises the instance's keys into `T` (which should deny unknown fields), reporting
@@ -152,7 +161,8 @@ impl MethodArgs<'_> {
 }
 
 /// serde's `unknown field `x`, expected one of `a`, `b`` in the words of the other unknown-key
-/// messages, with the closest known key when it is a likely typo.
+/// messages, with the closest known key when it is a likely typo; the known keys include the
+/// `kind` and `weight` every instance has.
 fn with_suggestion(message: String) -> String {
     let Some(rest) = message.strip_prefix("unknown field `") else {
         return message;
@@ -160,7 +170,9 @@ fn with_suggestion(message: String) -> String {
     let Some((found, expected)) = rest.split_once('`') else {
         return message;
     };
-    let known: Vec<&str> = expected.split('`').skip(1).step_by(2).collect();
+    let mut known: Vec<&str> = expected.split('`').skip(1).step_by(2).collect();
+    // `kind` and `weight` are every instance's keys, taken off before the plugin parses.
+    known.extend(["kind", "weight"]);
     crate::config::unknown_key_message(found, &known)
 }
 
@@ -263,6 +275,36 @@ mod tests {
         assert_eq!(keys, ["method.m.a", "method.m.b"]);
     }
 
+    #[test]
+    fn range_checks_require_values_that_survive_f32() {
+        let none = |_: &str| None;
+        let args = args(&none);
+        let tiny = args.positive("temperature", 1e-300).unwrap();
+        assert_eq!(tiny.key.as_deref(), Some("method.m.temperature"));
+        assert!(
+            tiny.message
+                .starts_with("1e-300 is below f32's smallest positive value"),
+            "{}",
+            tiny.message
+        );
+        let huge = args.non_negative("weight", 1e300).unwrap();
+        assert!(
+            huge.message
+                .starts_with("1e300 exceeds f32's largest value"),
+            "{}",
+            huge.message
+        );
+        assert!(args.in_range("p", 1e39, 0.0, f64::INFINITY).is_some());
+        assert!(args.in_range("p", -1e39, f64::NEG_INFINITY, 0.0).is_some());
+        // Zero is allowed where zero is; tiny non-zero values are only refused where zero is not.
+        assert!(args.non_negative("w", 0.0).is_none());
+        assert!(args.non_negative("w", 1e-300).is_none());
+        assert!(args.positive("t", 1e-30).is_none());
+        assert!(args.positive("t", 3e38).is_none());
+        assert_eq!(f32_problem(1e-46, false), None);
+        assert!(f32_problem(1e-46, true).is_some());
+    }
+
     #[derive(Debug, Default, serde::Deserialize)]
     #[serde(default, deny_unknown_fields)]
     struct Table {
@@ -301,7 +343,7 @@ mod tests {
         assert_eq!(
             typo.unwrap().message,
             "unknown field `teachr` (did you mean `teacher`?); known keys here: `temperature`, \
-             `weights`, `teacher`",
+             `weights`, `teacher`, `kind`, `weight`",
             "{err}"
         );
         args.params = serde_json::json!({ "temperature": 2.0 });

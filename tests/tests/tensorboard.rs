@@ -391,3 +391,28 @@ fn a_resume_with_a_file_where_the_event_folder_goes_is_refused_and_touches_nothi
         .collect();
     assert_eq!(before, after);
 }
+
+/// A fresh run fails the same way as a resume, before its configuration is written over.
+#[test]
+#[ignore = "needs run_dir::prepare to call tensorboard::check_folder for a fresh run too"]
+fn a_fresh_run_with_a_file_where_the_event_folder_goes_is_a_user_error_naming_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = write(
+        dir.path(),
+        "blocked.toml",
+        &tiny_config(dir.path(), "blocked", "resnet8", 5, 1, ""),
+    );
+    let run = run_dir(dir.path(), "blocked");
+    let folder = write(&run, "tensorboard", "not a folder");
+    let stderr = failure(kd(dir.path(), &["train", arg(&config)]), 2);
+    assert!(
+        stderr.contains(&format!(
+            "cannot write the run directory {}: {}: it is a file, not a folder",
+            run.display(),
+            folder.display()
+        )),
+        "{stderr}"
+    );
+    assert_eq!(std::fs::read(&folder).unwrap(), b"not a folder");
+    assert!(!run.join("metrics.jsonl").exists());
+}

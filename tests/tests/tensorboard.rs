@@ -394,7 +394,6 @@ fn a_resume_with_a_file_where_the_event_folder_goes_is_refused_and_touches_nothi
 
 /// A fresh run fails the same way as a resume, before its configuration is written over.
 #[test]
-#[ignore = "needs run_dir::prepare to call tensorboard::check_folder for a fresh run too"]
 fn a_fresh_run_with_a_file_where_the_event_folder_goes_is_a_user_error_naming_it() {
     let dir = tempfile::tempdir().unwrap();
     let config = write(

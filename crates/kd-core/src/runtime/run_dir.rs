@@ -111,6 +111,7 @@ pub(super) fn prepare(plan: &RunPlan, resume: bool) -> Result<(RunFiles, RunLock
             let (dir, path) = (files.dir.clone(), path.to_path_buf());
             move |source| TrainError::RunDirUnwritable { dir, path, source }
         };
+        super::tensorboard::check_folder(&files.dir)?;
         let checkpoints = files.dir.join("checkpoints");
         std::fs::create_dir_all(&checkpoints).map_err(unwritable(&checkpoints))?;
         for (name, text) in [

@@ -1,4 +1,6 @@
-//! `kd eval`: a checkpoint's top-1, top-5 and per-class accuracy on a dataset.
+//! `kd eval`: a checkpoint's top-1, top-5 and per-class accuracy on a dataset, its images
+//! prepared as the checkpoint records (flags override the record; see `inputs.rs`) and its
+//! classes named as the checkpoint names them where the data only numbers them.
 
 use std::io::Write;
 use std::path::PathBuf;
@@ -43,9 +45,11 @@ struct Report {
 /// Runs the command.
 pub fn run(args: Args) -> anyhow::Result<()> {
     let device = backend::device(BackendKind::Flex)?;
-    let (network, entry) =
+    let (network, entry, preparation) =
         inputs::load_network(&args.checkpoint, &args.role, args.arch.as_deref(), &device)?;
-    let (set, transform) = args.data.load(&entry, &args.checkpoint, None)?;
+    let (set, transform) = args
+        .data
+        .load(&entry, &args.checkpoint, preparation.as_ref(), None)?;
     let tally =
         runtime::evaluate_network(&network, &set, &transform, args.data.batch_size(), &device);
     let accuracy = tally.accuracy();

@@ -1,5 +1,6 @@
 //! `kd predict`: evaluation-mode logits of a checkpoint for every image of a dataset, in file
-//! order; `--json` prints an array of `{index, label, logits}`.
+//! order, its images prepared as the checkpoint records (see `inputs.rs`); `--json` prints an
+//! array of `{index, label, logits}`.
 
 use std::io::Write;
 use std::path::PathBuf;
@@ -42,9 +43,11 @@ struct Prediction {
 /// Runs the command.
 pub fn run(args: Args) -> anyhow::Result<()> {
     let device = backend::device(BackendKind::Flex)?;
-    let (network, entry) =
+    let (network, entry, preparation) =
         inputs::load_network(&args.checkpoint, &args.role, Some(&args.arch), &device)?;
-    let (set, transform) = args.data.load(&entry, &args.checkpoint, args.limit)?;
+    let (set, transform) =
+        args.data
+            .load(&entry, &args.checkpoint, preparation.as_ref(), args.limit)?;
     let logits =
         runtime::predict_logits(&network, &set, &transform, args.data.batch_size(), &device);
     let predictions: Vec<Prediction> = logits

@@ -23,6 +23,7 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
+use super::preparation::InputPreparation;
 use super::state::TrainState;
 
 /// The magic of every format: `KDCKPT\0` then the layout's version byte.
@@ -80,6 +81,10 @@ pub struct CheckpointHeader {
     pub state: TrainState,
     /// Stored blobs.
     pub blobs: Vec<BlobEntry>,
+    /// How images were prepared for its networks; `None` in files written before kd recorded
+    /// it and in imports given no preparation. Checked for consistency when read.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub preparation: Option<InputPreparation>,
 }
 
 impl CheckpointHeader {
@@ -293,6 +298,24 @@ fn open_header(path: &Path) -> Result<Opened, CheckpointError> {
             header.format
         )));
     }
+    if let Some(preparation) = &header.preparation {
+        preparation.check().map_err(|issue| {
+            damaged(format!(
+                "the header's input preparation (at byte {fixed}) is inconsistent: {issue}"
+            ))
+        })?;
+        if let Some(network) = header
+            .networks
+            .iter()
+            .find(|n| n.in_channels != preparation.channels)
+        {
+            return Err(damaged(format!(
+                "the header's input preparation (at byte {fixed}) has {} channel(s), but its \
+                 network `{}` takes {}",
+                preparation.channels, network.role, network.in_channels
+            )));
+        }
+    }
     for blob in &header.blobs {
         let end = blob
             .offset
@@ -407,6 +430,19 @@ mod tests {
             }],
             state: TrainState::default(),
             blobs: Vec::new(),
+            preparation: None,
+        }
+    }
+
+    fn preparation() -> InputPreparation {
+        InputPreparation {
+            format: Some("cifar10".into()),
+            channels: 3,
+            image_size: [32, 32],
+            input_size: 32,
+            mean: vec![0.5, 0.25, 0.125],
+            std: vec![0.2, 0.3, 0.4],
+            class_names: Some(vec!["a".into(), "b".into()]),
         }
     }
 
@@ -603,5 +639,75 @@ mod tests {
         std::fs::write(&path, b"KDCKPT\0\x07 and more").unwrap();
         let message = read_header(&path).unwrap_err().to_string();
         assert!(message.contains("format version 7 at byte 7"), "{message}");
+    }
+
+    #[test]
+    fn the_input_preparation_round_trips_through_the_header() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("c.kdc");
+        let mut with = header();
+        with.preparation = Some(preparation());
+        write(&path, with, blobs()).unwrap();
+        let (read_back, read_blobs) = read(&path).unwrap();
+        assert_eq!(read_back.preparation, Some(preparation()));
+        assert_eq!(read_blobs, blobs());
+        // Without one, the header holds no `preparation` key at all.
+        let (_dir, path) = written();
+        let bytes = std::fs::read(&path).unwrap();
+        let (_, start) = layout(&bytes);
+        let json = String::from_utf8_lossy(&bytes[20..start]).into_owned();
+        assert!(!json.contains("preparation"), "{json}");
+        assert_eq!(read_header(&path).unwrap().preparation, None);
+    }
+
+    #[test]
+    fn headers_written_before_the_preparation_was_recorded_still_read() {
+        // A format 2 header exactly as kd wrote it before: no `preparation` key.
+        let (_dir, path) = written();
+        rewrite_header(&path, |h| {
+            h.as_object_mut().unwrap().remove("preparation");
+            h["kd_version"] = "0.1.0".into();
+        });
+        let (old, read_blobs) = read(&path).unwrap();
+        assert_eq!(old.preparation, None);
+        assert_eq!(old.kd_version, "0.1.0");
+        assert_eq!(read_blobs, blobs());
+    }
+
+    #[test]
+    fn an_inconsistent_preparation_is_damage_naming_the_field() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("c.kdc");
+        let mut with = header();
+        with.preparation = Some(preparation());
+        write(&path, with, blobs()).unwrap();
+        rewrite_header(&path, |h| {
+            h["preparation"]["std"] = serde_json::json!([0.2, 0.0, 0.4]);
+        });
+        let message = damaged(read_header(&path));
+        assert!(message.contains("c.kdc"), "{message}");
+        assert!(
+            message.contains(
+                "the header's input preparation (at byte 20) is inconsistent: `std` holds 0; \
+                 every value must be positive"
+            ),
+            "{message}"
+        );
+        rewrite_header(&path, |h| {
+            h["preparation"]["std"] = serde_json::json!([0.2, 0.3, 0.4]);
+            h["preparation"]["channels"] = 1.into();
+            h["preparation"]["mean"] = serde_json::json!([0.5]);
+            h["preparation"]["std"] = serde_json::json!([0.5]);
+        });
+        let message = damaged(read_header(&path));
+        assert!(
+            message.contains("has 1 channel(s), but its network `student` takes 3"),
+            "{message}"
+        );
+        rewrite_header(&path, |h| {
+            h["preparation"]["channels"] = "three".into();
+        });
+        let message = damaged(read_header(&path));
+        assert!(message.contains("does not parse"), "{message}");
     }
 }

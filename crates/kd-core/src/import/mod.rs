@@ -3,7 +3,8 @@
 //! The published CIFAR teachers (RepDistiller's, mdistiller's) are PyTorch checkpoints.
 //! [`import_pytorch`] reads one with burn's own PyTorch reader, finds the state dict inside the
 //! usual wrappers, checks every key and shape against the zoo architecture and loads it;
-//! [`write_imported`] stores the result as a kd checkpoint (`kd import`). When a config names a
+//! [`write_imported`] stores the result as a kd checkpoint (`kd import`), with the input
+//! preparation the user gave ([`write_imported_prepared`]). When a config names a
 //! `.pth` file as a network's checkpoint, the plan runs [`check_pytorch`] and [`cache_path`],
 //! and the run [`import_cached`] (once: a later run reuses the file).
 
@@ -15,5 +16,5 @@ pub use cache::{PYTORCH_EXTENSIONS, cache_path, import_cached, is_pytorch_checkp
 pub use error::{ImportError, KeyMismatch};
 pub use pytorch::{
     IMPORTED_ROLE, ImportNotes, ImportOptions, Imported, StateDictMatch, check_pytorch,
-    import_pytorch, import_pytorch_noted, write_imported,
+    import_pytorch, import_pytorch_noted, write_imported, write_imported_prepared,
 };

@@ -31,7 +31,7 @@ use burn::tensor::{DType, Device, FloatDType, Tensor};
 
 use super::error::{ImportError, KeyMismatch, fitting_hint};
 use crate::checkpoint::TrainState;
-use crate::checkpoint::{self, CheckpointHeader, NetworkEntry};
+use crate::checkpoint::{self, CheckpointHeader, InputPreparation, NetworkEntry};
 use crate::zoo::{self, ModelSpec, Network, ParamInfo, param_inventory, torch_key};
 
 /// The role an imported network is stored under: the one a checkpoint reference without
@@ -612,12 +612,53 @@ pub fn import_pytorch_noted(
 }
 
 /// Writes an imported network as a kd checkpoint holding one network (role
-/// [`IMPORTED_ROLE`]); atomically, so a failure leaves any earlier file at `out` untouched.
+/// [`IMPORTED_ROLE`]) and no input preparation; atomically, so a failure leaves any earlier
+/// file at `out` untouched.
+///
+/// # Errors
+/// As [`write_imported_prepared`].
 pub fn write_imported(out: &Path, imported: &Imported, source: &Path) -> Result<(), ImportError> {
+    write_imported_prepared(out, imported, source, None)
+}
+
+/// [`write_imported`], recording `preparation` (what the user said the network was trained
+/// with) in the checkpoint's header.
+///
+/// # Errors
+/// [`ImportError::Write`] naming `out` when the preparation is inconsistent (the field and
+/// values, or channels other than the network's) or the file cannot be written; nothing is
+/// written then.
+pub fn write_imported_prepared(
+    out: &Path,
+    imported: &Imported,
+    source: &Path,
+    preparation: Option<&InputPreparation>,
+) -> Result<(), ImportError> {
     let error = |message: String| ImportError::Write {
         path: PathBuf::from(out),
         message,
     };
+    if let Some(preparation) = preparation {
+        preparation
+            .check()
+            .map_err(|issue| error(format!("its input preparation: {issue}")))?;
+        if preparation.channels != imported.entry.in_channels {
+            return Err(error(format!(
+                "its input preparation has {} channel(s), but the {} takes {}",
+                preparation.channels, imported.entry.arch, imported.entry.in_channels
+            )));
+        }
+        if let Some(names) = &preparation.class_names
+            && names.len() != imported.entry.num_classes
+        {
+            return Err(error(format!(
+                "its input preparation names {} class(es), but the {} has {} outputs",
+                names.len(),
+                imported.entry.arch,
+                imported.entry.num_classes
+            )));
+        }
+    }
     let bytes = burn::module::Module::into_record(imported.network.clone())
         .into_bytes()
         .map_err(|e| error(e.to_string()))?;
@@ -631,6 +672,7 @@ pub fn write_imported(out: &Path, imported: &Imported, source: &Path) -> Result<
         networks: vec![imported.entry.clone()],
         state: TrainState::default(),
         blobs: Vec::new(),
+        preparation: preparation.cloned(),
     };
     checkpoint::write(
         out,

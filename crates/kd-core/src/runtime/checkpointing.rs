@@ -15,7 +15,8 @@ use std::path::Path;
 
 use super::error::{RunPosition, TrainError};
 use super::plan::MethodInstance;
-use crate::checkpoint::{self, CheckpointHeader, NetworkEntry, TrainState};
+use crate::checkpoint::{self, CheckpointHeader, InputPreparation, NetworkEntry, TrainState};
+use crate::data::{DataFormat, Transform};
 use crate::method::{Part, Roles, Trainable};
 use crate::zoo::Network;
 
@@ -45,12 +46,39 @@ pub(super) fn parts_mut<'a>(
     parts
 }
 
+/// The input preparation a run records in its checkpoints: the format, the geometry and
+/// normalisation of its `transform` (the plan's `data.input_size`, `data.mean`, `data.std`),
+/// and its training split's class names where they are more than numbers
+/// ([`checkpoint::recordable_class_names`]).
+pub(super) fn input_preparation(
+    format: DataFormat,
+    transform: &Transform,
+    class_names: &[String],
+) -> InputPreparation {
+    InputPreparation {
+        format: Some(format.name().to_string()),
+        channels: transform.channels,
+        image_size: [transform.height, transform.width],
+        input_size: transform.size,
+        mean: transform.mean.clone(),
+        std: transform.std.clone(),
+        class_names: checkpoint::recordable_class_names(format.name(), class_names),
+    }
+}
+
+/// Writes every part of the run, its training state and the input `preparation` its networks
+/// are trained with to `path`.
+///
+/// # Errors
+/// [`TrainError::NonFinite`] when a part holds NaN or infinity (nothing is written: the last
+/// good checkpoint stays), [`TrainError::Checkpoint`] when the file cannot be written.
 pub(super) fn save_checkpoint(
     path: &Path,
     plan_name: &str,
     roles: &mut Roles,
     methods: &mut [MethodInstance],
     state: &TrainState,
+    preparation: InputPreparation,
     last_step: RunPosition,
 ) -> Result<(), TrainError> {
     // Finite losses can still send non-finite gradients into the weights; never let such weights
@@ -88,6 +116,7 @@ pub(super) fn save_checkpoint(
         networks,
         state: state.clone(),
         blobs: Vec::new(),
+        preparation: Some(preparation),
     };
     checkpoint::write(path, header, blobs)?;
     Ok(())

@@ -16,7 +16,7 @@ use std::time::Instant;
 
 use burn::tensor::Device;
 
-use super::checkpointing::{parts_mut, restore_checkpoint, save_checkpoint};
+use super::checkpointing::{input_preparation, parts_mut, restore_checkpoint, save_checkpoint};
 use super::error::{RunPosition, TrainError};
 use super::evaluate::evaluate;
 use super::metrics::{MetricsWriter, Row};
@@ -341,6 +341,11 @@ impl Run {
             &mut self.roles,
             &mut self.plan.methods,
             &self.state,
+            input_preparation(
+                self.plan.data.source.format,
+                &self.transform,
+                &self.train_set.class_names,
+            ),
             last_step,
         )?;
         if path == self.files.last() {

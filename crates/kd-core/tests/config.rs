@@ -522,10 +522,9 @@ fn an_enum_key_lists_the_names_it_takes() {
             "must be one of `multistep`, `cosine`, `constant`; found signed int `3`"
         );
         assert!(
-            message("data.format").starts_with("must be one of `idx`"),
+            message("data.format").starts_with("unknown variant `png`: must be one of `idx`"),
             "{err}"
         );
-        assert!(message("data.format").ends_with("found `png`"), "{err}");
         assert!(
             message("data.augment.pad_mode").starts_with("must be one of `zero`"),
             "{err}"
@@ -534,7 +533,9 @@ fn an_enum_key_lists_the_names_it_takes() {
         jail.set_env("KD_RUN__BACKEND", "tpu");
         let err = expect_err(config::load(None, &[]));
         assert!(
-            err.issues[0].message.starts_with("must be one of `flex`"),
+            err.issues[0]
+                .message
+                .starts_with("unknown variant `tpu`: must be one of `flex`"),
             "{err}"
         );
         Ok(())
@@ -565,10 +566,7 @@ fn an_unusable_include_names_its_resolved_path() {
         assert_eq!(err.issues.len(), 2, "{err}");
         assert_eq!(err.issues[0].key.as_deref(), Some("include"));
         assert_eq!(err.issues[0].source.as_deref(), Some("file empty.toml"));
-        assert_eq!(
-            err.issues[0].message,
-            "entry `` is empty: it names no file"
-        );
+        assert_eq!(err.issues[0].message, "entry `` is empty: it names no file");
         Ok(())
     });
 }

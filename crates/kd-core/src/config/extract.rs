@@ -160,14 +160,18 @@ fn enum_keys() -> [(&'static str, &'static [&'static str]); 4] {
     ]
 }
 
-/// The message for a bad value at an enum key: the names allowed there and what was found.
-fn enum_message(allowed: &[&str], found: &str) -> String {
+/// The message for a bad value at an enum key: the names allowed there and, when given, what
+/// was found.
+fn enum_message(allowed: &[&str], found: Option<&str>) -> String {
     let names = allowed
         .iter()
         .map(|k| format!("`{k}`"))
         .collect::<Vec<_>>()
         .join(", ");
-    format!("must be one of {names}; found {found}")
+    match found {
+        Some(found) => format!("must be one of {names}; found {found}"),
+        None => format!("must be one of {names}"),
+    }
 }
 
 /// An unknown key, with the closest known one when it is a likely typo and the known ones.
@@ -223,10 +227,10 @@ fn issues_of(
                     unknown_key_message(found, expected)
                 }
                 (figment::error::Kind::InvalidType(actual, _), Some(allowed)) => {
-                    enum_message(allowed, &actual.to_string())
+                    enum_message(allowed, Some(&actual.to_string()))
                 }
                 (figment::error::Kind::UnknownVariant(found, _), Some(allowed)) => {
-                    enum_message(allowed, &format!("`{found}`"))
+                    format!("unknown variant `{found}`: {}", enum_message(allowed, None))
                 }
                 (kind, _) => kind.to_string(),
             };
@@ -347,7 +351,7 @@ mod tests {
         assert!(enum_variants::<crate::data::DataFormat>().contains(&"idx"));
         assert!(enum_variants::<crate::backend::BackendKind>().contains(&"flex"));
         assert_eq!(
-            enum_message(&["a", "b"], "unsigned int `3`"),
+            enum_message(&["a", "b"], Some("unsigned int `3`")),
             "must be one of `a`, `b`; found unsigned int `3`"
         );
     }

@@ -825,3 +825,70 @@ fn image_folder_splits_share_the_training_class_list() {
         Ok(())
     });
 }
+
+#[test]
+fn names_that_cannot_name_columns_are_refused_at_their_keys() {
+    Jail::expect_with(|jail| {
+        let found = issues(
+            jail,
+            "[networks.\"\"]\narch = \"resnet8\"\n[networks.\"t\\u0001\"]\narch = \"resnet8\"\n\
+             [networks.\"a/b\"]\narch = \"resnet8\"\n[networks.\"peer,b\"]\narch = \"resnet8\"\n\
+             [method.\" \"]\nkind = \"probe\"\n",
+        );
+        assert!(has(&found, "networks.\"\"", "role name is empty"), "{found:?}");
+        assert!(
+            has(&found, "networks.\"t\\u{1}\"", "holds '\\u{1}'"),
+            "{found:?}"
+        );
+        assert!(has(&found, "networks.\"a/b\"", "holds '/'"), "{found:?}");
+        assert!(has(&found, "method.\" \"", "instance name"), "{found:?}");
+        assert!(
+            !found.iter().any(|i| i.key.as_deref() == Some("networks.\"peer,b\"")),
+            "a comma is allowed: {found:?}"
+        );
+        Ok(())
+    });
+}
+
+#[test]
+fn a_loss_whose_every_term_is_zero_names_the_weights() {
+    Jail::expect_with(|jail| {
+        let found = issues(jail, "[loss]\nce_weight = 0\n");
+        assert!(
+            has(
+                &found,
+                "loss.ce_weight",
+                "every weighted term of the loss is 0 (`loss.ce_weight` = 0)"
+            ),
+            "{found:?}"
+        );
+        let found = issues(
+            jail,
+            "stack = [\"a\"]\n[method.a]\nkind = \"probe\"\nweight = 0\n[loss]\nce_weight = 0\n",
+        );
+        assert!(
+            has(
+                &found,
+                "loss.ce_weight",
+                "(`loss.ce_weight`, `method.a.weight` = 0)"
+            ),
+            "{found:?}"
+        );
+        // A weight that is itself invalid is reported alone.
+        let found = issues(
+            jail,
+            "stack = [\"a\"]\n[method.a]\nkind = \"probe\"\nweight = -1\n[loss]\nce_weight = 0\n",
+        );
+        assert!(
+            !found.iter().any(|i| i.message.contains("every weighted term")),
+            "{found:?}"
+        );
+        // One positive weight is enough.
+        plan(
+            jail,
+            "stack = [\"a\"]\n[method.a]\nkind = \"probe\"\n[loss]\nce_weight = 0\n",
+        )
+        .unwrap();
+        Ok(())
+    });
+}

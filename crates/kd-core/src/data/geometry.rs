@@ -52,6 +52,7 @@ fn idx_header(path: &Path) -> Result<[usize; 3], DataError> {
             expected: "00 00 08 03 (IDX, unsigned bytes, 3 dimensions)".into(),
         });
     }
+    idx::zero_sized_images(path, word(8) as usize, word(12) as usize)?;
     Ok([word(4) as usize, word(8) as usize, word(12) as usize])
 }
 

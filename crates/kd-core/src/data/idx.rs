@@ -61,6 +61,9 @@ pub fn read_idx(path: &Path, expected_dims: usize) -> Result<IdxArray, DataError
             u32::from_be_bytes([bytes[at], bytes[at + 1], bytes[at + 2], bytes[at + 3]]) as usize
         })
         .collect();
+    if expected_dims == 3 {
+        zero_sized_images(path, dims[1], dims[2])?;
+    }
     // Three u32 dimensions can multiply past u64: such a header promises more than any file.
     let total = dims
         .iter()
@@ -90,6 +93,21 @@ pub fn read_idx(path: &Path, expected_dims: usize) -> Result<IdxArray, DataError
         header_len,
         data,
     })
+}
+
+/// The error for an image file whose header (bytes 8 to 15) gives its images 0 rows or 0
+/// columns: such a file holds no pixel to train on, whatever its image count says.
+pub(crate) fn zero_sized_images(path: &Path, rows: usize, cols: usize) -> Result<(), DataError> {
+    if rows == 0 || cols == 0 {
+        return Err(DataError::Decode {
+            path: path.into(),
+            message: format!(
+                "the header (bytes 8 to 15) gives {rows}x{cols} images: rows and columns must \
+                 be at least 1"
+            ),
+        });
+    }
+    Ok(())
 }
 
 /// Reads an image file and its label file into one set; every label must be below

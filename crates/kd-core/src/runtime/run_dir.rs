@@ -257,11 +257,17 @@ fn name_problem(name: &str) -> Option<&'static str> {
     if name.is_empty() {
         return Some("is empty");
     }
+    if name.trim().is_empty() {
+        return Some("is blank (only whitespace)");
+    }
     if name.contains(['/', '\\']) {
         return Some("holds a path separator");
     }
     if name.contains('\0') {
         return Some("holds a NUL character");
+    }
+    if name.chars().any(char::is_control) {
+        return Some("holds a control character");
     }
     let mut components = Path::new(name).components();
     match (components.next(), components.next()) {

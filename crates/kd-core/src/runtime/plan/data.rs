@@ -151,7 +151,7 @@ fn standard_counts(geometry: &Geometry) -> Vec<usize> {
 fn check_counts(
     plan: &DataPlan,
     c: &DataSection,
-    issues: &mut Issues<'_>,
+    issues: &mut RootIssues<'_, '_>,
     warnings: &mut Vec<String>,
 ) {
     if let Some((key, message)) = no_step(plan.train_images(), c) {
@@ -202,6 +202,48 @@ fn class_names(root: &Path, format: DataFormat, num_classes: usize) -> Vec<Strin
     }
 }
 
+/// The plan's issues, with a note on where the root came from added to every issue at
+/// `data.root` when `data.root` itself did not set it.
+struct RootIssues<'i, 'a> {
+    issues: &'i mut Issues<'a>,
+    origin: Option<&'i str>,
+}
+
+impl RootIssues<'_, '_> {
+    fn push(&mut self, key: &str, message: impl Into<String>) {
+        let message = message.into();
+        match self.origin {
+            Some(origin) if key == "data.root" => {
+                self.issues.push(key, format!("{message} ({origin})"))
+            }
+            _ => self.issues.push(key, message),
+        }
+    }
+}
+
+/// Where a root that `data.root` did not set came from: the `KD_DATA` variable or the format's
+/// default location. `None` when `data.root` set it (or there is none).
+fn root_origin(set_by_key: bool, root: Option<&Path>) -> Option<String> {
+    if set_by_key {
+        return None;
+    }
+    let root = root?;
+    let from_variable =
+        std::env::var_os(crate::data::DATA_ENV).is_some_and(|v| v == root.as_os_str());
+    Some(if from_variable {
+        format!(
+            "data.root is not set; the root {} comes from the {} variable",
+            root.display(),
+            crate::data::DATA_ENV
+        )
+    } else {
+        format!(
+            "data.root is not set; {} is the format's default root",
+            root.display()
+        )
+    })
+}
+
 pub(super) fn plan_data(
     loaded: &LoadedConfig,
     issues: &mut Issues<'_>,
@@ -210,6 +252,14 @@ pub(super) fn plan_data(
 ) -> Option<DataPlan> {
     let c = &loaded.config.data;
     let root = c.root.clone().or_else(|| default_root(c.format));
+    // Where the root came from, when data.root did not set it: every message about the data
+    // then names the variable (or default) the user has to look at.
+    let origin = root_origin(c.root.is_some(), root.as_deref());
+    let mut issues = RootIssues {
+        issues,
+        origin: origin.as_deref(),
+    };
+    let issues = &mut issues;
     let root = match root {
         Some(root) => root,
         None if allow_missing && c.format.standard_geometry(Split::Train).is_some() => {
@@ -272,7 +322,35 @@ pub(super) fn plan_data(
         );
     }
     if (train.channels, train.height, train.width) != (test.channels, test.height, test.width) {
-        issues.push("data.root", "train and test images differ in shape");
+        let file = |files: &[PathBuf]| {
+            files
+                .first()
+                .map_or_else(|| "<standard geometry>".into(), |f| f.display().to_string())
+        };
+        issues.push(
+            "data.root",
+            format!(
+                "train and test images differ in shape: {}x{}x{} (channels x height x width) in \
+                 {}, {}x{}x{} in {}",
+                train.channels,
+                train.height,
+                train.width,
+                file(&train_files),
+                test.channels,
+                test.height,
+                test.width,
+                file(&test_files)
+            ),
+        );
+    }
+    if train.num_classes < 2 {
+        issues.push(
+            "data.root",
+            format!(
+                "the dataset has {} class(es): classification needs at least 2",
+                train.num_classes
+            ),
+        );
     }
     let (default_mean, default_std) = c.format.normalisation(train.channels);
     let mean = c.mean.clone().unwrap_or(default_mean);

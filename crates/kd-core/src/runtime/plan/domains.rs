@@ -9,10 +9,25 @@
 //! `data.mean`/`data.std` against the channels, `data.train_per_class`/`data.test_per_class`
 //! against the images they keep); a method's own keys are checked by its plugin
 //! (`MethodArgs::positive` and friends), its `weight` here ([`method_weight`]). Keys whose every
-//! value is meaningful (`run.seed`, `run.log_every`, `run.checkpoint_every`, `data.prefetch`)
-//! have no entry.
+//! value is meaningful (`run.seed`, `run.log_every`, `run.checkpoint_every`) have no entry.
+//!
+//! Training computes in f32, so a float must also survive the conversion: a magnitude above
+//! f32's largest value becomes an infinity, and a positive value below f32's smallest positive
+//! value becomes 0 (a temperature of 1e-300 divides by zero at the first step).
+//!
+//! Sizes that allocate have upper bounds ([`MAX_BATCH`], [`MAX_INPUT_SIZE`], [`MAX_PREFETCH`]),
+//! so that an absurd value is a plan error at its key rather than an allocation failure that
+//! aborts the process once training starts. The bounds are far above any zoo configuration (the
+//! CIFAR and ImageNet models use 32 to 224 pixel inputs and batches of 64 to 512).
 
-use crate::config::{Issues, RunConfig};
+use crate::config::{Issues, RunConfig, f32_problem};
+
+/// The largest `data.batch_size` and `data.eval_batch_size`.
+pub const MAX_BATCH: usize = 4096;
+/// The largest `data.input_size`, in pixels (a side: inputs are square).
+pub const MAX_INPUT_SIZE: usize = 1024;
+/// The largest `data.prefetch`, in batches prepared ahead of the training step.
+pub const MAX_PREFETCH: usize = 64;
 
 /// What a number may be.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -46,11 +61,15 @@ impl Domain {
     }
 }
 
-/// The message for a method instance's `weight` outside its domain (finite, at least zero).
-pub(super) fn method_weight(weight: Option<f64>) -> Result<f64, &'static str> {
+/// The message for a method instance's `weight` outside its domain (finite, at least zero,
+/// and finite in f32).
+pub(super) fn method_weight(weight: Option<f64>) -> Result<f64, String> {
     match weight {
-        Some(w) if Domain::NonNegative.contains(w) => Ok(w),
-        _ => Err(Domain::NonNegative.requirement()),
+        Some(w) if Domain::NonNegative.contains(w) => match f32_problem(w, false) {
+            None => Ok(w),
+            Some(problem) => Err(problem),
+        },
+        _ => Err(Domain::NonNegative.requirement().to_string()),
     }
 }
 
@@ -96,6 +115,8 @@ pub(super) fn check_domains(config: &RunConfig, issues: &mut Issues<'_>) {
     for (key, value, domain) in floats {
         if !domain.contains(value) {
             issues.push(&key, domain.requirement());
+        } else if let Some(problem) = f32_problem(value, domain == Domain::Positive) {
+            issues.push(&key, problem);
         }
     }
 
@@ -107,6 +128,17 @@ pub(super) fn check_domains(config: &RunConfig, issues: &mut Issues<'_>) {
     for (key, value) in at_least_one {
         if value == 0 {
             issues.push(key, "must be at least 1");
+        }
+    }
+    let at_most = [
+        ("data.batch_size", c.data.batch_size, MAX_BATCH),
+        ("data.eval_batch_size", c.data.eval_batch_size, MAX_BATCH),
+        ("data.input_size", c.data.input_size, MAX_INPUT_SIZE),
+        ("data.prefetch", c.data.prefetch, MAX_PREFETCH),
+    ];
+    for (key, value, max) in at_most {
+        if value > max {
+            issues.push(key, format!("must be at most {max}, got {value}"));
         }
     }
 
@@ -124,19 +156,38 @@ pub(super) fn check_domains(config: &RunConfig, issues: &mut Issues<'_>) {
     }
 }
 
-/// `data.mean` and `data.std`: every element finite, every std above zero.
+/// `data.mean` and `data.std`: every element finite, every std above zero. They are read as
+/// f32, so a value beyond f32's range arrives here as an infinity and a positive one below its
+/// smallest positive value as 0: the messages say so rather than quote the converted value.
 fn check_normalisation(c: &RunConfig, issues: &mut Issues<'_>) {
     for (key, values) in [("data.mean", &c.data.mean), ("data.std", &c.data.std)] {
         for (i, &v) in values.iter().flatten().enumerate() {
-            if !v.is_finite() {
+            if v.is_nan() {
+                issues.push(&format!("{key}[{i}]"), "NaN is not a finite number");
+            } else if v.is_infinite() {
                 issues.push(
                     &format!("{key}[{i}]"),
-                    format!("{v} is not a finite number"),
+                    format!(
+                        "{v} is not a finite number (or its magnitude exceeds f32's largest \
+                         value, {:e})",
+                        f32::MAX
+                    ),
                 );
             }
         }
     }
-    if c.data.std.iter().flatten().any(|&s| s <= 0.0) {
+    for (i, &s) in c.data.std.iter().flatten().enumerate() {
+        if s == 0.0 {
+            issues.push(
+                &format!("data.std[{i}]"),
+                format!(
+                    "is 0 in f32 (zero, or below f32's smallest positive value {:e}): images would be divided by zero",
+                    f32::from_bits(1)
+                ),
+            );
+        }
+    }
+    if c.data.std.iter().flatten().any(|&s| s < 0.0) {
         // The same words as the data plan's check, so the problem is listed once.
         issues.push("data.std", "every value must be positive");
     }
@@ -198,7 +249,15 @@ mod tests {
         assert_eq!(method_weight(Some(0.0)), Ok(0.0));
         assert_eq!(method_weight(Some(2.5)), Ok(2.5));
         for bad in [Some(-0.5), Some(f64::NAN), Some(f64::INFINITY), None] {
-            assert_eq!(method_weight(bad), Err("must be a non-negative number"));
+            assert_eq!(
+                method_weight(bad),
+                Err("must be a non-negative number".to_string())
+            );
         }
+        let huge = method_weight(Some(1e300)).unwrap_err();
+        assert!(
+            huge.starts_with("1e300 exceeds f32's largest value"),
+            "{huge}"
+        );
     }
 }

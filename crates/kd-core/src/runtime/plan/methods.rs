@@ -17,6 +17,14 @@ pub(super) fn plan_methods(
     let config = &loaded.config;
     let mut methods = Vec::new();
     let mut seen = Vec::new();
+    for instance in config.method.keys() {
+        if let Some(problem) = super::roles::name_problem(instance) {
+            issues.push(
+                &format!("method.{}", super::roles::table_key(instance)),
+                format!("instance name {problem}"),
+            );
+        }
+    }
     for instance in &config.stack {
         if seen.contains(instance) {
             issues.push("stack", format!("instance `{instance}` appears twice"));
@@ -59,8 +67,8 @@ pub(super) fn plan_methods(
         // A bad weight is reported, and the plugin still checks the rest of the table.
         let weight = match object.get("weight").map(serde_json::Value::as_f64) {
             None => 1.0,
-            Some(weight) => domains::method_weight(weight).unwrap_or_else(|requirement| {
-                issues.push(&format!("method.{instance}.weight"), requirement);
+            Some(weight) => domains::method_weight(weight).unwrap_or_else(|problem| {
+                issues.push(&format!("method.{instance}.weight"), problem);
                 0.0
             }),
         };

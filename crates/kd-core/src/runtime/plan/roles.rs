@@ -65,6 +65,15 @@ pub(super) fn merge_needs(
     if !config.networks.contains_key("student") {
         issues.push("networks.student", "every run needs a [networks.student]");
     }
+    for role in config.networks.keys() {
+        if let Some(problem) = name_problem(role) {
+            issues.push(
+                &format!("networks.{}", table_key(role)),
+                format!("role name {problem}"),
+            );
+        }
+    }
+    check_something_trains(config, methods, issues);
     // The task loss trains the student in the main phase (its key is empty: it is no method's).
     let task_loss = RoleNeed {
         key: String::new(),
@@ -103,6 +112,103 @@ pub(super) fn merge_needs(
             (role.to_string(), merged)
         })
         .collect()
+}
+
+/// Why `name` cannot name a role or a method instance, if it cannot: it names metrics columns
+/// (`<role>/top1`, `<instance>/kl`) and keys (`networks.<role>.arch`), so it must be non-empty
+/// and free of whitespace, control characters and the characters that separate columns and keys
+/// (`/`, `.`, `[`, `]`). Anything else is allowed (a comma too: the CSV writer quotes it).
+pub(super) fn name_problem(name: &str) -> Option<String> {
+    if name.is_empty() {
+        return Some("is empty: name it, e.g. `teacher`".into());
+    }
+    let bad = name
+        .chars()
+        .find(|c| c.is_whitespace() || c.is_control() || matches!(c, '/' | '.' | '[' | ']'))?;
+    Some(format!(
+        "`{}` holds {:?}: names may not hold whitespace, control characters, `/`, `.`, `[` or \
+         `]` (they name metrics columns like `name/top1` and keys like `networks.name.arch`)",
+        name.escape_debug(),
+        bad
+    ))
+}
+
+/// A table name as a key shows it: bare when it is a TOML bare key, else quoted (`""`,
+/// `"a b"`).
+pub(super) fn table_key(name: &str) -> String {
+    if !name.is_empty()
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+    {
+        name.to_string()
+    } else {
+        format!("{name:?}")
+    }
+}
+
+/// A run whose every weighted term is 0 would train nothing and still report success: refused,
+/// naming every weight that is 0. The terms are each role trained in the main phase's
+/// cross-entropy (weighted by `networks.<role>.ce_weight`, else `loss.ce_weight`) and every
+/// method instance's terms (all multiplied by `method.<instance>.weight`). Checked only when
+/// every instance of the stack was built (a stack with errors is reported by those).
+fn check_something_trains(config: &RunConfig, methods: &[MethodInstance], issues: &mut Issues<'_>) {
+    if methods.len() != config.stack.len() || !config.networks.contains_key("student") {
+        return;
+    }
+    // A weight that is not a number of at least zero is reported on its own (and planned as 0).
+    let weight_invalid = |m: &MethodInstance| {
+        let raw = config.method.get(&m.instance).and_then(|t| t.get("weight"));
+        raw.is_some_and(|w| super::domains::method_weight(w.as_f64()).is_err())
+    };
+    if methods.iter().any(|m| m.weight != 0.0 || weight_invalid(m)) {
+        return;
+    }
+    // The roles the cross-entropy trains: the student, and every role a method trains in the
+    // main phase (peers).
+    let mut ce_roles: Vec<&str> = vec!["student"];
+    for m in methods {
+        for need in &m.needs.roles {
+            if need.trained_in.as_deref() == Some(MAIN_PHASE)
+                && !ce_roles.contains(&need.role.as_str())
+            {
+                ce_roles.push(&need.role);
+            }
+        }
+    }
+    let mut zero_keys = Vec::new();
+    for role in &ce_roles {
+        let Some(network) = config.networks.get(*role) else {
+            continue;
+        };
+        match network.ce_weight {
+            Some(w) if w != 0.0 => return,
+            Some(_) => zero_keys.push(format!("networks.{role}.ce_weight")),
+            None if config.loss.ce_weight != 0.0 => return,
+            None => {
+                if !zero_keys.contains(&"loss.ce_weight".to_string()) {
+                    zero_keys.push("loss.ce_weight".into());
+                }
+            }
+        }
+    }
+    zero_keys.extend(
+        methods
+            .iter()
+            .map(|m| format!("method.{}.weight", m.instance)),
+    );
+    let listed = zero_keys
+        .iter()
+        .map(|k| format!("`{k}`"))
+        .collect::<Vec<_>>()
+        .join(", ");
+    issues.push(
+        &zero_keys[0],
+        format!(
+            "every weighted term of the loss is 0 ({listed} = 0): the run would train nothing; \
+             give one of them a positive weight"
+        ),
+    );
 }
 
 /// One role's declarations merged; conflicts reported.

@@ -32,6 +32,13 @@ const MAGIC_PREFIX: &[u8; 7] = b"KDCKPT\0";
 /// A named blob: `(name, bytes)`.
 pub type Blob = (String, Vec<u8>);
 
+/// The most classes a network in a checkpoint may have: a header claiming more is damaged (a
+/// network is never built from an implausible count; ImageNet-21k has 21,841).
+pub const MAX_CLASSES: usize = 1_000_000;
+
+/// The most input channels a network in a checkpoint may have.
+pub const MAX_CHANNELS: usize = 64;
+
 /// Checkpoint format version written in every header (and as the magic's last byte).
 pub const FORMAT_VERSION: u32 = 2;
 
@@ -316,6 +323,18 @@ fn open_header(path: &Path) -> Result<Opened, CheckpointError> {
             )));
         }
     }
+    for network in &header.networks {
+        if !(1..=MAX_CLASSES).contains(&network.num_classes)
+            || !(1..=MAX_CHANNELS).contains(&network.in_channels)
+        {
+            return Err(damaged(format!(
+                "the header (at byte {fixed}) says network `{}` has {} classes and {} input \
+                 channel(s); a network has 1 to {MAX_CLASSES} and 1 to {MAX_CHANNELS}",
+                network.role, network.num_classes, network.in_channels
+            )));
+        }
+    }
+    let mut blobs_end = start;
     for blob in &header.blobs {
         let end = blob
             .offset
@@ -340,6 +359,14 @@ fn open_header(path: &Path) -> Result<Opened, CheckpointError> {
                 blob.name
             )));
         }
+        blobs_end = blobs_end.max(end);
+    }
+    if blobs_end < size {
+        return Err(damaged(format!(
+            "{} byte(s) follow the last blob, from byte {blobs_end}: the file is not what its \
+             header describes",
+            size - blobs_end
+        )));
     }
     Ok(Opened {
         file,
@@ -535,6 +562,37 @@ mod tests {
         let message = damaged(read_header(&path));
         assert!(
             message.contains("checksum mismatch in the header"),
+            "{message}"
+        );
+    }
+
+    #[test]
+    fn implausible_network_sizes_and_trailing_bytes_are_damage() {
+        let (_dir, path) = written();
+        let good = std::fs::read(&path).unwrap();
+        for (field, value) in [
+            ("num_classes", u64::MAX),
+            ("num_classes", 100_000_000),
+            ("num_classes", 0),
+            ("in_channels", 1 << 33),
+        ] {
+            std::fs::write(&path, &good).unwrap();
+            rewrite_header(&path, |h| h["networks"][0][field] = value.into());
+            let message = damaged(read_header(&path));
+            assert!(
+                message.contains("says network `student` has") && message.contains("1 to"),
+                "{field} = {value}: {message}"
+            );
+        }
+        let mut bytes = good.clone();
+        bytes.extend([0u8; 3]);
+        std::fs::write(&path, &bytes).unwrap();
+        let message = damaged(read_header(&path));
+        assert!(
+            message.contains(&format!(
+                "3 byte(s) follow the last blob, from byte {}",
+                good.len()
+            )),
             "{message}"
         );
     }

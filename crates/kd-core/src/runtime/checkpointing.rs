@@ -137,8 +137,33 @@ fn last_good(path: &Path) -> String {
     }
 }
 
+/// The epochs of the run a checkpoint is resumed into: what a training state's position must
+/// fit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) struct EpochShape {
+    /// Epochs of the run.
+    pub(super) epochs: usize,
+    /// Batches per epoch.
+    pub(super) batches: usize,
+    /// Images per batch (the last may have fewer).
+    pub(super) batch_size: usize,
+    /// Training images per epoch.
+    pub(super) images: usize,
+}
+
+impl EpochShape {
+    /// Images in the first `batches` batches of an epoch.
+    fn images_before(&self, batches: usize) -> Option<usize> {
+        batches
+            .checked_mul(self.batch_size)
+            .map(|n| n.min(self.images))
+    }
+}
+
 /// Restores every part of a run and returns the training state from the checkpoint at
-/// `path`, for a run of `epochs` epochs of `batches` batches each.
+/// `path`, for a run of `shape`'s epochs. A state written before epoch means were weighted by
+/// images (no `epoch_images`) is brought to the new form: every batch before `next_batch` is a
+/// full one, so its sums scale by the batch size exactly.
 ///
 /// # Errors
 /// [`TrainError::Checkpoint`] for an unreadable or damaged file,
@@ -149,11 +174,10 @@ pub(super) fn restore_checkpoint(
     path: &Path,
     roles: &mut Roles,
     methods: &mut [MethodInstance],
-    epochs: usize,
-    batches: usize,
+    shape: &EpochShape,
 ) -> Result<TrainState, TrainError> {
-    let (header, blobs) = checkpoint::read(path)?;
-    check_position(&header.state, epochs, batches).map_err(|message| {
+    let (mut header, blobs) = checkpoint::read(path)?;
+    check_position(&header.state, shape).map_err(|message| {
         TrainError::ResumePosition {
             path: path.into(),
             message,
@@ -180,6 +204,13 @@ pub(super) fn restore_checkpoint(
             });
         }
     }
+    let state = &mut header.state;
+    if state.epoch_images == 0 && state.epoch_batches > 0 {
+        state.epoch_images = shape.images_before(state.epoch_batches).unwrap_or(0);
+        for sum in state.epoch_sums.values_mut() {
+            *sum *= shape.batch_size as f64;
+        }
+    }
     Ok(header.state)
 }
 
@@ -188,11 +219,10 @@ pub(super) fn restore_checkpoint(
 /// `next_batch` at most `batches` and equal to the epoch's batch count, `global_step` the
 /// batches of the epochs before plus `next_batch`, one history record per finished epoch and
 /// a best epoch among them. The error says what is impossible.
-pub(super) fn check_position(
-    state: &TrainState,
-    epochs: usize,
-    batches: usize,
-) -> Result<(), String> {
+pub(super) fn check_position(state: &TrainState, shape: &EpochShape) -> Result<(), String> {
+    let EpochShape {
+        epochs, batches, ..
+    } = *shape;
     let TrainState {
         epoch, next_batch, ..
     } = *state;
@@ -230,6 +260,17 @@ pub(super) fn check_position(
         return Err(format!(
             "its training state records {} finished epoch(s) but stands at epoch {epoch}",
             state.history.len()
+        ));
+    }
+    // 0: a state from before images were counted (`restore_checkpoint` converts it).
+    let images = shape.images_before(next_batch);
+    if state.epoch_images != 0 && Some(state.epoch_images) != images {
+        return Err(format!(
+            "its training state counts {} image(s) trained in epoch {epoch}, but {next_batch} \
+             batch(es) of {} hold {}",
+            state.epoch_images,
+            shape.batch_size,
+            images.map_or("more than can be counted".into(), |n| n.to_string())
         ));
     }
     if let Some(best) = state.best
@@ -281,8 +322,16 @@ pub(super) fn load_role_weights(
 
 #[cfg(test)]
 mod tests {
-    use super::check_position;
+    use super::{EpochShape, check_position};
     use crate::checkpoint::{Best, EpochRecord, TrainState};
+
+    /// Two epochs of 32 batches of 4 images, the last batch holding 2.
+    const SHAPE: EpochShape = EpochShape {
+        epochs: 2,
+        batches: 32,
+        batch_size: 4,
+        images: 126,
+    };
 
     /// The state the trainer writes after `epoch` finished epochs and `next_batch` batches.
     fn state(epoch: usize, next_batch: usize, batches: usize) -> TrainState {
@@ -310,13 +359,13 @@ mod tests {
     #[test]
     fn positions_the_trainer_writes_are_accepted() {
         for (epoch, next_batch) in [(0, 0), (0, 5), (1, 0), (1, 31), (2, 0)] {
-            assert_eq!(check_position(&state(epoch, next_batch, 32), 2, 32), Ok(()));
+            assert_eq!(check_position(&state(epoch, next_batch, 32), &SHAPE), Ok(()));
         }
     }
 
     #[test]
     fn impossible_positions_say_what_is_impossible() {
-        let error = |s: &TrainState| check_position(s, 2, 32).unwrap_err();
+        let error = |s: &TrainState| check_position(s, &SHAPE).unwrap_err();
         let mut s = state(0, 5, 32);
         s.next_batch = 1000;
         s.epoch_batches = 1000;
@@ -361,9 +410,43 @@ mod tests {
     }
 
     #[test]
+    fn image_counts_must_fit_the_batches_trained() {
+        let mut s = state(0, 5, 32);
+        s.epoch_images = 20;
+        assert_eq!(check_position(&s, &SHAPE), Ok(()));
+        s.epoch_images = 0; // written before images were counted: converted on restore
+        assert_eq!(check_position(&s, &SHAPE), Ok(()));
+        for wrong in [19, 21, usize::MAX] {
+            s.epoch_images = wrong;
+            let message = check_position(&s, &SHAPE).unwrap_err();
+            assert!(
+                message.contains(&format!("counts {wrong} image(s)")) && message.contains("hold 20"),
+                "{message}"
+            );
+        }
+        // At an epoch's end the last, short batch counts what it holds.
+        let mut s = state(0, 32, 32);
+        s.epoch_images = 126;
+        assert_eq!(check_position(&s, &SHAPE), Ok(()));
+        s.epoch_images = 128;
+        assert!(check_position(&s, &SHAPE).is_err());
+    }
+
+    #[test]
     fn huge_epochs_do_not_overflow() {
         let mut s = state(0, 0, 32);
         s.epoch = usize::MAX;
-        assert!(check_position(&s, usize::MAX, usize::MAX).is_err());
+        assert!(
+            check_position(
+                &s,
+                &EpochShape {
+                    epochs: usize::MAX,
+                    batches: usize::MAX,
+                    batch_size: usize::MAX,
+                    images: usize::MAX,
+                }
+            )
+            .is_err()
+        );
     }
 }

@@ -183,6 +183,9 @@ fn resume_problem(path: &Path, saved: u64) -> std::io::Result<Option<TrainError>
         saved,
         detail,
     };
+    if path.exists() && !path.is_file() {
+        return Ok(Some(damaged("it is not a file (a directory?)".into())));
+    }
     let mut file = match File::open(path) {
         Ok(file) => file,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
@@ -399,6 +402,18 @@ mod tests {
             assert_eq!(io.kind(), std::io::ErrorKind::InvalidData);
             assert!(!path.exists(), "{name} was recreated");
         }
+    }
+
+    #[test]
+    fn a_directory_where_a_metrics_file_goes_is_refused_as_a_user_error() {
+        let dir = tempfile::tempdir().unwrap();
+        let saved = two_rows(dir.path());
+        let path = dir.path().join(JSONL_FILE);
+        std::fs::remove_file(&path).unwrap();
+        std::fs::create_dir(&path).unwrap();
+        let err = check_resumable(dir.path(), saved).unwrap_err();
+        assert!(err.is_user_error());
+        assert!(err.to_string().contains("not a file"), "{err}");
     }
 
     #[test]

@@ -16,7 +16,9 @@ use std::time::Instant;
 
 use burn::tensor::Device;
 
-use super::checkpointing::{input_preparation, parts_mut, restore_checkpoint, save_checkpoint};
+use super::checkpointing::{
+    EpochShape, input_preparation, parts_mut, restore_checkpoint, save_checkpoint,
+};
 use super::error::{RunPosition, TrainError};
 use super::evaluate::evaluate;
 use super::metrics::{MetricsWriter, Row};
@@ -118,13 +120,13 @@ impl Run {
         let mut state = TrainState::default();
         let mut last_good = None;
         let resume_at = if resume {
-            state = restore_checkpoint(
-                &files.last(),
-                &mut roles,
-                &mut plan.methods,
-                c.run.epochs,
+            let shape = EpochShape {
+                epochs: c.run.epochs,
                 batches,
-            )?;
+                batch_size: c.data.batch_size,
+                images: train_set.len(),
+            };
+            state = restore_checkpoint(&files.last(), &mut roles, &mut plan.methods, &shape)?;
             last_good = Some(files.last());
             Some(state.metrics_len)
         } else {

@@ -304,12 +304,6 @@ fn flatten(prefix: &str, value: &toml::Value, out: &mut BTreeMap<String, String>
     }
 }
 
-/// The dotted keys whose values differ between two TOML texts, sorted.
-fn changed_keys(saved: &str, current: &str) -> Vec<String> {
-    let parse = |text: &str| {
-        let mut out = BTreeMap::new();
-        if let Ok(value) = text.parse::<toml::Table>() {
-            flatten("", &toml::Value::Table(value), &mut out);
 /// The keys whose values differ between the configuration `plan`'s run directory was started
 /// with (its `config.toml`) and `plan`'s own, sorted; `None` when the directory holds no run yet.
 /// `kd suite` uses it to refuse reusing a finished run planned differently.
@@ -331,6 +325,12 @@ pub fn changed_keys_since_start(plan: &RunPlan) -> Result<Option<Vec<String>>, T
     Ok(Some(changed_keys(&saved, &current)))
 }
 
+/// The dotted keys whose values differ between two TOML texts, sorted.
+fn changed_keys(saved: &str, current: &str) -> Vec<String> {
+    let parse = |text: &str| {
+        let mut out = BTreeMap::new();
+        if let Ok(value) = text.parse::<toml::Table>() {
+            flatten("", &toml::Value::Table(value), &mut out);
         }
         out
     };

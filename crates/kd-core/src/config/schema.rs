@@ -13,7 +13,7 @@ use std::path::PathBuf;
 use serde::{Deserialize, Serialize};
 
 use crate::backend::BackendKind;
-use crate::data::{DataFormat, PadMode};
+use crate::data::{DataFormat, Normalisation, PadMode, Preset};
 
 /// A whole run, as the layered sources describe it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -112,6 +112,11 @@ impl Default for RunSection {
 pub struct DataSection {
     /// On-disk layout.
     pub format: DataFormat,
+    /// A standard dataset whose statistics and augmentation fill every key below left unset
+    /// (`mnist`, `fashion-mnist`, `cifar10`, `cifar100`); it must match `format`. Unset, the
+    /// CIFAR formats imply their dataset's preset; IDX and folders have none.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub preset: Option<Preset>,
     /// Dataset root; unset means `KD_DATA`, then (for IDX) Debian's Fashion-MNIST location.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub root: Option<PathBuf>,
@@ -127,12 +132,17 @@ pub struct DataSection {
     /// Keep only the first N test images of every class.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub test_per_class: Option<usize>,
-    /// Per-channel mean (unset: the dataset's standard constants).
+    /// Per-channel mean of pixel/255 subtracted before training (unset: the preset's, else the
+    /// training split's own, computed when the run is planned).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub mean: Option<Vec<f32>>,
-    /// Per-channel std (unset: the dataset's standard constants).
+    /// Per-channel std of pixel/255 divided by (unset: as `mean`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub std: Option<Vec<f32>>,
+    /// `auto`: compute `mean` and `std` from the training split when the run is planned, even
+    /// where a preset has constants (then `mean` and `std` must be unset).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub normalisation: Option<Normalisation>,
     /// Training augmentation.
     pub augment: AugmentSection,
     /// Drop the last, smaller training batch.
@@ -145,6 +155,7 @@ impl Default for DataSection {
     fn default() -> Self {
         DataSection {
             format: DataFormat::Idx,
+            preset: None,
             root: None,
             input_size: 32,
             batch_size: 64,
@@ -153,6 +164,7 @@ impl Default for DataSection {
             test_per_class: None,
             mean: None,
             std: None,
+            normalisation: None,
             augment: AugmentSection::default(),
             drop_last: false,
             prefetch: 4,
@@ -161,13 +173,28 @@ impl Default for DataSection {
 }
 
 impl DataSection {
-    /// The training augmentation as the loader takes it.
+    /// The training augmentation as the loader takes it: `data.augment`, with the flip the
+    /// preset chooses where `data.augment.flip` is unset.
     pub fn augment_spec(&self) -> crate::data::Augment {
         crate::data::Augment {
             crop_padding: self.augment.crop_padding,
             pad_mode: self.augment.pad_mode,
-            flip: self.augment.flip,
+            flip: self.flip(),
         }
+    }
+
+    /// The preset in force: `data.preset`, else the one the format implies (CIFAR).
+    pub fn effective_preset(&self) -> Option<Preset> {
+        self.preset.or(Preset::implied_by(self.format))
+    }
+
+    /// Whether training flips images: `data.augment.flip`, else the preset's choice (no flip
+    /// for digits), else yes.
+    pub fn flip(&self) -> bool {
+        self.augment
+            .flip
+            .or(self.effective_preset().map(Preset::flip))
+            .unwrap_or(true)
     }
 }
 
@@ -179,8 +206,10 @@ pub struct AugmentSection {
     pub crop_padding: usize,
     /// Fill of the crop padding.
     pub pad_mode: PadMode,
-    /// Random horizontal flips.
-    pub flip: bool,
+    /// Random horizontal flips (unset: the preset's choice, else yes; see
+    /// [`DataSection::flip`]).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub flip: Option<bool>,
 }
 
 impl Default for AugmentSection {
@@ -188,7 +217,7 @@ impl Default for AugmentSection {
         AugmentSection {
             crop_padding: 4,
             pad_mode: PadMode::Zero,
-            flip: true,
+            flip: None,
         }
     }
 }
@@ -308,5 +337,51 @@ pub struct LossConfig {
 impl Default for LossConfig {
     fn default() -> Self {
         LossConfig { ce_weight: 1.0 }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn section(format: DataFormat, preset: Option<Preset>, flip: Option<bool>) -> DataSection {
+        DataSection {
+            format,
+            preset,
+            augment: AugmentSection {
+                flip,
+                ..AugmentSection::default()
+            },
+            ..DataSection::default()
+        }
+    }
+
+    #[test]
+    fn the_flip_is_the_keys_else_the_presets_else_yes() {
+        assert!(!section(DataFormat::Idx, Some(Preset::Mnist), None).flip());
+        assert!(section(DataFormat::Idx, Some(Preset::Mnist), Some(true)).flip());
+        assert!(!section(DataFormat::Idx, Some(Preset::FashionMnist), Some(false)).flip());
+        assert!(section(DataFormat::Idx, Some(Preset::FashionMnist), None).flip());
+        assert!(section(DataFormat::Idx, None, None).flip());
+        assert!(
+            !section(DataFormat::Folder, None, Some(false))
+                .augment_spec()
+                .flip
+        );
+    }
+
+    #[test]
+    fn only_a_cifar_format_implies_a_preset() {
+        let implied = |format| section(format, None, None).effective_preset();
+        assert_eq!(implied(DataFormat::Cifar100), Some(Preset::Cifar100));
+        assert_eq!(implied(DataFormat::Cifar10), Some(Preset::Cifar10));
+        assert_eq!(implied(DataFormat::Idx), None);
+        assert_eq!(implied(DataFormat::Folder), None);
+        // A preset the user names is the one in force, even one of another format (the plan
+        // refuses that).
+        assert_eq!(
+            section(DataFormat::Cifar10, Some(Preset::Mnist), None).effective_preset(),
+            Some(Preset::Mnist)
+        );
     }
 }

@@ -9,6 +9,7 @@ use std::str::FromStr;
 use serde::{Deserialize, Serialize};
 
 use super::geometry::Geometry;
+use super::preset::Preset;
 
 /// On-disk layout of a dataset.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -43,14 +44,20 @@ impl DataFormat {
         }
     }
 
-    /// The standard normalisation constants of a format (the dataset's own statistics).
+    /// The normalisation constants kd used for a format before `data.preset` existed: the
+    /// CIFAR presets' for CIFAR, Fashion-MNIST's for every IDX dataset, 0.5 for image folders.
+    ///
+    /// Only for data that records nothing better (a checkpoint written before checkpoints
+    /// recorded their input preparation, a throughput benchmark); a run's plan takes
+    /// `data.mean`/`data.std`, a preset or the training split's own statistics instead.
     pub fn normalisation(self, channels: usize) -> (Vec<f32>, Vec<f32>) {
-        match self {
-            DataFormat::Idx => (vec![0.2860], vec![0.3530]),
-            DataFormat::Cifar10 => (vec![0.4914, 0.4822, 0.4465], vec![0.2470, 0.2435, 0.2616]),
-            DataFormat::Cifar100 => (vec![0.5071, 0.4867, 0.4408], vec![0.2675, 0.2565, 0.2761]),
-            DataFormat::Folder => (vec![0.5; channels], vec![0.5; channels]),
-        }
+        let preset = match self {
+            DataFormat::Idx => Preset::FashionMnist,
+            DataFormat::Cifar10 => Preset::Cifar10,
+            DataFormat::Cifar100 => Preset::Cifar100,
+            DataFormat::Folder => return (vec![0.5; channels], vec![0.5; channels]),
+        };
+        (preset.mean(), preset.std())
     }
 
     /// The published size of a format's standard dataset (Fashion-MNIST for IDX), for planning a

@@ -3,7 +3,8 @@
 //!
 //! `base.rs` holds [`ImageSet`] and the format names, `error.rs` the errors (every one names
 //! its file, and the byte offset where it has one), `source.rs` where a dataset lives,
-//! `augment.rs` and `loader.rs` the path from bytes to batches.
+//! `augment.rs` and `loader.rs` the path from bytes to batches, `preset.rs` the standard
+//! datasets' statistics and augmentation.
 
 mod augment;
 mod base;
@@ -13,6 +14,7 @@ pub mod folder;
 mod geometry;
 pub mod idx;
 mod loader;
+mod preset;
 mod read;
 mod source;
 mod stats;
@@ -24,5 +26,6 @@ pub use geometry::Geometry;
 pub use loader::{
     Batch, BatchStream, StreamSpec, batches_per_epoch, build_batch, derive_seed, epoch_order, mix,
 };
+pub use preset::{Normalisation, Preset};
 pub use source::{DATA_ENV, DEBIAN_FASHION_MNIST, DataSource, default_root, load_path};
 pub use stats::{Stats, stats};

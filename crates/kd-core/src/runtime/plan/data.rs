@@ -5,7 +5,11 @@
 //! A plan that would train nothing or evaluate nothing is refused here, naming the keys and the
 //! numbers: a per-class limit of 0, an empty split, a batch larger than the training split with
 //! `data.drop_last`. The run checks the loaded splits again ([`DataPlan::check_loaded`]) before
-//! its first step, so a run never reports success for work it did not do.
+//! its first step, so a run never reports success for work it did not do. The normalisation
+//! statistics (explicit, a preset's, or computed from the training split) are resolved in
+//! `data/statistics.rs`.
+
+mod statistics;
 
 use std::path::{Path, PathBuf};
 
@@ -34,6 +38,9 @@ pub struct DataPlan {
     pub mean: Vec<f32>,
     /// Per-channel std.
     pub std: Vec<f32>,
+    /// Where `mean` and `std` came from (`preset mnist`, `computed from the 60000 training
+    /// images (...)`), for the plan's description.
+    pub normalisation: String,
     /// Training images per class (index = label), after `data.train_per_class`.
     pub train_classes: Vec<usize>,
     /// Test images per class (index = label), after `data.test_per_class`.
@@ -307,6 +314,7 @@ pub(super) fn plan_data(
             None
         }
     };
+
     let train_split = split(Split::Train);
     let test_split = split(Split::Test);
     let ((train_files, train, train_counts), (test_files, test, test_counts)) =
@@ -352,21 +360,8 @@ pub(super) fn plan_data(
             ),
         );
     }
-    let (default_mean, default_std) = c.format.normalisation(train.channels);
-    let mean = c.mean.clone().unwrap_or(default_mean);
-    let std = c.std.clone().unwrap_or(default_std);
-    for (key, values) in [("data.mean", &mean), ("data.std", &std)] {
-        if values.len() != train.channels {
-            issues.push(
-                key,
-                format!(
-                    "has {} values but the images have {} channel(s)",
-                    values.len(),
-                    train.channels
-                ),
-            );
-        }
-    }
+    let present = !train_files.is_empty();
+    let stats = statistics::resolve(c, &source, train.channels, present, issues, warnings);
     let plan = DataPlan {
         source,
         train,
@@ -374,8 +369,9 @@ pub(super) fn plan_data(
         train_files,
         test_files,
         input_size: c.input_size,
-        mean,
-        std,
+        mean: stats.mean,
+        std: stats.std,
+        normalisation: stats.origin,
         train_classes: limited(&train_counts, c.train_per_class),
         test_classes: limited(&test_counts, c.test_per_class),
     };
@@ -434,6 +430,7 @@ mod tests {
             input_size: 2,
             mean: vec![0.5],
             std: vec![0.5],
+            normalisation: "set in the config".into(),
             train_classes: vec![2, 2],
             test_classes: vec![2, 2],
         }

@@ -107,14 +107,15 @@ impl RunPlan {
             d.train.num_classes
         ));
         line(format!(
-            "      batch {} (eval {}), crop padding {} ({:?}), flip {}, mean {:?}, std {:?}",
+            "      batch {} (eval {}), crop padding {} ({:?}), flip {}, mean {:?}, std {:?} ({})",
             c.data.batch_size,
             c.data.eval_batch_size,
             c.data.augment.crop_padding,
             c.data.augment.pad_mode,
-            c.data.augment.flip,
+            c.data.flip(),
             d.mean,
-            d.std
+            d.std,
+            d.normalisation
         ));
         line("networks".into());
         for l in self.network_lines() {

@@ -126,13 +126,12 @@ fn a_failed_import_names_the_keys_and_writes_nothing() {
     let entries: Vec<_> = std::fs::read_dir(dir.path()).unwrap().collect();
     assert!(entries.is_empty(), "nothing written: {entries:?}");
 
-    // An existing file at --out survives a failed import untouched.
+    // An existing file at --out survives a failed import untouched (even with --force).
     std::fs::write(dir.path().join("kept.kdc"), b"earlier result").unwrap();
     let from = fixture("resnet8_misshaped.pth");
-    let stderr = failure(
-        import(dir.path(), "resnet8", from.to_str().unwrap(), "kept.kdc"),
-        2,
-    );
+    let mut forced = import(dir.path(), "resnet8", from.to_str().unwrap(), "kept.kdc");
+    forced.arg("--force");
+    let stderr = failure(forced, 2);
     assert!(
         stderr.contains("layer1.0.conv1.weight: file [16, 16, 1, 1], network [16, 16, 3, 3]"),
         "{stderr}"
@@ -516,4 +515,31 @@ fn a_directory_given_as_the_pytorch_file_is_named_as_one() {
         stderr.contains("teacher.pth: not a readable PyTorch checkpoint: it is a directory"),
         "{stderr}"
     );
+}
+
+#[test]
+fn import_never_overwrites_its_source_and_replaces_an_output_only_with_force() {
+    let dir = tempfile::tempdir().unwrap();
+    let from = dir.path().join("teacher.pth");
+    std::fs::copy(fixture("resnet8_repdistiller.pth"), &from).unwrap();
+    let source = std::fs::read(&from).unwrap();
+    // The source itself, under another spelling too: refused before anything is read.
+    for out in ["teacher.pth", "./teacher.pth"] {
+        let stderr = failure(import(dir.path(), "resnet8", "teacher.pth", out), 2);
+        assert!(stderr.contains("is the --from file itself"), "{stderr}");
+        assert_eq!(std::fs::read(&from).unwrap(), source);
+    }
+    success(import(dir.path(), "resnet8", "teacher.pth", "t.kdc"));
+    let written = std::fs::read(dir.path().join("t.kdc")).unwrap();
+    let stderr = failure(import(dir.path(), "resnet8", "teacher.pth", "t.kdc"), 2);
+    assert!(
+        stderr.contains("t.kdc exists") && stderr.contains("--force"),
+        "{stderr}"
+    );
+    assert_eq!(std::fs::read(dir.path().join("t.kdc")).unwrap(), written);
+    let stderr = failure(import(dir.path(), "resnet8", "teacher.pth", "."), 2);
+    assert!(stderr.contains("is a directory"), "{stderr}");
+    let mut forced = import(dir.path(), "resnet8", "teacher.pth", "t.kdc");
+    forced.arg("--force");
+    success(forced);
 }

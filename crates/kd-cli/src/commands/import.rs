@@ -25,9 +25,13 @@ pub struct Args {
     /// `module.` prefix, in float32, float16, bfloat16 or float64.
     #[arg(long)]
     from: PathBuf,
-    /// The kd checkpoint to write (written whole or not at all).
+    /// The kd checkpoint to write (written whole or not at all; an existing file only with
+    /// --force, and never the --from file itself).
     #[arg(long)]
     out: PathBuf,
+    /// Replace an existing --out file.
+    #[arg(long)]
+    force: bool,
     /// Classifier outputs (default: read from the checkpoint's classifier).
     #[arg(long)]
     num_classes: Option<usize>,
@@ -195,8 +199,38 @@ impl Args {
     }
 }
 
+/// Refuses an --out that would destroy something: the --from file itself (under any
+/// spelling), a directory, or an existing file without --force. Checked before anything is read.
+fn check_out(args: &Args) -> Result<(), UsageError> {
+    let same = match (args.from.canonicalize(), args.out.canonicalize()) {
+        (Ok(from), Ok(out)) => from == out,
+        _ => false,
+    };
+    if same {
+        return Err(UsageError(format!(
+            "--out {} is the --from file itself: importing would replace the PyTorch checkpoint; \
+             choose another --out",
+            args.out.display()
+        )));
+    }
+    if args.out.is_dir() {
+        return Err(UsageError(format!(
+            "--out {} is a directory; name the .kdc file to write",
+            args.out.display()
+        )));
+    }
+    if args.out.exists() && !args.force {
+        return Err(UsageError(format!(
+            "--out {} exists: pass --force to replace it",
+            args.out.display()
+        )));
+    }
+    Ok(())
+}
+
 /// Runs the command.
 pub fn run(args: Args) -> anyhow::Result<()> {
+    check_out(&args)?;
     let device = backend::device(BackendKind::Flex)?;
     let options = ImportOptions {
         num_classes: args.num_classes,

@@ -892,3 +892,49 @@ fn a_loss_whose_every_term_is_zero_names_the_weights() {
         Ok(())
     });
 }
+#[test]
+fn a_preset_fills_what_is_unset_and_idx_data_without_one_gets_its_own_statistics() {
+    Jail::expect_with(|jail| {
+        let head = "[run]\nepochs = 1\n[networks.student]\narch = \"resnet8\"\n";
+        let text = format!("{head}[data]\nroot = \"ROOT\"\npreset = \"mnist\"\n");
+        let plan = plan_text(jail, &text).unwrap();
+        assert_eq!(
+            (plan.data.mean.clone(), plan.data.std.clone()),
+            (vec![0.1307], vec![0.3081])
+        );
+        assert!(!plan.config.data.augment_spec().flip);
+        assert_eq!(plan.data.normalisation, "preset mnist");
+
+        let text = format!("{head}[data]\nroot = \"ROOT\"\ntrain_per_class = 3\n");
+        let plan = plan_text(jail, &text).unwrap();
+        let set = kd_core::data::DataSource {
+            format: kd_core::data::DataFormat::Idx,
+            root: data_root().into(),
+        }
+        .load(kd_core::data::Split::Train)
+        .unwrap();
+        let stats = kd_core::data::stats(&set);
+        assert_eq!(plan.data.mean, [stats.mean[0] as f32]);
+        assert_eq!(plan.data.std, [stats.std[0] as f32]);
+        assert!(plan.config.data.augment_spec().flip);
+        assert!(
+            plan.data
+                .normalisation
+                .starts_with(&format!("computed from the {} training images", set.len())),
+            "{}",
+            plan.data.normalisation
+        );
+
+        let text = format!("{head}[data]\nroot = \"ROOT\"\npreset = \"cifar100\"\n");
+        let found = plan_text(jail, &text).err().unwrap().issues;
+        assert!(
+            has(
+                &found,
+                "data.preset",
+                "`cifar100` is a dataset of cifar100 files, but data.format is `idx`"
+            ),
+            "{found:?}"
+        );
+        Ok(())
+    });
+}

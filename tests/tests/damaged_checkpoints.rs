@@ -277,7 +277,18 @@ fn impossible_resume_positions_are_refused() {
     // 10 images of each of 10 classes in batches of 16.
     assert_eq!((header.state.epoch, header.state.global_step), (2, 14));
 
-    let cases: [(&str, Edit); 3] = [
+    let cases: [(&str, Edit); 4] = [
+        (
+            "counts 18446744073709551615 image(s) trained in epoch 1, but 3 batch(es) of 16 hold 48",
+            |s| {
+                s.epoch = 1;
+                s.history.truncate(1);
+                s.next_batch = 3;
+                s.epoch_batches = 3;
+                s.global_step = 10;
+                s.epoch_images = usize::MAX;
+            },
+        ),
         (
             "stands at batch 1000 (from 0) of epoch 1, but an epoch has 7 batches",
             |s| {
@@ -309,6 +320,17 @@ fn impossible_resume_positions_are_refused() {
         );
         assert_eq!(std::fs::read(&last).unwrap(), edited, "left as it was");
     }
+
+    // A header describing the student as another network is refused, though the weights fit.
+    std::fs::write(&last, &good).unwrap();
+    let (mut header, blobs) = checkpoint::read(&last).unwrap();
+    header.networks[0].arch = "resnet9999".into();
+    checkpoint::write(&last, header, blobs).unwrap();
+    let stderr = failure(resume(d, &config), 2);
+    assert!(
+        stderr.contains("its header does not describe role `student` as this run builds it"),
+        "{stderr}"
+    );
 }
 
 #[test]

@@ -183,6 +183,26 @@ pub(super) fn restore_checkpoint(
             message,
         }
     })?;
+    for role in roles.iter() {
+        let fits = header.network(&role.name).is_some_and(|n| {
+            (n.arch.as_str(), n.num_classes, n.in_channels)
+                == (
+                    role.arch_name.as_str(),
+                    role.spec.num_classes,
+                    role.spec.in_channels,
+                )
+        });
+        if !fits {
+            return Err(TrainError::CheckpointMismatch {
+                path: path.into(),
+                message: format!(
+                    "its header does not describe role `{}` as this run builds it ({}, {} classes, \
+                     {} channel(s)); was it written by another configuration?",
+                    role.name, role.arch_name, role.spec.num_classes, role.spec.in_channels
+                ),
+            });
+        }
+    }
     let mut blobs: HashMap<String, Vec<u8>> = blobs.into_iter().collect();
     for (name, _, part) in parts_mut(roles, methods) {
         let module = blobs.remove(&format!("{name}/module")).ok_or_else(|| {

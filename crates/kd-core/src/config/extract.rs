@@ -142,13 +142,18 @@ pub(crate) fn enum_variants<T: serde::de::DeserializeOwned>() -> &'static [&'sta
 }
 
 /// The keys that hold one of a fixed set of names, with those names.
-fn enum_keys() -> [(&'static str, &'static [&'static str]); 4] {
+fn enum_keys() -> [(&'static str, &'static [&'static str]); 6] {
     [
         (
             "schedule.kind",
             enum_variants::<super::schema::ScheduleKind>(),
         ),
         ("data.format", enum_variants::<crate::data::DataFormat>()),
+        ("data.preset", enum_variants::<crate::data::Preset>()),
+        (
+            "data.normalisation",
+            enum_variants::<crate::data::Normalisation>(),
+        ),
         (
             "data.augment.pad_mode",
             enum_variants::<crate::data::PadMode>(),
@@ -349,6 +354,7 @@ mod tests {
             ["multistep", "cosine", "constant"]
         );
         assert!(enum_variants::<crate::data::DataFormat>().contains(&"idx"));
+        assert!(enum_variants::<crate::data::Preset>().contains(&"mnist"));
         assert!(enum_variants::<crate::backend::BackendKind>().contains(&"flex"));
         assert_eq!(
             enum_message(&["a", "b"], Some("unsigned int `3`")),

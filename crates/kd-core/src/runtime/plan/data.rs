@@ -251,6 +251,56 @@ fn root_origin(set_by_key: bool, root: Option<&Path>) -> Option<String> {
     })
 }
 
+/// The image geometry against the settings: the input holds the images, train and test images
+/// have one shape (both named with a file when they differ), and there are classes to tell apart.
+fn check_geometry(
+    c: &DataSection,
+    (train, train_files): (&Geometry, &[PathBuf]),
+    (test, test_files): (&Geometry, &[PathBuf]),
+    issues: &mut RootIssues<'_, '_>,
+) {
+    if c.input_size < train.height.max(train.width) {
+        issues.push(
+            "data.input_size",
+            format!(
+                "{} is smaller than the {}x{} images",
+                c.input_size, train.height, train.width
+            ),
+        );
+    }
+    if (train.channels, train.height, train.width) != (test.channels, test.height, test.width) {
+        let file = |files: &[PathBuf]| {
+            files
+                .first()
+                .map_or_else(|| "<standard geometry>".into(), |f| f.display().to_string())
+        };
+        issues.push(
+            "data.root",
+            format!(
+                "train and test images differ in shape: {}x{}x{} (channels x height x width) in \
+                 {}, {}x{}x{} in {}",
+                train.channels,
+                train.height,
+                train.width,
+                file(train_files),
+                test.channels,
+                test.height,
+                test.width,
+                file(test_files)
+            ),
+        );
+    }
+    if train.num_classes < 2 {
+        issues.push(
+            "data.root",
+            format!(
+                "the dataset has {} class(es): classification needs at least 2",
+                train.num_classes
+            ),
+        );
+    }
+}
+
 pub(super) fn plan_data(
     loaded: &LoadedConfig,
     issues: &mut Issues<'_>,
@@ -320,46 +370,7 @@ pub(super) fn plan_data(
     let ((train_files, train, train_counts), (test_files, test, test_counts)) =
         (train_split?, test_split?);
     // Batch sizes of 0 and a std that is not positive are domain problems (`domains.rs`).
-    if c.input_size < train.height.max(train.width) {
-        issues.push(
-            "data.input_size",
-            format!(
-                "{} is smaller than the {}x{} images",
-                c.input_size, train.height, train.width
-            ),
-        );
-    }
-    if (train.channels, train.height, train.width) != (test.channels, test.height, test.width) {
-        let file = |files: &[PathBuf]| {
-            files
-                .first()
-                .map_or_else(|| "<standard geometry>".into(), |f| f.display().to_string())
-        };
-        issues.push(
-            "data.root",
-            format!(
-                "train and test images differ in shape: {}x{}x{} (channels x height x width) in \
-                 {}, {}x{}x{} in {}",
-                train.channels,
-                train.height,
-                train.width,
-                file(&train_files),
-                test.channels,
-                test.height,
-                test.width,
-                file(&test_files)
-            ),
-        );
-    }
-    if train.num_classes < 2 {
-        issues.push(
-            "data.root",
-            format!(
-                "the dataset has {} class(es): classification needs at least 2",
-                train.num_classes
-            ),
-        );
-    }
+    check_geometry(c, (&train, &train_files), (&test, &test_files), issues);
     let present = !train_files.is_empty();
     let stats = statistics::resolve(c, &source, train.channels, present, issues, warnings);
     let plan = DataPlan {

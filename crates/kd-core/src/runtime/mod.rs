@@ -4,6 +4,7 @@
 //! checkpoints (`checkpointing.rs`), metrics and the end-of-run summary.
 
 mod checkpointing;
+pub mod compare;
 mod curve;
 mod epoch_end;
 mod error;

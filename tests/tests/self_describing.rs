@@ -440,3 +440,47 @@ fn import_preparation_flags_that_do_not_fit_are_refused_and_nothing_is_written()
         assert!(stderr.contains(expected), "{flags:?}: {stderr}");
     }
 }
+
+#[test]
+fn the_plan_warns_when_a_teacher_was_trained_on_inputs_prepared_otherwise() {
+    let dir = tempfile::tempdir().unwrap();
+    let teacher = trained(dir.path());
+    let student = |name: &str, mean: f32| {
+        let text = kd_tests::tiny_config(
+            dir.path(),
+            name,
+            "resnet8",
+            5,
+            1,
+            &format!(
+                "[networks.teacher]\narch = \"resnet8\"\ncheckpoint = \"{}\"\n",
+                teacher.display()
+            ),
+        )
+        .replace(
+            "batch_size = 16",
+            &format!("batch_size = 16\nmean = [{mean}]\nstd = [0.2]"),
+        );
+        write(
+            dir.path(),
+            &format!("{name}.toml"),
+            &format!("stack = [\"kd\"]\n{text}\n[method.kd]\nkind = \"kd\"\n"),
+        )
+    };
+    let other = student("other", 0.3);
+    let out = success(kd(dir.path(), &["plan", other.to_str().unwrap()]));
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("networks.teacher.checkpoint")
+            && text.contains("was trained on inputs prepared as")
+            && text.contains("this run feeds it mean [0.3]"),
+        "{text}"
+    );
+    let same = student("same", 0.6);
+    let out = success(kd(dir.path(), &["plan", same.to_str().unwrap()]));
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        !text.contains("was trained on inputs prepared as"),
+        "{text}"
+    );
+}

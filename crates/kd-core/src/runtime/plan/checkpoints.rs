@@ -13,13 +13,15 @@ use crate::config::{Issues, RunConfig, display_path};
 use crate::import;
 use crate::method::PlannedNetwork;
 
-use super::PlanOptions;
 use super::roles::RoleUse;
+use super::{DataPlan, PlanOptions};
 
 /// Checks checkpoints for one plan, collecting problems and warnings.
 pub(super) struct Checker<'p, 'i> {
     pub(super) config: &'p RunConfig,
     pub(super) options: PlanOptions,
+    /// The run's data, when planned: a teacher prepared otherwise is worth a warning.
+    pub(super) data: Option<&'p DataPlan>,
     pub(super) issues: &'p mut Issues<'i>,
     pub(super) warnings: &'p mut Vec<String>,
 }
@@ -84,6 +86,7 @@ impl Checker<'_, '_> {
                             if let Err(e) = checkpoint::read(&path) {
                                 self.issues.push(&key, e.to_string());
                             }
+                            self.warn_other_preparation(&key, &path, &header);
                         }
                     },
                 }
@@ -121,6 +124,29 @@ impl Checker<'_, '_> {
                 self.issues.push(key, e.to_string());
                 None
             }
+        }
+    }
+
+    /// Warns when the checkpoint records an input preparation other than this run's: a
+    /// teacher fed images normalised otherwise than it was trained on sees shifted inputs.
+    fn warn_other_preparation(&mut self, key: &str, path: &Path, header: &CheckpointHeader) {
+        let (Some(recorded), Some(data)) = (&header.preparation, self.data) else {
+            return;
+        };
+        let differs = recorded.mean != data.mean
+            || recorded.std != data.std
+            || recorded.input_size != data.input_size;
+        if differs {
+            self.warnings.push(format!(
+                "{key}: {} was trained on inputs prepared as {}, but this run feeds it mean \
+                 {:?}, std {:?}, input {}x{}",
+                display_path(path),
+                recorded.describe(),
+                data.mean,
+                data.std,
+                data.input_size,
+                data.input_size
+            ));
         }
     }
 

@@ -148,6 +148,7 @@ pub fn plan_with(
         &mut checkpoints::Checker {
             config,
             options,
+            data: data.as_ref(),
             issues: &mut issues,
             warnings: &mut warnings,
         },

@@ -14,7 +14,7 @@
 mod pth;
 mod state_dict;
 
-use std::collections::HashMap;
+use std::collections::BTreeMap;
 use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
 
@@ -108,9 +108,9 @@ pub struct Exported {
     pub bytes: u64,
 }
 
-/// The metadata a safetensors export carries, as `safetensors` stores it (strings).
-pub fn metadata(entry: &NetworkEntry, source: &Path) -> HashMap<String, String> {
-    HashMap::from([
+/// The metadata a safetensors export carries, as `safetensors` stores it (strings), by key.
+pub fn metadata(entry: &NetworkEntry, source: &Path) -> BTreeMap<String, String> {
+    BTreeMap::from([
         // `pt`: the tensors are laid out for PyTorch (what Hugging Face's loaders check).
         ("format".to_string(), "pt".to_string()),
         ("architecture".to_string(), entry.arch.clone()),
@@ -165,8 +165,7 @@ pub fn export_network(
                 })
                 .collect::<Result<Vec<_>, _>>()
                 .map_err(|e| encode(e.to_string()))?;
-            let bytes = safetensors::serialize(views, Some(metadata(entry, source)))
-                .map_err(|e| encode(e.to_string()))?;
+            let bytes = safetensors_bytes(views, &metadata(entry, source)).map_err(encode)?;
             write_atomically(out, |file| file.write_all(&bytes))?
         }
         ExportFormat::Pth => write_atomically(out, |file| {
@@ -187,6 +186,51 @@ pub fn export_network(
         tensors: tensors.len(),
         bytes,
     })
+}
+
+/// The safetensors file of `views` with `metadata` as the header's first entry, in key order.
+///
+/// `safetensors::serialize` takes metadata as a `HashMap` and writes it in that map's iteration
+/// order, which changes from run to run: the same checkpoint would give files of different
+/// bytes (and digests). So the tensors are serialised without metadata, and the metadata object,
+/// written from a sorted map, is spliced in at the start of the JSON header, which is re-padded
+/// with spaces to a multiple of 8 bytes as the format requires. Tensor data and offsets (relative
+/// to the end of the header) are untouched.
+///
+/// # Errors
+/// What the encoder says when it refuses the tensors, or a header that is not a JSON object.
+fn safetensors_bytes<'a>(
+    views: Vec<(String, safetensors::tensor::TensorView<'a>)>,
+    metadata: &BTreeMap<String, String>,
+) -> Result<Vec<u8>, String> {
+    let bare = safetensors::serialize(views, None).map_err(|e| e.to_string())?;
+    let not_object = || "the encoder wrote a header that is not a JSON object".to_string();
+    let len = bare
+        .get(..8)
+        .and_then(|b| <[u8; 8]>::try_from(b).ok())
+        .map(u64::from_le_bytes)
+        .and_then(|n| usize::try_from(n).ok())
+        .ok_or_else(not_object)?;
+    let header = bare
+        .get(8..8usize.saturating_add(len))
+        .and_then(|h| std::str::from_utf8(h).ok())
+        .ok_or_else(not_object)?;
+    let rest = header.trim_end().strip_prefix('{').ok_or_else(not_object)?;
+    let object = serde_json::to_string(metadata).map_err(|e| e.to_string())?;
+    let mut spliced = format!("{{\"__metadata__\":{object}");
+    if rest.trim_start() != "}" {
+        spliced.push(',');
+    }
+    spliced.push_str(rest);
+    while spliced.len() % 8 != 0 {
+        spliced.push(' ');
+    }
+    let data = &bare[8 + len..];
+    let mut bytes = Vec::with_capacity(8 + spliced.len() + data.len());
+    bytes.extend_from_slice(&(spliced.len() as u64).to_le_bytes());
+    bytes.extend_from_slice(spliced.as_bytes());
+    bytes.extend_from_slice(data);
+    Ok(bytes)
 }
 
 /// Refuses a target that is the source checkpoint or a directory, before anything is computed.

@@ -4,7 +4,7 @@
 //! values are PyTorch's bit for bit. The safetensors files are read back with the `safetensors`
 //! crate directly, the `.pth` files with burn's PyTorch reader and `kd import`.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 
 use burn::store::pytorch::PytorchReader;
@@ -241,4 +241,56 @@ fn the_format_follows_the_extension() {
         ExportFormat::for_path(Path::new("student")),
         ExportFormat::Safetensors
     );
+}
+
+#[test]
+fn the_same_network_always_exports_the_same_bytes() {
+    // safetensors' own encoder writes metadata in a HashMap's order, which changes from one
+    // map to the next: the bytes of an export must not.
+    let dir = tempfile::tempdir().unwrap();
+    let source = fixture("resnet8");
+    let (network, entry) = imported("resnet8");
+    for format in [ExportFormat::Safetensors, ExportFormat::Pth] {
+        let files: Vec<Vec<u8>> = (0..4)
+            .map(|i| {
+                let out = dir.path().join(format!("{i}.{}", format.name()));
+                export_network(&network, &entry, &source, &out, format).unwrap();
+                std::fs::read(&out).unwrap()
+            })
+            .collect();
+        assert!(
+            files.windows(2).all(|w| w[0] == w[1]),
+            "{}: exports differ",
+            format.name()
+        );
+    }
+
+    // The metadata comes first in the header, keys in order, and the header stays valid
+    // safetensors (8-byte aligned, read back by the crate with every tensor).
+    let bytes = std::fs::read(dir.path().join("0.safetensors")).unwrap();
+    let len = u64::from_le_bytes(bytes[..8].try_into().unwrap()) as usize;
+    assert_eq!(len % 8, 0);
+    let header = std::str::from_utf8(&bytes[8..8 + len]).unwrap();
+    let keys = [
+        "architecture",
+        "format",
+        "in_channels",
+        "kd_version",
+        "num_classes",
+        "source_checkpoint",
+        "source_role",
+    ];
+    let at: Vec<usize> = keys
+        .iter()
+        .map(|k| header.find(&format!("\"{k}\"")).unwrap())
+        .collect();
+    assert!(
+        header.starts_with("{\"__metadata__\":{\"architecture\":"),
+        "{header}"
+    );
+    assert!(at.windows(2).all(|w| w[0] < w[1]), "{header}");
+    let (tensors, meta) = read_safetensors(&dir.path().join("0.safetensors"));
+    assert_eq!(tensors.len(), torch_state_dict(&network).len());
+    assert_eq!(meta.len(), keys.len());
+    assert_eq!(meta["num_classes"], "100");
 }

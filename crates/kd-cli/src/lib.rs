@@ -46,6 +46,8 @@ enum Command {
     Eval(commands::eval::Args),
     /// Run a list of experiments in order and compare their results.
     Suite(commands::suite::Args),
+    /// Runs side by side: their students as a table (or JSON), their curves in one PNG.
+    Compare(commands::compare::Args),
     /// Import a PyTorch checkpoint (.pth) as a kd checkpoint, e.g. a published teacher.
     Import(commands::import::Args),
     /// Export a checkpoint's network as a PyTorch state dict (.safetensors or .pth).
@@ -78,6 +80,7 @@ pub fn main() -> ExitCode {
         Command::Train(args) => commands::train::run(args),
         Command::Eval(args) => commands::eval::run(args),
         Command::Suite(args) => commands::suite::run(args),
+        Command::Compare(args) => commands::compare::run(args),
         Command::Import(args) => commands::import::run(args),
         Command::Export(args) => commands::export::run(args),
         Command::Predict(args) => commands::predict::run(args),

@@ -4,6 +4,8 @@
 //! file) and optional `set` overrides. Every run is loaded and planned before the first trains
 //! (all problems of all runs reported together); finished runs are skipped, interrupted ones
 //! resumed, so rerunning a suite continues it. The quickstart is a suite: teacher, student alone, KD student.
+//! At the end the runs are compared as `kd compare` does (`compare.rs`): a table, and a chart
+//! `<suite file stem>-compare.png` in the first run's `run.output_dir`.
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -13,6 +15,7 @@ use kd_core::method::Registry;
 use kd_core::runtime::{self, Summary, TrainOptions};
 use serde::Deserialize;
 
+use super::compare;
 use crate::exit::UsageError;
 use crate::progress::Progress;
 
@@ -41,9 +44,6 @@ struct SuiteRun {
     #[serde(default)]
     set: Vec<String>,
 }
-
-/// A finished run: its label, summary, and `(role, architecture)` pairs.
-type Finished = (String, Summary, Vec<(String, String)>);
 
 /// Loads and plans every run before any trains, so a mistake in the last run is reported
 /// before the first spends its hours; every problem of every run is reported together, each
@@ -226,28 +226,24 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     kd_core::dynamic::load_plugins(&libraries)?;
     let registry = Registry::global()?;
     let loaded = plan_every_run(&args.suite, &suite, &args.sets, registry)?;
-    let mut results: Vec<Finished> = Vec::new();
+    // Each run's label and directory, for the comparison at the end.
+    let mut done: Vec<(String, PathBuf)> = Vec::new();
     for (entry, loaded) in suite.run.iter().zip(&loaded) {
         // Planned again now that the runs before it have written their checkpoints.
         let plan = runtime::plan(loaded, registry)?;
-        let archs: Vec<(String, String)> = plan
-            .roles
-            .iter()
-            .map(|r| (r.network.role.clone(), r.network.arch_name.clone()))
-            .collect();
         let files = runtime::RunFiles {
             dir: plan.run_dir.clone(),
         };
         let summary_path = files.dir.join("summary.json");
         let finished = summary_path.is_file() && files.last().is_file();
-        let summary = if finished {
+        if finished {
             writeln!(
                 std::io::stdout(),
                 "== {}: already finished ({})",
                 entry.label,
                 files.dir.display()
             )?;
-            read_summary(&summary_path)?
+            read_summary(&summary_path)?;
         } else {
             let resume = files.last().is_file();
             writeln!(
@@ -257,32 +253,37 @@ pub fn run(args: Args) -> anyhow::Result<()> {
                 if resume { "resuming" } else { "training" }
             )?;
             let mut progress = Progress::new();
-            let summary = runtime::train(plan, TrainOptions { resume }, &mut progress)?;
+            runtime::train(plan, TrainOptions { resume }, &mut progress)?;
             progress.finish();
-            summary
-        };
-        results.push((entry.label.clone(), summary, archs));
+        }
+        done.push((entry.label.clone(), files.dir));
+    }
+    summarise(&args.suite, &suite.title, &done)
+}
+
+/// The end-of-suite comparison: every run's student side by side (`kd compare`'s table, under
+/// the suite's labels) and their curves in `<suite file stem>-compare.png` beside the first
+/// run's directory (its `run.output_dir`). A chart that cannot be written is a warning: the runs
+/// trained, and the table says how.
+fn summarise(suite_path: &Path, title: &str, done: &[(String, PathBuf)]) -> anyhow::Result<()> {
+    let dirs: Vec<PathBuf> = done.iter().map(|(_, dir)| dir.clone()).collect();
+    let mut runs = compare::read_runs(&dirs)?;
+    for (run, (label, _)) in runs.iter_mut().zip(done) {
+        run.name = label.clone();
     }
     let mut out = std::io::stdout().lock();
-    writeln!(out, "\n{}", suite.title)?;
-    writeln!(
-        out,
-        "{:<22} {:<10} {:<12} {:>10} {:>10}",
-        "run", "network", "arch", "best top-1", "last top-1"
-    )?;
-    for (label, summary, archs) in &results {
-        for (role, o) in &summary.outputs {
-            let arch = archs
-                .iter()
-                .find(|(r, _)| r == role)
-                .map(|(_, a)| a.as_str())
-                .unwrap_or("");
-            writeln!(
-                out,
-                "{:<22} {:<10} {:<12} {:>10.2} {:>10.2}",
-                label, role, arch, o.best_top1, o.last_top1
-            )?;
-        }
+    writeln!(out, "\n{title}")?;
+    write!(out, "{}", compare::table(&runs))?;
+    let Some(folder) = dirs.first().and_then(|d| d.parent()) else {
+        return Ok(());
+    };
+    let stem = suite_path
+        .file_stem()
+        .map_or("suite".into(), |s| s.to_string_lossy());
+    let chart = folder.join(format!("{stem}-compare.png"));
+    match compare::write_chart(&chart, title, &runs) {
+        Ok(()) => writeln!(out, "chart: {}", chart.display())?,
+        Err(e) => tracing::warn!("{e}"),
     }
     Ok(())
 }

@@ -7,7 +7,8 @@
 //! `metrics.jsonl`) by its epoch rows so far, and marked unfinished. A directory holding neither
 //! is not a run. Every damaged file is an error naming it, with the line and byte offset where
 //! the reader found the fault; a last `metrics.jsonl` line without its newline in an unfinished
-//! run is a row being written and is left out.
+//! run is a row being written and is left out. Epoch rows must follow each other in increasing
+//! order; rows of a kd that counted epochs from 0 (the first is epoch 0) are counted from 1.
 
 use std::path::{Path, PathBuf};
 
@@ -293,13 +294,20 @@ fn read_rows(path: &Path, running: bool) -> Result<Vec<EpochRow>, CompareError> 
         let count = |key: &str| -> Result<Option<usize>, CompareError> {
             match number(key)? {
                 None => Ok(None),
-                Some(v) if v >= 1.0 && v.fract() == 0.0 => Ok(Some(v as usize)),
-                Some(v) => Err(fault(format!("`{key}` is {v}, not a count from 1"))),
+                Some(v) if v >= 0.0 && v.fract() == 0.0 && v < 1e15 => Ok(Some(v as usize)),
+                Some(v) => Err(fault(format!("`{key}` is {v}, not a count"))),
             }
         };
         let Some(epoch) = count("epoch")? else {
             return Err(fault("an epoch row without `epoch`".into()));
         };
+        if let Some(previous) = rows.last().map(|r: &EpochRow| r.epoch)
+            && epoch <= previous
+        {
+            return Err(fault(format!(
+                "epoch {epoch} follows epoch {previous}: epochs only increase"
+            )));
+        }
         let top1_key = format!("{STUDENT}/top1");
         let top1 = number(&top1_key)?;
         if let Some(t) = top1.filter(|t| !(0.0..=100.0).contains(t)) {
@@ -312,6 +320,10 @@ fn read_rows(path: &Path, running: bool) -> Result<Vec<EpochRow>, CompareError> 
             loss: number("loss")?,
             wall_seconds: number("wall_seconds")?,
         });
+    }
+    // Files written before kd counted epochs from 1 start at 0.
+    if rows.first().is_some_and(|r| r.epoch == 0) {
+        rows.iter_mut().for_each(|r| r.epoch += 1);
     }
     Ok(rows)
 }
@@ -480,14 +492,11 @@ fn draw<'a>(
             .collect()
     };
     let top1 = series(|p| p.top1);
-    panel(
-        &left,
-        &format!("{title}: student top-1 (%)"),
-        100.0,
-        epochs,
-        &top1,
-        text,
-    )?;
+    let caption = match title {
+        "" => "student top-1 (%)".to_string(),
+        title => format!("{title}: student top-1 (%)"),
+    };
+    panel(&left, &caption, 100.0, epochs, &top1, text)?;
     let losses = series(|p| p.loss.filter(|l| l.is_finite()));
     let top = losses
         .iter()
@@ -507,7 +516,8 @@ fn draw<'a>(
     Ok(())
 }
 
-/// Draws the students' top-1 per epoch of every run (left, one line per run, with a legend)
+/// Draws the students' top-1 per epoch of every run (left, one line per run, with a legend;
+/// `title`, where not empty, opens its caption)
 /// and each run's mean training loss per epoch (right) into a PNG of [`CHART_SIZE`]. The file
 /// is written beside its destination and renamed over it, so a failure leaves any earlier file
 /// whole. Text needs a system font (`kd_plot::font_available`); without one the curves are
@@ -650,6 +660,31 @@ kind = "fitnet"
         let error = read_run(dir.path()).unwrap_err().to_string();
         assert!(
             error.contains("outputs.student.last_top1 = 380 is not a percentage"),
+            "{error}"
+        );
+    }
+
+    #[test]
+    fn epochs_only_increase_and_an_old_file_counting_from_0_is_counted_from_1() {
+        let dir = tempfile::tempdir().unwrap();
+        let old = ROWS
+            .replace("\"epoch\":1", "\"epoch\":0")
+            .replace("\"epoch\":2", "\"epoch\":1");
+        write(dir.path(), JSONL_FILE, &old);
+        let run = read_run(dir.path()).unwrap();
+        let epochs: Vec<usize> = run.curve.iter().map(|p| p.epoch).collect();
+        assert_eq!(
+            (epochs, run.epochs, run.best_epoch),
+            (vec![1, 2], 2, Some(1))
+        );
+        write(
+            dir.path(),
+            JSONL_FILE,
+            &ROWS.replace("\"epoch\":2", "\"epoch\":1"),
+        );
+        let error = read_run(dir.path()).unwrap_err().to_string();
+        assert!(
+            error.contains("line 3") && error.contains("epoch 1 follows epoch 1"),
             "{error}"
         );
     }

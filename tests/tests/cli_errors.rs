@@ -434,3 +434,30 @@ fn a_best_checkpoint_that_cannot_be_written_leaves_no_state_naming_it() {
     .unwrap();
     assert_eq!(summary["best_epoch"], 1, "summaries count epochs from 1");
 }
+
+#[test]
+fn an_error_that_names_its_cause_does_not_repeat_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let subset = kd_tests::subset();
+    let stderr = failure(
+        kd(
+            dir.path(),
+            &[
+                "eval",
+                "--checkpoint",
+                "absent.kdc",
+                "--data",
+                subset.to_str().unwrap(),
+                "--format",
+                "idx",
+            ],
+        ),
+        2,
+    );
+    assert!(stderr.contains("absent.kdc"), "{stderr}");
+    assert_eq!(
+        stderr.matches("No such file").count(),
+        1,
+        "said once: {stderr}"
+    );
+}

@@ -43,8 +43,15 @@ pub fn report(error: &anyhow::Error) -> ExitCode {
         return ExitCode::SUCCESS;
     }
     let mut message = format!("error: {error}");
+    let mut shown = error.to_string();
     for cause in error.chain().skip(1) {
-        message.push_str(&format!("\n  caused by: {cause}"));
+        // Errors that print their source in their own message (`{path}: {source}`) would
+        // otherwise say it twice.
+        let text = cause.to_string();
+        if !shown.contains(&text) {
+            message.push_str(&format!("\n  caused by: {text}"));
+        }
+        shown = text;
     }
     eprintln!("{message}");
     if is_user_error(error) {

@@ -570,3 +570,65 @@ fn an_unusable_include_names_its_resolved_path() {
         Ok(())
     });
 }
+
+#[test]
+fn relative_paths_follow_the_file_that_writes_them_and_overrides_the_working_directory() {
+    Jail::expect_with(|jail| {
+        let here = jail.directory().to_path_buf();
+        jail.create_dir("configs/presets")?;
+        jail.create_dir("configs/experiments")?;
+        jail.create_file("configs/base.toml", "[run]\noutput_dir = \"../runs\"\n")?;
+        jail.create_file(
+            "configs/presets/data.toml",
+            "[data]\nroot = \"../../data/set\"\n",
+        )?;
+        jail.create_file(
+            "configs/experiments/x.toml",
+            "include = [\"../presets/data.toml\"]\n\
+             [networks.teacher]\narch = \"resnet8\"\ncheckpoint = \"teachers/./t.kdc#student\"\n\
+             [plugins]\nload = [\"libs/libm.so\"]\n",
+        )?;
+        let loaded = config::load(Some("configs/experiments/x.toml".as_ref()), &[]).unwrap();
+        let c = &loaded.config;
+        // Each from the folder of the file that wrote it, `.` and `..` resolved.
+        assert_eq!(c.run.output_dir, here.join("runs"));
+        assert_eq!(
+            c.data.root.as_deref(),
+            Some(here.join("data/set").as_path())
+        );
+        assert_eq!(
+            c.networks["teacher"].checkpoint.as_deref(),
+            Some(
+                here.join("configs/experiments/teachers/t.kdc#student")
+                    .as_path()
+            )
+        );
+        assert_eq!(
+            c.plugins.load,
+            [here.join("configs/experiments/libs/libm.so")]
+        );
+        // An override names a path from the working directory, as the shell does.
+        jail.set_env("KD_DATA__ROOT", "env-data");
+        let sets = vec!["run.output_dir=elsewhere".to_string()];
+        let loaded = config::load(Some("configs/experiments/x.toml".as_ref()), &sets).unwrap();
+        assert_eq!(
+            loaded.config.run.output_dir,
+            std::path::Path::new("elsewhere")
+        );
+        assert_eq!(
+            loaded.config.data.root.as_deref(),
+            Some(std::path::Path::new("env-data"))
+        );
+        // Absolute paths are kept as written.
+        jail.create_file(
+            "configs/experiments/abs.toml",
+            "[run]\noutput_dir = \"/tmp/kd-runs\"\n",
+        )?;
+        let loaded = config::load(Some("configs/experiments/abs.toml".as_ref()), &[]).unwrap();
+        assert_eq!(
+            loaded.config.run.output_dir,
+            std::path::Path::new("/tmp/kd-runs")
+        );
+        Ok(())
+    });
+}

@@ -20,6 +20,7 @@ use figment::{Figment, Metadata, Profile, Provider};
 use super::error::{ConfigError, ConfigIssue};
 use super::extract::{self, owning_key};
 use super::files;
+use super::paths;
 use super::schema::RunConfig;
 
 /// Name of the built-in defaults source.
@@ -289,7 +290,7 @@ pub fn load_with(
         figment = figment.merge(set);
     }
     let extracted = extract::extract_all(&figment);
-    let config = match extracted {
+    let mut config = match extracted {
         Ok(config) if issues.is_empty() => config,
         Ok(_) => return Err(ConfigError { issues }),
         Err(found) => {
@@ -297,6 +298,7 @@ pub fn load_with(
             return Err(ConfigError { issues });
         }
     };
+    paths::resolve(&mut config, &figment);
     Ok(LoadedConfig {
         config,
         figment,

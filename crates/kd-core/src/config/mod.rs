@@ -8,6 +8,7 @@ mod extract;
 mod files;
 mod issues;
 mod load;
+mod paths;
 mod provenance;
 mod schema;
 

@@ -82,7 +82,8 @@ pub struct RunSection {
     pub seed: u64,
     /// Training epochs.
     pub epochs: usize,
-    /// Where run directories are created (relative to the working directory).
+    /// Where run directories are created. Like every path key: relative to the file that sets
+    /// it, or to the working directory when a `--set` argument or variable does (`paths.rs`).
     pub output_dir: PathBuf,
     /// Device family.
     pub backend: BackendKind,
@@ -117,7 +118,8 @@ pub struct DataSection {
     /// CIFAR formats imply their dataset's preset; IDX and folders have none.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub preset: Option<Preset>,
-    /// Dataset root; unset means `KD_DATA`, then (for IDX) Debian's Fashion-MNIST location.
+    /// Dataset root (relative to the file that sets it); unset means `KD_DATA`, then (for IDX)
+    /// Debian's Fashion-MNIST location.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub root: Option<PathBuf>,
     /// Side of the square network input; smaller images are zero-padded centrally.
@@ -228,7 +230,8 @@ impl Default for AugmentSection {
 pub struct NetworkConfig {
     /// Zoo name (`kd models` lists them).
     pub arch: String,
-    /// Weights to start from (a kd checkpoint); required for frozen roles.
+    /// Weights to start from (a kd checkpoint, relative to the file that names it); required for
+    /// frozen roles.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub checkpoint: Option<PathBuf>,
     /// Learning rate for this role instead of `optim.lr`.

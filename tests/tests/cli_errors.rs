@@ -321,7 +321,9 @@ fn a_finished_run_is_not_overwritten_and_resume_needs_a_checkpoint() {
         metrics_before
     );
     // A directory where last.kdc should be is called one.
-    let last = run_dir(dir.path(), "once").join("checkpoints").join("last.kdc");
+    let last = run_dir(dir.path(), "once")
+        .join("checkpoints")
+        .join("last.kdc");
     std::fs::remove_file(&last).unwrap();
     std::fs::create_dir(&last).unwrap();
     let stderr = failure(kd(dir.path(), &["train", "x.toml", "--resume"]), 2);

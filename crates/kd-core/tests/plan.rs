@@ -835,7 +835,10 @@ fn names_that_cannot_name_columns_are_refused_at_their_keys() {
              [networks.\"a/b\"]\narch = \"resnet8\"\n[networks.\"peer,b\"]\narch = \"resnet8\"\n\
              [method.\" \"]\nkind = \"probe\"\n",
         );
-        assert!(has(&found, "networks.\"\"", "role name is empty"), "{found:?}");
+        assert!(
+            has(&found, "networks.\"\"", "role name is empty"),
+            "{found:?}"
+        );
         assert!(
             has(&found, "networks.\"t\\u{1}\"", "holds '\\u{1}'"),
             "{found:?}"
@@ -843,7 +846,9 @@ fn names_that_cannot_name_columns_are_refused_at_their_keys() {
         assert!(has(&found, "networks.\"a/b\"", "holds '/'"), "{found:?}");
         assert!(has(&found, "method.\" \"", "instance name"), "{found:?}");
         assert!(
-            !found.iter().any(|i| i.key.as_deref() == Some("networks.\"peer,b\"")),
+            !found
+                .iter()
+                .any(|i| i.key.as_deref() == Some("networks.\"peer,b\"")),
             "a comma is allowed: {found:?}"
         );
         Ok(())
@@ -880,7 +885,9 @@ fn a_loss_whose_every_term_is_zero_names_the_weights() {
             "stack = [\"a\"]\n[method.a]\nkind = \"probe\"\nweight = -1\n[loss]\nce_weight = 0\n",
         );
         assert!(
-            !found.iter().any(|i| i.message.contains("every weighted term")),
+            !found
+                .iter()
+                .any(|i| i.message.contains("every weighted term")),
             "{found:?}"
         );
         // One positive weight is enough.

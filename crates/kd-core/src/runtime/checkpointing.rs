@@ -177,11 +177,9 @@ pub(super) fn restore_checkpoint(
     shape: &EpochShape,
 ) -> Result<TrainState, TrainError> {
     let (mut header, blobs) = checkpoint::read(path)?;
-    check_position(&header.state, shape).map_err(|message| {
-        TrainError::ResumePosition {
-            path: path.into(),
-            message,
-        }
+    check_position(&header.state, shape).map_err(|message| TrainError::ResumePosition {
+        path: path.into(),
+        message,
     })?;
     for role in roles.iter() {
         let fits = header.network(&role.name).is_some_and(|n| {
@@ -379,7 +377,10 @@ mod tests {
     #[test]
     fn positions_the_trainer_writes_are_accepted() {
         for (epoch, next_batch) in [(0, 0), (0, 5), (1, 0), (1, 31), (2, 0)] {
-            assert_eq!(check_position(&state(epoch, next_batch, 32), &SHAPE), Ok(()));
+            assert_eq!(
+                check_position(&state(epoch, next_batch, 32), &SHAPE),
+                Ok(())
+            );
         }
     }
 
@@ -440,7 +441,8 @@ mod tests {
             s.epoch_images = wrong;
             let message = check_position(&s, &SHAPE).unwrap_err();
             assert!(
-                message.contains(&format!("counts {wrong} image(s)")) && message.contains("hold 20"),
+                message.contains(&format!("counts {wrong} image(s)"))
+                    && message.contains("hold 20"),
                 "{message}"
             );
         }

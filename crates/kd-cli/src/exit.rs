@@ -22,6 +22,7 @@ pub fn is_user_error(error: &anyhow::Error) -> bool {
             || cause.is::<UsageError>()
             || cause.is::<kd_core::dynamic::PluginError>()
             || cause.is::<kd_core::import::ImportError>()
+            || cause.is::<kd_core::runtime::compare::CompareError>()
             || cause
                 .downcast_ref::<kd_core::export::ExportError>()
                 .is_some_and(kd_core::export::ExportError::is_user_error)

@@ -165,6 +165,14 @@ fn exports_of_the_committed_student_are_the_files_pytorch_loaded() {
             assert_eq!(meta["num_classes"], "10");
             assert_eq!(meta["in_channels"], "1");
             assert_eq!(meta["source_checkpoint"], "student.kdc");
+            // The checkpoint's input preparation travels with the export.
+            let recorded = kd_core::checkpoint::read_header(&fixture_dir().join("student.kdc"))
+                .unwrap()
+                .preparation
+                .expect("the fixture records its input preparation");
+            let carried: kd_core::checkpoint::InputPreparation =
+                serde_json::from_str(&meta["input_preparation"]).unwrap();
+            assert_eq!(carried, recorded);
             assert_eq!(meta["source_role"], "student");
         }
     }

@@ -6,6 +6,7 @@ use std::io::Write;
 use std::path::PathBuf;
 
 use kd_core::backend::{self, BackendKind};
+use kd_core::checkpoint;
 use kd_core::export::{self, ExportFormat};
 use kd_core::runtime;
 
@@ -46,14 +47,23 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     };
     let device = backend::device(BackendKind::Flex)?;
     let (network, entry) = runtime::load_network(&args.checkpoint, &args.role, &device)?;
-    let written = export::export_network(&network, &entry, &args.checkpoint, &args.out, format)
-        .map_err(|e| -> anyhow::Error {
-            if e.is_user_error() {
-                UsageError(e.to_string()).into()
-            } else {
-                e.into()
-            }
-        })?;
+    // The checkpoint's input preparation travels with the export (`input_preparation`).
+    let preparation = checkpoint::read_header(&args.checkpoint)?.preparation;
+    let written = export::export_network(
+        &network,
+        &entry,
+        &args.checkpoint,
+        &args.out,
+        format,
+        preparation.as_ref(),
+    )
+    .map_err(|e| -> anyhow::Error {
+        if e.is_user_error() {
+            UsageError(e.to_string()).into()
+        } else {
+            e.into()
+        }
+    })?;
     writeln!(
         std::io::stdout().lock(),
         "exported {} ({} classes, {} input channel(s)) from {} role `{}`: {} state-dict entries \

@@ -20,7 +20,7 @@ use std::path::{Path, PathBuf};
 
 pub use state_dict::{TorchTensor, TorchValues, torch_state_dict};
 
-use crate::checkpoint::NetworkEntry;
+use crate::checkpoint::{InputPreparation, NetworkEntry};
 use crate::zoo::Network;
 
 /// The file format of an export.
@@ -109,8 +109,12 @@ pub struct Exported {
 }
 
 /// The metadata a safetensors export carries, as `safetensors` stores it (strings), by key.
-pub fn metadata(entry: &NetworkEntry, source: &Path) -> BTreeMap<String, String> {
-    BTreeMap::from([
+pub fn metadata(
+    entry: &NetworkEntry,
+    source: &Path,
+    preparation: Option<&InputPreparation>,
+) -> BTreeMap<String, String> {
+    let mut metadata = BTreeMap::from([
         // `pt`: the tensors are laid out for PyTorch (what Hugging Face's loaders check).
         ("format".to_string(), "pt".to_string()),
         ("architecture".to_string(), entry.arch.clone()),
@@ -125,7 +129,15 @@ pub fn metadata(entry: &NetworkEntry, source: &Path) -> BTreeMap<String, String>
             source.display().to_string(),
         ),
         ("source_role".to_string(), entry.role.clone()),
-    ])
+    ]);
+    // How the network's inputs must be prepared (the checkpoint's record, as JSON), so a
+    // deployed model carries it.
+    if let Some(preparation) = preparation
+        && let Ok(json) = serde_json::to_string(preparation)
+    {
+        metadata.insert("input_preparation".to_string(), json);
+    }
+    metadata
 }
 
 /// Writes `network` (described by `entry`, read from the checkpoint `source`) to `out` as the
@@ -141,6 +153,7 @@ pub fn export_network(
     source: &Path,
     out: &Path,
     format: ExportFormat,
+    preparation: Option<&InputPreparation>,
 ) -> Result<Exported, ExportError> {
     check_target(source, out)?;
     let tensors = torch_state_dict(network);
@@ -165,7 +178,8 @@ pub fn export_network(
                 })
                 .collect::<Result<Vec<_>, _>>()
                 .map_err(|e| encode(e.to_string()))?;
-            let bytes = safetensors_bytes(views, &metadata(entry, source)).map_err(encode)?;
+            let bytes =
+                safetensors_bytes(views, &metadata(entry, source, preparation)).map_err(encode)?;
             write_atomically(out, |file| file.write_all(&bytes))?
         }
         ExportFormat::Pth => write_atomically(out, |file| {

@@ -71,8 +71,15 @@ fn every_architecture_exports_pytorchs_own_state_dict() {
         let (network, entry) = imported(arch);
 
         let out = dir.path().join(format!("{arch}.safetensors"));
-        let written =
-            export_network(&network, &entry, &source, &out, ExportFormat::Safetensors).unwrap();
+        let written = export_network(
+            &network,
+            &entry,
+            &source,
+            &out,
+            ExportFormat::Safetensors,
+            None,
+        )
+        .unwrap();
         assert_eq!(written.bytes, std::fs::metadata(&out).unwrap().len());
         let (exported, meta) = read_safetensors(&out);
         assert_eq!(written.tensors, exported.len(), "{arch}");
@@ -122,7 +129,7 @@ fn every_architecture_round_trips_through_pth_and_kd_import() {
         let reference = read_pth(&source);
         let (network, entry) = imported(arch);
         let out = dir.path().join(format!("{arch}.pth"));
-        export_network(&network, &entry, &source, &out, ExportFormat::Pth).unwrap();
+        export_network(&network, &entry, &source, &out, ExportFormat::Pth, None).unwrap();
 
         // Read as a PyTorch file: PyTorch's keys, shapes, dtypes and values.
         let exported = read_pth(&out);
@@ -162,23 +169,38 @@ fn a_failed_export_leaves_the_target_as_it_was() {
 
     // A missing folder: named, nothing written.
     let out = dir.path().join("missing/resnet8.safetensors");
-    let error =
-        export_network(&network, &entry, &source, &out, ExportFormat::Safetensors).unwrap_err();
+    let error = export_network(
+        &network,
+        &entry,
+        &source,
+        &out,
+        ExportFormat::Safetensors,
+        None,
+    )
+    .unwrap_err();
     assert!(error.is_user_error());
     let message = error.to_string();
     assert!(message.contains("missing/resnet8.safetensors"), "{message}");
     assert!(message.contains("does not exist"), "{message}");
 
     // A directory as the target.
-    let error = export_network(&network, &entry, &source, dir.path(), ExportFormat::Pth)
-        .unwrap_err()
-        .to_string();
+    let error = export_network(
+        &network,
+        &entry,
+        &source,
+        dir.path(),
+        ExportFormat::Pth,
+        None,
+    )
+    .unwrap_err()
+    .to_string();
     assert!(error.contains("it is a directory"), "{error}");
 
     // The source itself.
     let copy = dir.path().join("resnet8.pth");
     std::fs::copy(&source, &copy).unwrap();
-    let error = export_network(&network, &entry, &copy, &copy, ExportFormat::Pth).unwrap_err();
+    let error =
+        export_network(&network, &entry, &copy, &copy, ExportFormat::Pth, None).unwrap_err();
     assert!(matches!(error, ExportError::SameFile { .. }), "{error}");
     assert_eq!(
         std::fs::read(&copy).unwrap(),
@@ -194,9 +216,16 @@ fn a_failed_export_leaves_the_target_as_it_was() {
         let out = locked.join("old.safetensors");
         std::fs::write(&out, b"earlier export").unwrap();
         std::fs::set_permissions(&locked, std::fs::Permissions::from_mode(0o555)).unwrap();
-        let error = export_network(&network, &entry, &source, &out, ExportFormat::Safetensors)
-            .unwrap_err()
-            .to_string();
+        let error = export_network(
+            &network,
+            &entry,
+            &source,
+            &out,
+            ExportFormat::Safetensors,
+            None,
+        )
+        .unwrap_err()
+        .to_string();
         std::fs::set_permissions(&locked, std::fs::Permissions::from_mode(0o755)).unwrap();
         assert!(error.contains("cannot create a file in"), "{error}");
         assert_eq!(std::fs::read(&out).unwrap(), b"earlier export");
@@ -219,7 +248,15 @@ fn a_successful_export_replaces_the_target_whole() {
     let (network, entry) = imported("resnet8");
     let out = dir.path().join("resnet8.safetensors");
     std::fs::write(&out, b"an older file").unwrap();
-    export_network(&network, &entry, &source, &out, ExportFormat::Safetensors).unwrap();
+    export_network(
+        &network,
+        &entry,
+        &source,
+        &out,
+        ExportFormat::Safetensors,
+        None,
+    )
+    .unwrap();
     let (tensors, _) = read_safetensors(&out);
     assert!(tensors.contains_key("fc.weight"));
     // Only the target is left in the folder: no temporary file.
@@ -254,7 +291,7 @@ fn the_same_network_always_exports_the_same_bytes() {
         let files: Vec<Vec<u8>> = (0..4)
             .map(|i| {
                 let out = dir.path().join(format!("{i}.{}", format.name()));
-                export_network(&network, &entry, &source, &out, format).unwrap();
+                export_network(&network, &entry, &source, &out, format, None).unwrap();
                 std::fs::read(&out).unwrap()
             })
             .collect();

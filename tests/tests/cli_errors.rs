@@ -463,3 +463,30 @@ fn an_error_that_names_its_cause_does_not_repeat_it() {
         "said once: {stderr}"
     );
 }
+
+#[test]
+fn eval_and_predict_sizes_out_of_range_name_the_flag() {
+    let dir = tempfile::tempdir().unwrap();
+    let checkpoint = tiny_teacher(dir.path(), "t", "resnet8");
+    let subset = kd_tests::subset();
+    for command in ["eval", "predict"] {
+        for (flag, value) in [("--input-size", "100000"), ("--batch-size", "0")] {
+            let mut args = vec![
+                command,
+                "--checkpoint",
+                checkpoint.to_str().unwrap(),
+                "--data",
+                subset.to_str().unwrap(),
+                "--format",
+                "idx",
+                flag,
+                value,
+            ];
+            if command == "predict" {
+                args.extend(["--arch", "resnet8"]);
+            }
+            let stderr = failure(kd(dir.path(), &args), 2);
+            assert!(stderr.contains(flag), "{command} {flag}: {stderr}");
+        }
+    }
+}

@@ -31,7 +31,7 @@ pub struct DataArgs {
     pub split: String,
     /// Network input side; smaller images are zero-padded centrally (default: the checkpoint's,
     /// else 32).
-    #[arg(long)]
+    #[arg(long, value_parser = super::models::in_range(1, 1024))]
     pub input_size: Option<usize>,
     /// Per-channel mean, e.g. `0.5,0.5,0.5` (default: the checkpoint's, else the format's
     /// standard constants).
@@ -41,7 +41,7 @@ pub struct DataArgs {
     #[arg(long, value_delimiter = ',')]
     pub std: Option<Vec<f32>>,
     /// Batch size.
-    #[arg(long, default_value_t = 256)]
+    #[arg(long, default_value_t = 256, value_parser = super::models::in_range(1, 4096))]
     pub batch_size: usize,
 }
 

@@ -784,7 +784,7 @@ fn image_folder_splits_share_the_training_class_list() {
         }
         std::fs::write(root.join("train/.DS_Store"), b"x").unwrap();
         let text = format!(
-            "[run]\nepochs = 1\n[networks.student]\narch = \"resnet8\"\n[data]\nformat = \"folder\"\nroot = \"{}\"\ninput_size = 8\nbatch_size = 2\n",
+            "[run]\nepochs = 1\n[networks.student]\narch = \"resnet8\"\n[data]\nformat = \"folder\"\nroot = \"{}\"\ninput_size = 8\nbatch_size = 2\nmean = [0.5]\nstd = [0.5]\n",
             root.display()
         );
         // Test lacks `bee`: fine, the classes are the training split's three.

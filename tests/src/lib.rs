@@ -256,3 +256,30 @@ pub fn part_tensors(
     let network = (kd_core::zoo::find(arch).unwrap().arch)(spec).init(&device);
     named_tensors(&network.try_load_record(record).unwrap())
 }
+
+/// A PyTorch fixture file (`crates/kd-core/tests/fixtures/pytorch/<name>`).
+pub fn pytorch_fixture(name: &str) -> PathBuf {
+    repo_root()
+        .join("crates/kd-core/tests/fixtures/pytorch")
+        .join(name)
+}
+
+/// A CIFAR-10 folder (`dir/cifar10`) of `per_file` records in each of the five training files
+/// and the test file, pixels and labels from a fixed formula.
+pub fn cifar10(dir: &Path, per_file: usize) -> PathBuf {
+    let root = dir.join("cifar10");
+    std::fs::create_dir_all(&root).unwrap();
+    let names: Vec<String> = (1..=5)
+        .map(|i| format!("data_batch_{i}.bin"))
+        .chain(["test_batch.bin".to_string()])
+        .collect();
+    for (f, name) in names.iter().enumerate() {
+        let mut bytes = Vec::new();
+        for r in 0..per_file {
+            bytes.push(((r * 7 + f) % 10) as u8);
+            bytes.extend((0..3072).map(|i| ((i * (r + 3) + 31 * f) % 251) as u8));
+        }
+        std::fs::write(root.join(name), bytes).unwrap();
+    }
+    root
+}

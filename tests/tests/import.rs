@@ -10,33 +10,8 @@ mod pth;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use kd_tests::{failure, kd, repo_root, run_dir, success, write};
+use kd_tests::{cifar10, failure, kd, pytorch_fixture, run_dir, success, write};
 use serde_json::Value;
-
-fn fixture(name: &str) -> PathBuf {
-    repo_root()
-        .join("crates/kd-core/tests/fixtures/pytorch")
-        .join(name)
-}
-
-/// A CIFAR-10 folder of `per_file` records per file, pixels and labels from a fixed formula.
-fn cifar10(dir: &Path, per_file: usize) -> PathBuf {
-    let root = dir.join("cifar10");
-    std::fs::create_dir_all(&root).unwrap();
-    let names: Vec<String> = (1..=5)
-        .map(|i| format!("data_batch_{i}.bin"))
-        .chain(["test_batch.bin".to_string()])
-        .collect();
-    for (f, name) in names.iter().enumerate() {
-        let mut bytes = Vec::new();
-        for r in 0..per_file {
-            bytes.push(((r * 7 + f) % 10) as u8);
-            bytes.extend((0..3072).map(|i| ((i * (r + 3) + 31 * f) % 251) as u8));
-        }
-        std::fs::write(root.join(name), bytes).unwrap();
-    }
-    root
-}
 
 /// `kd import --arch ARCH --from FROM --out OUT` in `dir`.
 fn import(dir: &Path, arch: &str, from: &str, out: &str) -> Command {
@@ -55,7 +30,7 @@ fn json(stdout: &[u8]) -> Value {
 fn import_then_predict_gives_the_logits_of_the_pytorch_file() {
     let dir = tempfile::tempdir().unwrap();
     let data = cifar10(dir.path(), 4);
-    let from = fixture("resnet8_repdistiller.pth");
+    let from = pytorch_fixture("resnet8_repdistiller.pth");
     let out = success(import(
         dir.path(),
         "resnet8",
@@ -113,7 +88,7 @@ fn import_then_predict_gives_the_logits_of_the_pytorch_file() {
 #[test]
 fn a_failed_import_names_the_keys_and_writes_nothing() {
     let dir = tempfile::tempdir().unwrap();
-    let from = fixture("resnet8_missing.pth");
+    let from = pytorch_fixture("resnet8_missing.pth");
     let stderr = failure(
         import(dir.path(), "resnet8", from.to_str().unwrap(), "new.kdc"),
         2,
@@ -128,7 +103,7 @@ fn a_failed_import_names_the_keys_and_writes_nothing() {
 
     // An existing file at --out survives a failed import untouched (even with --force).
     std::fs::write(dir.path().join("kept.kdc"), b"earlier result").unwrap();
-    let from = fixture("resnet8_misshaped.pth");
+    let from = pytorch_fixture("resnet8_misshaped.pth");
     let mut forced = import(dir.path(), "resnet8", from.to_str().unwrap(), "kept.kdc");
     forced.arg("--force");
     let stderr = failure(forced, 2);
@@ -141,7 +116,7 @@ fn a_failed_import_names_the_keys_and_writes_nothing() {
         b"earlier result"
     );
 
-    let from = fixture("resnet8_c10.pth");
+    let from = pytorch_fixture("resnet8_c10.pth");
     let stderr = failure(
         import(dir.path(), "resnet9", from.to_str().unwrap(), "x.kdc"),
         2,
@@ -163,7 +138,7 @@ fn a_failed_import_names_the_keys_and_writes_nothing() {
 fn predict_checks_the_architecture_and_the_data() {
     let dir = tempfile::tempdir().unwrap();
     let data = cifar10(dir.path(), 2);
-    let from = fixture("resnet8_c10.pth");
+    let from = pytorch_fixture("resnet8_c10.pth");
     success(import(
         dir.path(),
         "resnet8",
@@ -270,7 +245,7 @@ kind = "kd"
 "#,
         runs = dir.join("runs").display(),
         root = data.display(),
-        teacher = fixture("resnet8_dataparallel.pth").display(),
+        teacher = pytorch_fixture("resnet8_dataparallel.pth").display(),
     );
     write(dir, "from-pth.toml", &text)
 }
@@ -329,7 +304,9 @@ fn a_config_can_name_a_pytorch_teacher() {
             "--arch",
             "resnet8",
             "--checkpoint",
-            fixture("resnet8_dataparallel.pth").to_str().unwrap(),
+            pytorch_fixture("resnet8_dataparallel.pth")
+                .to_str()
+                .unwrap(),
             "--data",
             data.to_str().unwrap(),
             "--format",
@@ -367,7 +344,7 @@ fn a_pytorch_teacher_of_another_architecture_fails_the_plan() {
 
 /// A fixture's state dict written again in `precision` to `dir/name`.
 fn rewritten(dir: &Path, fixture_name: &str, name: &str, precision: pth::Precision) -> PathBuf {
-    let tensors = pth::read_tensors(&fixture(fixture_name));
+    let tensors = pth::read_tensors(&pytorch_fixture(fixture_name));
     let path = dir.join(name);
     pth::write_pth(&path, &pth::state_dict(&tensors, precision));
     path
@@ -429,7 +406,9 @@ fn a_half_precision_checkpoint_is_imported_as_float32_and_runs() {
     let text = std::fs::read_to_string(pth_teacher_config(dir.path(), &data_dir, "resnet8"))
         .unwrap()
         .replace(
-            &fixture("resnet8_dataparallel.pth").display().to_string(),
+            &pytorch_fixture("resnet8_dataparallel.pth")
+                .display()
+                .to_string(),
             &half.display().to_string(),
         );
     let config = write(dir.path(), "half.toml", &text);
@@ -445,7 +424,7 @@ fn a_half_precision_checkpoint_is_imported_as_float32_and_runs() {
 fn non_finite_weights_in_a_pytorch_file_are_refused() {
     let dir = tempfile::tempdir().unwrap();
     let data = cifar10(dir.path(), 2);
-    let mut tensors = pth::read_tensors(&fixture("resnet8_c10.pth"));
+    let mut tensors = pth::read_tensors(&pytorch_fixture("resnet8_c10.pth"));
     tensors.iter_mut().find(|t| t.0 == "fc.bias").unwrap().2[0] = f32::NAN;
     let path = dir.path().join("nan.pth");
     pth::write_pth(&path, &pth::state_dict(&tensors, pth::Precision::F32));
@@ -478,8 +457,12 @@ fn non_finite_weights_in_a_pytorch_file_are_refused() {
 #[test]
 fn a_file_with_teacher_and_student_entries_names_the_one_that_fits() {
     let dir = tempfile::tempdir().unwrap();
-    let entry =
-        |name: &str| pth::state_dict(&pth::read_tensors(&fixture(name)), pth::Precision::F32);
+    let entry = |name: &str| {
+        pth::state_dict(
+            &pth::read_tensors(&pytorch_fixture(name)),
+            pth::Precision::F32,
+        )
+    };
     let root = pth::Node::Dict(vec![
         ("student".into(), entry("resnet8_c10.pth")),
         ("teacher".into(), entry("resnet20.pth")),
@@ -521,7 +504,7 @@ fn a_directory_given_as_the_pytorch_file_is_named_as_one() {
 fn import_never_overwrites_its_source_and_replaces_an_output_only_with_force() {
     let dir = tempfile::tempdir().unwrap();
     let from = dir.path().join("teacher.pth");
-    std::fs::copy(fixture("resnet8_repdistiller.pth"), &from).unwrap();
+    std::fs::copy(pytorch_fixture("resnet8_repdistiller.pth"), &from).unwrap();
     let source = std::fs::read(&from).unwrap();
     // The source itself, under another spelling too: refused before anything is read.
     for out in ["teacher.pth", "./teacher.pth"] {

@@ -7,7 +7,7 @@
 use std::path::{Path, PathBuf};
 
 use kd_core::checkpoint::{self, InputPreparation};
-use kd_tests::{failure, kd, repo_root, run_dir, subset, success, write};
+use kd_tests::{cifar10, failure, kd, pytorch_fixture, run_dir, subset, success, write};
 use serde_json::Value;
 
 /// A tiny run on the shipped subset normalised with non-default constants, evaluated on the
@@ -265,38 +265,12 @@ fn bad_preparation_from_flags_or_the_checkpoint_is_refused_naming_it() {
     );
 }
 
-/// The PyTorch fixtures (`crates/kd-core/tests/fixtures/pytorch`).
-fn fixture(name: &str) -> PathBuf {
-    repo_root()
-        .join("crates/kd-core/tests/fixtures/pytorch")
-        .join(name)
-}
-
-/// A CIFAR-10 folder of `per_file` records per file, pixels and labels from a fixed formula.
-fn cifar10(dir: &Path, per_file: usize) -> PathBuf {
-    let root = dir.join("cifar10");
-    std::fs::create_dir_all(&root).unwrap();
-    let names: Vec<String> = (1..=5)
-        .map(|i| format!("data_batch_{i}.bin"))
-        .chain(["test_batch.bin".to_string()])
-        .collect();
-    for (f, name) in names.iter().enumerate() {
-        let mut bytes = Vec::new();
-        for r in 0..per_file {
-            bytes.push(((r * 7 + f) % 10) as u8);
-            bytes.extend((0..3072).map(|i| ((i * (r + 3) + 31 * f) % 251) as u8));
-        }
-        std::fs::write(root.join(name), bytes).unwrap();
-    }
-    root
-}
-
 #[test]
 fn an_import_records_what_its_flags_said_and_what_it_assumed() {
     let dir = tempfile::tempdir().unwrap();
     let dir = dir.path();
     let data = cifar10(dir, 3);
-    let from = fixture("resnet8_c10.pth");
+    let from = pytorch_fixture("resnet8_c10.pth");
     let import = |out: &str, extra: &[&str]| {
         let mut args = vec![
             "import",
@@ -390,7 +364,7 @@ fn an_import_records_what_its_flags_said_and_what_it_assumed() {
 fn import_preparation_flags_that_do_not_fit_are_refused_and_nothing_is_written() {
     let dir = tempfile::tempdir().unwrap();
     let dir = dir.path();
-    let from = fixture("resnet8_c10.pth");
+    let from = pytorch_fixture("resnet8_c10.pth");
     let refused = |extra: &[&str]| {
         let mut args = vec![
             "import",

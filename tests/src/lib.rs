@@ -283,3 +283,33 @@ pub fn cifar10(dir: &Path, per_file: usize) -> PathBuf {
     }
     root
 }
+
+/// Starts `kd train CONFIG` in `dir` and kills it as soon as `last` (its `last.kdc`) exists: a run
+/// interrupted mid-way, as a crash or a pulled plug leaves it. Panics if the run ends first or no
+/// checkpoint appears within two minutes.
+pub fn train_and_kill_at_first_checkpoint(dir: &Path, config: &Path, last: &Path) {
+    use std::process::Stdio;
+    use std::time::{Duration, Instant};
+    let mut child = kd(dir, &["train", config.to_str().expect("a UTF-8 path")])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let start = Instant::now();
+    while !last.is_file() {
+        assert!(
+            start.elapsed() < Duration::from_secs(120),
+            "no checkpoint appeared"
+        );
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "the run ended before it could be killed"
+        );
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    child.kill().unwrap();
+    assert!(
+        !child.wait().unwrap().success(),
+        "the run was killed, not finished"
+    );
+}

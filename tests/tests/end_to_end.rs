@@ -3,8 +3,6 @@
 
 use std::collections::BTreeMap;
 use std::path::Path;
-use std::process::Stdio;
-use std::time::{Duration, Instant};
 
 use burn::module::{Module, ModuleVisitor, Param};
 use burn::tensor::{Device, Tensor};
@@ -190,26 +188,7 @@ fn a_killed_run_resumes_to_exactly_the_same_weights_and_metrics() {
     let last = run_dir(dir.path(), "killed")
         .join("checkpoints")
         .join("last.kdc");
-    let mut child = kd(dir.path(), &["train", killed.to_str().unwrap()])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let start = Instant::now();
-    while !last.is_file() {
-        assert!(
-            start.elapsed() < Duration::from_secs(120),
-            "no checkpoint appeared"
-        );
-        assert!(
-            child.try_wait().unwrap().is_none(),
-            "the run ended before it could be killed"
-        );
-        std::thread::sleep(Duration::from_millis(2));
-    }
-    child.kill().unwrap();
-    let status = child.wait().unwrap();
-    assert!(!status.success(), "the run was killed, not finished");
+    kd_tests::train_and_kill_at_first_checkpoint(dir.path(), &killed, &last);
     let state = checkpoint::read_header(&last).unwrap().state;
     assert!(
         state.epoch == 0 && state.next_batch > 0,

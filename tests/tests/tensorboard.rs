@@ -6,8 +6,6 @@
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::process::Stdio;
-use std::time::{Duration, Instant};
 
 use kd_tests::{failure, kd, metrics, run_dir, success, tiny_config, write};
 
@@ -311,28 +309,7 @@ fn a_killed_run_resumed_adds_a_file_whose_start_hides_the_rows_written_again() {
     let config = write(dir.path(), "killed.toml", &body);
     let run = run_dir(dir.path(), "killed");
     let last = run.join("checkpoints").join("last.kdc");
-    let mut child = kd(dir.path(), &["train", arg(&config)])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let start = Instant::now();
-    while !last.is_file() {
-        assert!(
-            start.elapsed() < Duration::from_secs(120),
-            "no checkpoint appeared"
-        );
-        assert!(
-            child.try_wait().unwrap().is_none(),
-            "the run ended before it could be killed"
-        );
-        std::thread::sleep(Duration::from_millis(2));
-    }
-    child.kill().unwrap();
-    assert!(
-        !child.wait().unwrap().success(),
-        "the run was killed, not finished"
-    );
+    kd_tests::train_and_kill_at_first_checkpoint(dir.path(), &config, &last);
     let saved = kd_core::checkpoint::read_header(&last).unwrap().state;
     let killed_files = event_files(&run);
     assert_eq!(killed_files.len(), 1);

@@ -274,9 +274,20 @@ mod tests {
                 "kl_student"
             ]
         );
-        // A random branch disagrees with the teacher and the student: every term is positive.
+        // Every term is finite; the cross-entropy of a random branch is positive, and a KL
+        // divergence is never negative (between two freshly initialised networks' softened
+        // outputs, both near uniform, it can round to exactly 0 in f32).
         for (name, value) in &terms {
-            assert!(*value > 0.0 && value.is_finite(), "{name}: {value}");
+            assert!(value.is_finite(), "{name}: {value}");
+            let positive = name == "ce_branch";
+            assert!(
+                if positive {
+                    *value > 0.0
+                } else {
+                    *value >= 0.0
+                },
+                "{name}: {value}"
+            );
         }
         assert!(run.terms("other").unwrap().is_empty());
     }

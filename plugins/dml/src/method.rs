@@ -132,9 +132,10 @@ mod tests {
         let terms = run.terms(MAIN_PHASE).unwrap();
         let names: Vec<&str> = terms.iter().map(|(n, _)| n.as_str()).collect();
         assert_eq!(names, ["kl/a", "kl/b", "kl/c"]);
-        // Differently initialised peers disagree: every KL is positive and finite.
+        // Every KL is finite and non-negative (between two freshly initialised, near-uniform
+        // softened outputs it can round to exactly 0 in f32).
         for (name, value) in &terms {
-            assert!(*value > 0.0 && value.is_finite(), "{name}: {value}");
+            assert!(*value >= 0.0 && value.is_finite(), "{name}: {value}");
         }
         assert!(run.terms("other").unwrap().is_empty());
     }

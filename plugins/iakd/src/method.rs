@@ -286,7 +286,7 @@ mod tests {
         let names: Vec<&str> = terms.iter().map(|(n, _)| n.as_str()).collect();
         assert_eq!(names, ["ce_hybrid", "kl_hybrid", "swap_mask"]);
         for (name, value) in &terms[..2] {
-            assert!(*value > 0.0 && value.is_finite(), "{name}: {value}");
+            assert!(*value >= 0.0 && value.is_finite(), "{name}: {value}");
         }
         let mask = terms[2].1;
         assert!((0.0..8.0).contains(&mask) && mask.fract() == 0.0, "{mask}");

@@ -53,6 +53,22 @@ pub struct Overhead {
     pub reference_rate: f64,
     /// `reference_rate / measured.median - 1`, in percent: the runtime's own cost.
     pub overhead_percent: f64,
+    /// The same step written in PyTorch (`pytorch_bench.py --steps`), with `--vs-pytorch`.
+    #[serde(default)]
+    pub torch: Option<Throughput>,
+}
+
+/// The CPU the measurements ran on, as `kd backends --json` reports it.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Cpu {
+    /// Model name (`/proc/cpuinfo`).
+    pub model: String,
+    /// Vector extensions present.
+    pub extensions: Vec<String>,
+    /// The extensions kd's matrix kernels were compiled to use.
+    pub matrix_kernels: String,
+    /// Threads.
+    pub threads: usize,
 }
 
 /// The batch pipeline against training.
@@ -80,6 +96,8 @@ pub struct Memory {
 /// Everything `cargo xtask bench` measured.
 #[derive(Debug, Clone, Serialize)]
 pub struct Results {
+    /// The CPU.
+    pub cpu: Cpu,
     /// Images per batch.
     pub batch: usize,
     /// Untimed iterations.
@@ -229,6 +247,32 @@ fn pytorch(
     ))
 }
 
+/// PyTorch's KD and DML steps (`--steps kd,dml`), in that order.
+fn pytorch_steps(setup: &Setup, python: &Python) -> anyhow::Result<(Throughput, Throughput)> {
+    let mut command = Command::new(&python.python);
+    command
+        .arg(setup.repo.join("scripts/reference/pytorch_bench.py"))
+        .arg("--repdistiller")
+        .arg(&python.repdistiller)
+        .args(["--steps", "kd,dml", "--batch", &setup.batch.to_string()])
+        .args(setup.repeat())
+        .args(["--threads", &threads().to_string()])
+        .current_dir(&setup.repo);
+    let value = json_of(command, "pytorch_bench.py --steps kd,dml")?;
+    let step = |i: usize| -> anyhow::Result<Throughput> {
+        Ok(serde_json::from_value(
+            value["steps"][i]["throughput"].clone(),
+        )?)
+    };
+    Ok((step(0)?, step(1)?))
+}
+
+/// The CPU, as the kd binary sees it.
+fn cpu(setup: &Setup) -> anyhow::Result<Cpu> {
+    let value = json_of(setup.kd(&["backends", "--json"]), "kd backends --json")?;
+    Ok(serde_json::from_value(value["cpu"].clone())?)
+}
+
 fn seconds_per_image(t: &Throughput) -> f64 {
     1.0 / t.median
 }
@@ -265,6 +309,13 @@ pub fn everything(
         1.0 / (seconds_per_image(&student_train) + seconds_per_image(&teacher.inference));
     let dml = setup.step("configs/bench/dml.toml")?;
     let dml_reference = 1.0 / (2.0 * seconds_per_image(&student_train));
+    let (torch_kd, torch_dml) = match python {
+        Some(python) => {
+            let (kd, dml) = pytorch_steps(setup, python)?;
+            (Some(kd), Some(dml))
+        }
+        None => (None, None),
+    };
     let overheads = vec![
         Overhead {
             step: "KD step, resnet56 → resnet20 (configs/bench/kd.toml)".into(),
@@ -272,6 +323,7 @@ pub fn everything(
             measured: kd,
             reference_rate: kd_reference,
             overhead_percent: 100.0 * (kd_reference / kd.median - 1.0),
+            torch: torch_kd,
         },
         Overhead {
             step: "DML step, two resnet20 peers (configs/bench/dml.toml)".into(),
@@ -279,6 +331,7 @@ pub fn everything(
             measured: dml,
             reference_rate: dml_reference,
             overhead_percent: 100.0 * (dml_reference / dml.median - 1.0),
+            torch: torch_dml,
         },
     ];
 
@@ -312,6 +365,7 @@ pub fn everything(
     eprintln!("peak memory of a KD run");
     let memory = kd_run_memory(setup)?;
     Ok(Results {
+        cpu: cpu(setup)?,
         batch: setup.batch,
         warmup: setup.warmup,
         iterations: setup.iterations,

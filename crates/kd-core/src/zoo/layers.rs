@@ -182,6 +182,53 @@ pub fn norm(layer: &BatchNorm, x: Tensor<4>) -> Tensor<4> {
     output
 }
 
+/// `bn(conv(x))`: a convolution followed by its batch norm, as every conv → bn pair of the zoo
+/// computes it.
+///
+/// In inference (a device without autodiff, so the batch norm uses its running statistics) with
+/// kd's kernels on, the normalisation is folded into the convolution, as inference engines do:
+/// with `s = γ / √(running_var + ε)`, the weights become `W · s` (per output channel) and the
+/// bias `β + (b − running_mean) · s`, where `b` is the convolution's own bias or 0. One
+/// convolution then replaces a convolution and the four elementwise passes of burn's
+/// inference batch norm (about a seventh of a MobileNetV2 forward, docs/results/bench.md). The
+/// result equals `norm(bn, conv(x))` up to f32 rounding (`tests/kernels_zoo.rs` checks every
+/// zoo architecture). Training, autodiff devices and `kernels::set_enabled(false)` take the
+/// unfolded path.
+///
+/// # Shapes
+/// - `x`: `[batch, in_channels, height, width]` → `[batch, out_channels, out_h, out_w]`
+pub fn conv_norm(conv_layer: &Conv2d, bn: &BatchNorm, x: Tensor<4>) -> Tensor<4> {
+    if x.device().is_autodiff() || !kernels::enabled() {
+        return norm(bn, conv(conv_layer, x));
+    }
+    let padding = match conv_layer.padding {
+        PaddingConfig2d::Explicit(top, left, bottom, right) => [(top, bottom), (left, right)],
+        _ => return norm(bn, conv(conv_layer, x)),
+    };
+    let device = x.device();
+    let weight = conv_layer.weight.val();
+    let [out_channels, ..] = weight.dims();
+    let scale = bn.gamma.val().to_device(&device)
+        / bn.running_var
+            .value()
+            .to_device(&device)
+            .add_scalar(bn.epsilon)
+            .sqrt();
+    let centre = match &conv_layer.bias {
+        Some(bias) => bias.val() - bn.running_mean.value().to_device(&device),
+        None => bn.running_mean.value().to_device(&device).neg(),
+    };
+    let bias = bn.beta.val().to_device(&device) + centre * scale.clone();
+    let weight = weight * scale.reshape([out_channels, 1, 1, 1]);
+    let options = ConvOptions::new_with_padding(
+        conv_layer.stride,
+        padding,
+        conv_layer.dilation,
+        conv_layer.groups,
+    );
+    kernels::conv2d(x, weight, Some(bias), options)
+}
+
 thread_local! {
     /// Whether [`norm`] in training mode moves the running statistics (see
     /// [`without_running_stat_updates`]).
@@ -297,9 +344,23 @@ impl Layer {
     }
 }
 
-/// Runs an `nn.Sequential` given as a slice of [`Layer`]s.
-pub fn sequential(layers: &[Layer], x: Tensor<4>) -> Tensor<4> {
-    layers.iter().fold(x, |x, layer| layer.forward(x))
+/// Runs an `nn.Sequential` given as a slice of [`Layer`]s; a convolution followed by a batch
+/// norm runs as one [`conv_norm`].
+pub fn sequential(layers: &[Layer], mut x: Tensor<4>) -> Tensor<4> {
+    let mut rest = layers;
+    while let Some((first, tail)) = rest.split_first() {
+        match (first, tail.first()) {
+            (Layer::Conv(c), Some(Layer::Norm(bn))) => {
+                x = conv_norm(c, bn, x);
+                rest = &tail[1..];
+            }
+            _ => {
+                x = first.forward(x);
+                rest = tail;
+            }
+        }
+    }
+    x
 }
 
 /// `[N,C,H,W] → [N,g,C/g,H,W] → [N,C/g,g,H,W] → [N,C,H,W]`: the ShuffleNet channel shuffle.

@@ -17,10 +17,8 @@ use burn::tensor::activation::relu;
 use burn::tensor::{Device, Tensor};
 
 use super::base::Staged;
-use super::layers::norm;
-use super::layers::{
-    ConvInit, ConvSpec, Layer, LinearInit, batch_norm, conv, global_avg_pool, linear,
-};
+use super::layers::conv_norm;
+use super::layers::{ConvInit, ConvSpec, Layer, LinearInit, batch_norm, global_avg_pool, linear};
 
 /// Hyper-parameters of a CIFAR ResNet.
 #[derive(Config, Debug)]
@@ -73,8 +71,8 @@ impl BasicBlock {
     /// # Shapes
     /// - `x`: `[N, in, H, W]` → `[N, planes, H/stride, W/stride]`
     pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
-        let out = relu(norm(&self.bn1, conv(&self.conv1, x.clone())));
-        let out = norm(&self.bn2, conv(&self.conv2, out));
+        let out = relu(conv_norm(&self.conv1, &self.bn1, x.clone()));
+        let out = conv_norm(&self.conv2, &self.bn2, out);
         let residual = match &self.downsample {
             Some(layers) => super::layers::sequential(layers, x),
             None => x,
@@ -128,7 +126,7 @@ impl Staged for CifarResNet {
     }
 
     fn stem(&self, x: Tensor<4>) -> Tensor<4> {
-        relu(norm(&self.bn1, conv(&self.conv1, x)))
+        relu(conv_norm(&self.conv1, &self.bn1, x))
     }
 
     fn stage(&self, index: usize, x: Tensor<4>) -> Tensor<4> {

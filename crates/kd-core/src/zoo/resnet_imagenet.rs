@@ -15,9 +15,9 @@ use burn::tensor::activation::relu;
 use burn::tensor::{Device, Tensor};
 
 use super::base::Staged;
-use super::layers::norm;
+use super::layers::conv_norm;
 use super::layers::{
-    ConvInit, ConvSpec, Layer, LinearInit, batch_norm, conv, global_avg_pool, linear, sequential,
+    ConvInit, ConvSpec, Layer, LinearInit, batch_norm, global_avg_pool, linear, sequential,
 };
 
 /// Hyper-parameters of a ResNet18/34/50.
@@ -94,10 +94,10 @@ impl ResidualBlock {
     /// # Shapes
     /// - `x`: `[N, in, H, W]` → `[N, planes·expansion, H/stride, W/stride]`
     pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
-        let out = relu(norm(&self.bn1, conv(&self.conv1, x.clone())));
-        let out = norm(&self.bn2, conv(&self.conv2, out));
+        let out = relu(conv_norm(&self.conv1, &self.bn1, x.clone()));
+        let out = conv_norm(&self.conv2, &self.bn2, out);
         let out = match (&self.conv3, &self.bn3) {
-            (Some(conv3), Some(bn3)) => norm(bn3, conv(conv3, relu(out))),
+            (Some(conv3), Some(bn3)) => conv_norm(conv3, bn3, relu(out)),
             _ => out,
         };
         relu(out + sequential(&self.shortcut, x))
@@ -163,7 +163,7 @@ impl Staged for ImageNetResNet {
     }
 
     fn stem(&self, x: Tensor<4>) -> Tensor<4> {
-        relu(norm(&self.bn1, conv(&self.conv1, x)))
+        relu(conv_norm(&self.conv1, &self.bn1, x))
     }
 
     fn stage(&self, index: usize, x: Tensor<4>) -> Tensor<4> {

@@ -17,10 +17,10 @@ use burn::tensor::activation::relu;
 use burn::tensor::{Device, Tensor};
 
 use super::base::Staged;
-use super::layers::norm;
+use super::layers::conv_norm;
 use super::layers::{
-    ConvInit, ConvSpec, Layer, LinearInit, batch_norm, channel_shuffle, conv, global_avg_pool,
-    linear, sequential,
+    ConvInit, ConvSpec, Layer, LinearInit, batch_norm, channel_shuffle, global_avg_pool, linear,
+    sequential,
 };
 
 /// Hyper-parameters of ShuffleNet V1.
@@ -89,10 +89,10 @@ impl ShuffleUnitV1 {
     /// # Shapes
     /// - `x`: `[N, in, H, W]` → `[N, out (+ in if stride 2), H/stride, W/stride]`
     pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
-        let out = relu(norm(&self.bn1, conv(&self.conv1, x.clone())));
+        let out = relu(conv_norm(&self.conv1, &self.bn1, x.clone()));
         let out = channel_shuffle(out, self.shuffle_groups);
-        let out = relu(norm(&self.bn2, conv(&self.conv2, out)));
-        let out = norm(&self.bn3, conv(&self.conv3, out));
+        let out = relu(conv_norm(&self.conv2, &self.bn2, out));
+        let out = conv_norm(&self.conv3, &self.bn3, out);
         let residual = sequential(&self.shortcut, x);
         if self.stride == 2 {
             relu(Tensor::cat(vec![out, residual], 1))
@@ -158,7 +158,7 @@ impl Staged for ShuffleNetV1 {
     }
 
     fn stem(&self, x: Tensor<4>) -> Tensor<4> {
-        relu(norm(&self.bn1, conv(&self.conv1, x)))
+        relu(conv_norm(&self.conv1, &self.bn1, x))
     }
 
     fn stage(&self, index: usize, x: Tensor<4>) -> Tensor<4> {

@@ -15,9 +15,9 @@ use burn::tensor::activation::relu;
 use burn::tensor::{Device, Tensor};
 
 use super::base::Staged;
-use super::layers::norm;
+use super::layers::conv_norm;
 use super::layers::{
-    ConvInit, ConvSpec, LinearInit, batch_norm, channel_shuffle, conv, global_avg_pool, linear,
+    ConvInit, ConvSpec, LinearInit, batch_norm, channel_shuffle, global_avg_pool, linear,
 };
 
 /// Hyper-parameters of ShuffleNet V2.
@@ -77,11 +77,11 @@ impl DownUnit {
     }
 
     fn forward(&self, x: Tensor<4>) -> Tensor<4> {
-        let left = norm(&self.bn1, conv(&self.conv1, x.clone()));
-        let left = relu(norm(&self.bn2, conv(&self.conv2, left)));
-        let right = relu(norm(&self.bn3, conv(&self.conv3, x)));
-        let right = norm(&self.bn4, conv(&self.conv4, right));
-        let right = relu(norm(&self.bn5, conv(&self.conv5, right)));
+        let left = conv_norm(&self.conv1, &self.bn1, x.clone());
+        let left = relu(conv_norm(&self.conv2, &self.bn2, left));
+        let right = relu(conv_norm(&self.conv3, &self.bn3, x));
+        let right = conv_norm(&self.conv4, &self.bn4, right);
+        let right = relu(conv_norm(&self.conv5, &self.bn5, right));
         channel_shuffle(Tensor::cat(vec![left, right], 1), 2)
     }
 }
@@ -117,9 +117,9 @@ impl SplitUnit {
         let half = channels / 2;
         let kept = x.clone().narrow(1, 0, half);
         let out = x.narrow(1, half, channels - half);
-        let out = relu(norm(&self.bn1, conv(&self.conv1, out)));
-        let out = norm(&self.bn2, conv(&self.conv2, out));
-        let out = relu(norm(&self.bn3, conv(&self.conv3, out)));
+        let out = relu(conv_norm(&self.conv1, &self.bn1, out));
+        let out = conv_norm(&self.conv2, &self.bn2, out);
+        let out = relu(conv_norm(&self.conv3, &self.bn3, out));
         channel_shuffle(Tensor::cat(vec![kept, out], 1), 2)
     }
 }
@@ -187,7 +187,7 @@ impl Staged for ShuffleNetV2 {
     }
 
     fn stem(&self, x: Tensor<4>) -> Tensor<4> {
-        relu(norm(&self.bn1, conv(&self.conv1, x)))
+        relu(conv_norm(&self.conv1, &self.bn1, x))
     }
 
     fn stage(&self, index: usize, x: Tensor<4>) -> Tensor<4> {
@@ -201,7 +201,7 @@ impl Staged for ShuffleNetV2 {
     }
 
     fn pool(&self, x: Tensor<4>) -> Tensor<2> {
-        global_avg_pool(relu(norm(&self.bn2, conv(&self.conv2, x))))
+        global_avg_pool(relu(conv_norm(&self.conv2, &self.bn2, x)))
     }
 
     fn clear_stages_before(&mut self, index: usize) {

@@ -3,8 +3,8 @@
 //!
 //! `base.rs` holds [`ImageSet`] and the format names, `error.rs` the errors (every one names
 //! its file, and the byte offset where it has one), `source.rs` where a dataset lives,
-//! `augment.rs` and `loader.rs` the path from bytes to batches, `preset.rs` the standard
-//! datasets' statistics and augmentation.
+//! `augment.rs`, `rotation.rs` and `loader.rs` the path from bytes to batches, `preset.rs` the
+//! standard datasets' statistics and augmentation.
 
 mod augment;
 mod base;
@@ -16,6 +16,7 @@ pub mod idx;
 mod loader;
 mod preset;
 mod read;
+mod rotation;
 mod source;
 mod stats;
 
@@ -27,5 +28,6 @@ pub use loader::{
     Batch, BatchStream, StreamSpec, batches_per_epoch, build_batch, derive_seed, epoch_order, mix,
 };
 pub use preset::{Normalisation, Preset};
+pub use rotation::{Interpolation, Rotation, rotate};
 pub use source::{DATA_ENV, DEBIAN_FASHION_MNIST, DataSource, default_root, load_path};
 pub use stats::{Stats, stats};

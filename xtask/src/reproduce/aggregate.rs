@@ -6,7 +6,7 @@ use std::path::Path;
 
 use serde::Deserialize;
 
-use super::manifest::{Cell, Claim, Manifest, PaperNumber};
+use super::manifest::{Cell, CellKind, Claim, Manifest, PaperNumber};
 
 /// What a cell's `summary.json` says about one output.
 #[derive(Debug, Clone, Deserialize)]
@@ -85,7 +85,24 @@ pub struct Verdict {
     pub per_column: Vec<(String, String)>,
 }
 
+/// What `kd eval --json` reports (an evaluation cell: a released teacher).
+#[derive(Debug, Clone, Deserialize)]
+struct EvalReport {
+    top1: f64,
+}
+
 fn read_output(repo: &Path, cell: &Cell, output: &str) -> Option<OutputSummary> {
+    if let CellKind::Eval { .. } = cell.kind {
+        // One evaluation of a fixed file: its top-1 is both the last and the best.
+        let text =
+            std::fs::read_to_string(repo.join(&cell.dir).join(super::run::EVAL_REPORT)).ok()?;
+        let report: EvalReport = serde_json::from_str(&text).ok()?;
+        return Some(OutputSummary {
+            best_top1: report.top1,
+            last_top1: report.top1,
+            initial_top1: None,
+        });
+    }
     let text = std::fs::read_to_string(repo.join(&cell.dir).join("summary.json")).ok()?;
     let summary: Summary = serde_json::from_str(&text).ok()?;
     summary.outputs.get(output).cloned()
@@ -259,5 +276,50 @@ mod tests {
             n: 3,
         };
         assert_eq!(compare(c, b), "inconclusive (within two standard errors)");
+    }
+
+    #[test]
+    fn an_evaluation_cell_reports_its_top1_as_last_and_best() {
+        let repo = tempfile::tempdir().unwrap();
+        let cell = Cell {
+            row: "teacher".into(),
+            key: "resnet56".into(),
+            seed: 0,
+            config: "c.toml".into(),
+            sets: Vec::new(),
+            dir: "runs/t/teacher-released/resnet56/seed0".into(),
+            needs: Vec::new(),
+            kind: CellKind::Eval {
+                arch: "resnet56".into(),
+                checkpoint: "/r/resnet56_vanilla/ckpt_epoch_240.pth".into(),
+                format: "cifar100".into(),
+            },
+        };
+        assert_eq!(
+            super::super::run::cell_state(repo.path(), &cell),
+            super::super::run::CellState::New
+        );
+        assert!(read_output(repo.path(), &cell, "student").is_none());
+        let dir = repo.path().join(&cell.dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        // A kd train summary beside it does not count: an evaluation is done by its report.
+        std::fs::write(dir.join("summary.json"), r#"{"outputs": {}}"#).unwrap();
+        assert_eq!(
+            super::super::run::cell_state(repo.path(), &cell),
+            super::super::run::CellState::New
+        );
+        std::fs::write(
+            dir.join(super::super::run::EVAL_REPORT),
+            r#"{"checkpoint": "x", "role": "student", "arch": "resnet56", "count": 10000,
+                "top1": 72.34, "top5": 92.0, "per_class": []}"#,
+        )
+        .unwrap();
+        assert_eq!(
+            super::super::run::cell_state(repo.path(), &cell),
+            super::super::run::CellState::Done
+        );
+        let out = read_output(repo.path(), &cell, "student").unwrap();
+        assert_eq!((out.last_top1, out.best_top1), (72.34, 72.34));
+        assert_eq!(out.initial_top1, None);
     }
 }

@@ -6,6 +6,15 @@
 //! claims the table tests. Placeholders in a row's `sets` and `key`: `{seed}`, `{teacher}`,
 //! `{student}`, `{column}`, and `{run:<row>}`, the run directory of that row's cell of the same
 //! column and seed (which makes it a dependency).
+//!
+//! A manifest with a `[teachers]` table names the row that trains the teachers and the checkpoint
+//! of its runs the distillation rows load, once: rows write `{teacher_checkpoint}`. Its
+//! `[teachers.released]` table names the released file of each teacher (the path the official
+//! scripts give it, and the address they download it from): with a directory of those files
+//! ([`Manifest::cells_with`]' `released`), the teacher row evaluates each file (`kd eval`) instead of
+//! training, the rows that use `{teacher_checkpoint}` load it (imported from PyTorch at plan time,
+//! declared `trained_on` its preset), and both run under `<row>-released/` so the two routes never
+//! share a run directory. Nothing is downloaded: the user supplies the files.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -118,6 +127,48 @@ pub struct Quick {
     pub sets: Vec<String>,
 }
 
+/// Where the distillation rows' teachers come from (`[teachers]`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Teachers {
+    /// The row that trains the teachers (keyed `{teacher}`).
+    pub row: String,
+    /// The file of that row's run directory the distillation rows load
+    /// (`checkpoints/last.kdc` or `checkpoints/best.kdc`), as the table's official code does.
+    pub checkpoint: String,
+    /// Released teachers that can replace the trained ones.
+    #[serde(default)]
+    pub released: Option<Released>,
+}
+
+/// The released teacher checkpoints of a table (`[teachers.released]`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Released {
+    /// A teacher's file under the directory the user gives, with `{teacher}` for its
+    /// architecture (RepDistiller: `{teacher}_vanilla/ckpt_epoch_240.pth`).
+    pub file: String,
+    /// Where the official scripts download that file from, with `{teacher}` (provenance only).
+    pub url: String,
+    /// The script that downloads them, for messages.
+    pub fetched_by: String,
+    /// The data preset the released weights were trained on (`networks.teacher.trained_on`).
+    pub trained_on: String,
+    /// The data format `kd eval` reads to evaluate them (`cifar100`).
+    pub format: String,
+}
+
+/// One released teacher file a table needs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReleasedFile {
+    /// Teacher architecture.
+    pub arch: String,
+    /// Where it must be (`<dir>/<file>`).
+    pub path: PathBuf,
+    /// Where the official scripts download it from.
+    pub url: String,
+}
+
 /// A whole manifest.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -143,6 +194,25 @@ pub struct Manifest {
     /// Claims.
     #[serde(default)]
     pub claim: Vec<Claim>,
+    /// Where the distillation rows' teachers come from.
+    #[serde(default)]
+    pub teachers: Option<Teachers>,
+}
+
+/// What a cell runs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CellKind {
+    /// `kd train <config> --set …`.
+    Train,
+    /// `kd eval` of a released checkpoint on the test split: its top-1 is the cell's result.
+    Eval {
+        /// The network's architecture.
+        arch: String,
+        /// The checkpoint (a PyTorch file).
+        checkpoint: PathBuf,
+        /// The data format to read.
+        format: String,
+    },
 }
 
 /// One run: a row, a column (the first that rendered its key) and a seed.
@@ -162,6 +232,8 @@ pub struct Cell {
     pub dir: PathBuf,
     /// Indices of the cells that must finish first.
     pub needs: Vec<usize>,
+    /// What the cell runs.
+    pub kind: CellKind,
 }
 
 impl Manifest {
@@ -198,6 +270,26 @@ impl Manifest {
                 );
             }
         }
+        if let Some(teachers) = &manifest.teachers {
+            if !rows.contains(&teachers.row.as_str()) {
+                bail!(
+                    "{}: [teachers] row `{}` is not a row of the table",
+                    path.display(),
+                    teachers.row
+                );
+            }
+            let direct = format!("{{run:{}}}", teachers.row);
+            for row in &manifest.row {
+                if row.sets.iter().any(|s| s.contains(&direct)) {
+                    bail!(
+                        "{}: row `{}` names `{direct}`; write `{{teacher_checkpoint}}`, which \
+                         [teachers] resolves (and --released-teachers replaces)",
+                        path.display(),
+                        row.name
+                    );
+                }
+            }
+        }
         for claim in &manifest.claim {
             let named: Vec<&str> = claim
                 .better
@@ -218,8 +310,82 @@ impl Manifest {
         Ok(manifest)
     }
 
-    /// Expands the manifest into cells, in dependency order.
+    /// The released teacher files of the table's columns, under `dir`, in column order (each
+    /// architecture once).
+    ///
+    /// # Errors
+    /// When the manifest has no `[teachers.released]` table.
+    pub fn released_files(&self, dir: &Path) -> anyhow::Result<Vec<ReleasedFile>> {
+        let Some(released) = self.teachers.as_ref().and_then(|t| t.released.as_ref()) else {
+            bail!(
+                "table `{}` names no released teachers (no [teachers.released] table)",
+                self.title
+            );
+        };
+        let mut files: Vec<ReleasedFile> = Vec::new();
+        for column in &self.column {
+            if files.iter().any(|f| f.arch == column.teacher) {
+                continue;
+            }
+            files.push(ReleasedFile {
+                arch: column.teacher.clone(),
+                path: dir.join(released.file.replace("{teacher}", &column.teacher)),
+                url: released.url.replace("{teacher}", &column.teacher),
+            });
+        }
+        Ok(files)
+    }
+
+    /// Expands the manifest into cells, in dependency order, with the teachers it trains.
+    ///
+    /// # Errors
+    /// As [`Manifest::cells_with`].
     pub fn cells(&self, seeds: usize, quick: bool) -> anyhow::Result<Vec<Cell>> {
+        self.cells_with(seeds, quick, None)
+    }
+
+    /// Expands the manifest into cells, in dependency order; with `released`, the directory of
+    /// the released teachers, the teacher row evaluates them and the rows that load a teacher
+    /// load them (see the module's paragraph).
+    ///
+    /// # Errors
+    /// A key or placeholder that does not render, or `released` for a table without
+    /// `[teachers.released]`.
+    pub fn cells_with(
+        &self,
+        seeds: usize,
+        quick: bool,
+        released: Option<&Path>,
+    ) -> anyhow::Result<Vec<Cell>> {
+        let released_files = match released {
+            Some(dir) => Some(self.released_files(dir)?),
+            None => None,
+        };
+        let teachers = self.teachers.as_ref();
+        // `{teacher_checkpoint}`: the teacher row's run (a dependency), or the released file.
+        let teacher_checkpoint = |template: &str, column: &Column| -> anyhow::Result<String> {
+            if !template.contains(TEACHER_CHECKPOINT) {
+                return Ok(template.to_string());
+            }
+            let Some(teachers) = teachers else {
+                bail!("`{template}` uses {TEACHER_CHECKPOINT}, but the table has no [teachers]");
+            };
+            let with = match &released_files {
+                Some(files) => files
+                    .iter()
+                    .find(|f| f.arch == column.teacher)
+                    .expect("one file per column teacher")
+                    .path
+                    .display()
+                    .to_string(),
+                None => format!("{{run:{}}}/{}", teachers.row, teachers.checkpoint),
+            };
+            Ok(template.replace(TEACHER_CHECKPOINT, &with))
+        };
+        let uses_teacher = |row: &Row| {
+            teachers.is_some_and(|t| t.row == row.name)
+                || row.sets.iter().any(|s| s.contains(TEACHER_CHECKPOINT))
+        };
         let output_dir = if quick {
             with_suffix(&self.output_dir, "-quick")
         } else {
@@ -242,8 +408,13 @@ impl Manifest {
             )
         };
         let dir_of = |row: &Row, key: &str, seed: usize| {
+            let folder = if released.is_some() && uses_teacher(row) {
+                format!("{}-released", row.name)
+            } else {
+                row.name.clone()
+            };
             output_dir
-                .join(&row.name)
+                .join(folder)
                 .join(key)
                 .join(format!("seed{seed}"))
         };
@@ -265,6 +436,35 @@ impl Manifest {
                         .iter()
                         .any(|c| c.row == row.name && c.key == key && c.seed == seed)
                     {
+                        continue;
+                    }
+                    if let (Some(files), Some(teachers)) = (&released_files, teachers)
+                        && teachers.row == row.name
+                    {
+                        // A released file is evaluated once: its top-1 has no seed.
+                        if seed > 0 {
+                            continue;
+                        }
+                        let released = teachers.released.as_ref().expect("checked by files");
+                        let file = files
+                            .iter()
+                            .find(|f| f.arch == column.teacher)
+                            .expect("one file per column teacher");
+                        let dir = dir_of(row, &key, seed);
+                        cells.push(Cell {
+                            row: row.name.clone(),
+                            key,
+                            seed,
+                            config: row.config.clone(),
+                            sets: Vec::new(),
+                            dir,
+                            needs: Vec::new(),
+                            kind: CellKind::Eval {
+                                arch: column.teacher.clone(),
+                                checkpoint: file.path.clone(),
+                                format: released.format.clone(),
+                            },
+                        });
                         continue;
                     }
                     let mut needs = Vec::new();
@@ -292,10 +492,21 @@ impl Manifest {
                         .chain(&quick_sets)
                         .chain(row_quick)
                     {
-                        sets.push(render(template, column, seed, &lookup)?);
+                        let template = teacher_checkpoint(template, column)?;
+                        sets.push(render(&template, column, seed, &lookup)?);
+                    }
+                    if let (Some(_), Some(released)) =
+                        (&released_files, teachers.and_then(|t| t.released.as_ref()))
+                        && uses_teacher(row)
+                    {
+                        sets.push(format!(
+                            "networks.teacher.trained_on={}",
+                            released.trained_on
+                        ));
                     }
                     for template in &row.sets {
-                        for name in dependencies(template) {
+                        let template = teacher_checkpoint(template, column)?;
+                        for name in dependencies(&template) {
                             let earlier = self.row[..row_index]
                                 .iter()
                                 .find(|r| r.name == name)
@@ -323,6 +534,7 @@ impl Manifest {
                         sets,
                         dir,
                         needs,
+                        kind: CellKind::Train,
                     });
                 }
             }
@@ -341,6 +553,9 @@ impl Manifest {
             .unwrap_or(self.seeds)
     }
 }
+
+/// The placeholder for the checkpoint a distillation row loads its teacher from.
+pub const TEACHER_CHECKPOINT: &str = "{teacher_checkpoint}";
 
 /// Why `name` cannot be one folder of a run directory (empty, `.`, `..`, a separator), if it
 /// cannot: a row name or key like `../x` would put runs outside the table's output directory.
@@ -413,9 +628,8 @@ pub fn render(
 mod tests {
     use super::*;
 
-    fn manifest() -> Manifest {
-        toml::from_str(
-            r#"
+    /// A small manifest: a teacher row keyed on the teacher, a KD row that loads its run.
+    const MINIMAL: &str = r#"
 title = "t"
 description = "d"
 output_dir = "runs/t"
@@ -448,9 +662,10 @@ label = "KD"
 config = "kd.toml"
 sets = ["networks.student.arch={student}", "networks.teacher.checkpoint={run:teacher}/checkpoints/last.kdc"]
 paper = { a = { value = 70.0, source = "paper, Table 1" } }
-"#,
-        )
-        .unwrap()
+"#;
+
+    fn manifest() -> Manifest {
+        toml::from_str(MINIMAL).unwrap()
     }
 
     #[test]
@@ -546,6 +761,60 @@ paper = { a = { value = 70.0, source = "paper, Table 1" } }
         m.row[0].sets.push("x={run:kd}".into());
         assert!(
             format!("{:#}", m.cells(1, false).unwrap_err()).contains("must name an earlier row")
+        );
+    }
+
+    #[test]
+    fn a_teachers_table_resolves_the_teacher_checkpoint_once() {
+        let mut m = manifest();
+        m.row[1].sets[1] = format!("networks.teacher.checkpoint={TEACHER_CHECKPOINT}");
+        // Without [teachers] the placeholder has nothing to resolve to.
+        let error = m.cells(1, false).unwrap_err().to_string();
+        assert!(error.contains("no [teachers]"), "{error}");
+        m.teachers = Some(Teachers {
+            row: "teacher".into(),
+            checkpoint: "checkpoints/best.kdc".into(),
+            released: None,
+        });
+        let cells = m.cells(1, false).unwrap();
+        let kd = cells.iter().find(|c| c.row == "kd").unwrap();
+        assert!(
+            kd.sets.contains(
+                &"networks.teacher.checkpoint=runs/t/teacher/resnet20/seed0/checkpoints/best.kdc"
+                    .to_string()
+            )
+        );
+        assert_eq!(kd.needs, [0], "the teacher's run comes first");
+        // A table with [teachers] and no released files refuses a released directory.
+        let error = m
+            .cells_with(1, false, Some(Path::new("/x")))
+            .unwrap_err()
+            .to_string();
+        assert!(error.contains("names no released teachers"), "{error}");
+    }
+
+    #[test]
+    fn a_teachers_table_must_name_a_row_and_replace_direct_references() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("m.toml");
+        let with = |row: &str| {
+            format!(
+                "{MINIMAL}\n[teachers]\nrow = \"{row}\"\ncheckpoint = \"checkpoints/last.kdc\"\n"
+            )
+        };
+        // MINIMAL's KD row loads `{run:teacher}/checkpoints/last.kdc` itself.
+        std::fs::write(&path, with("teacher")).unwrap();
+        let error = Manifest::load(&path).unwrap_err().to_string();
+        assert!(
+            error.contains("row `kd` names `{run:teacher}`")
+                && error.contains("{teacher_checkpoint}"),
+            "{error}"
+        );
+        std::fs::write(&path, with("teachers")).unwrap();
+        let error = Manifest::load(&path).unwrap_err().to_string();
+        assert!(
+            error.contains("[teachers] row `teachers` is not a row"),
+            "{error}"
         );
     }
 }

@@ -3,12 +3,15 @@
 //!
 //! `manifest.rs` reads `configs/reproduce/<table>.toml` and expands it into cells, `run.rs` runs
 //! them, `aggregate.rs` reads the results back, `report.rs` and `chart.rs` write them,
-//! `slurm.rs` emits job arrays for a cluster. `--dry-run` plans every cell and times a step of
-//! each (`kd plan`, `kd time`) instead of training.
+//! `slurm.rs` emits job arrays for a cluster, `released.rs` checks a directory of released
+//! teachers (`--released-teachers`). `--dry-run` plans every cell and times a step of each
+//! (`kd plan`, `kd time`) instead of training.
 
 mod aggregate;
 mod chart;
 pub mod manifest;
+mod recipe;
+mod released;
 pub mod report;
 mod run;
 mod slurm;
@@ -55,6 +58,17 @@ pub struct Args {
     /// The `kd` binary to use (default: build it with cargo).
     #[arg(long)]
     kd: Option<PathBuf>,
+    /// A directory of the table's released teacher checkpoints (its `[teachers.released]`
+    /// files, as the official fetch script lays them out): the teacher row evaluates them and
+    /// distillation loads them, instead of training teachers; writes `<table>-released.*`.
+    #[arg(long, value_name = "DIR")]
+    released_teachers: Option<PathBuf>,
+    /// Print every cell's effective settings beside the official recipe
+    /// (`configs/reproduce/recipes/<table>.toml`), differences marked; train nothing.
+    #[arg(long, conflicts_with_all = ["dry_run", "plan_only", "emit", "aggregate_only", "quick"])]
+    recipe: bool,
+    #[command(flatten)]
+    recipe_options: recipe::Options,
 }
 
 /// The repository root (xtask lives in `<root>/xtask`).
@@ -107,6 +121,16 @@ fn dry_run(
             .iter()
             .filter(|c| c.row == cell.row && c.key == cell.key)
             .count();
+        if let manifest::CellKind::Eval { checkpoint, .. } = &cell.kind {
+            println!(
+                "{:<12} {:<28} {:>6} evaluates {}",
+                cell.row,
+                cell.key,
+                seeds,
+                checkpoint.display()
+            );
+            continue;
+        }
         let plan = run::kd_command(kd, repo, cell, &["plan"])
             .args(flags)
             .output()
@@ -223,11 +247,27 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     if args.quick && manifest.quick.is_none() {
         bail!("table `{}` has no [quick] variant", args.table);
     }
-    let cells = manifest.cells(seeds, args.quick)?;
+    if let Some(dir) = &args.released_teachers {
+        released::check(&manifest, &args.table, dir)?;
+        if args.emit.is_some() {
+            bail!("--emit writes training jobs only; run --released-teachers here");
+        }
+    }
+    let cells = manifest.cells_with(seeds, args.quick, args.released_teachers.as_deref())?;
     let kd = match &args.kd {
         Some(kd) => kd.clone(),
         None => build_kd(&repo)?,
     };
+    if args.recipe {
+        return recipe::run(
+            &kd,
+            &repo,
+            &args.table,
+            &manifest,
+            args.released_teachers.as_deref(),
+            &args.recipe_options,
+        );
+    }
     if args.dry_run || args.plan_only {
         return dry_run(&kd, &repo, &manifest, &cells, args.dry_run);
     }
@@ -248,17 +288,22 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     if !args.aggregate_only {
         run::run_cells(&kd, &repo, &cells, args.jobs)?;
     }
-    let name = if args.quick {
-        format!("{}-quick", args.table)
-    } else {
-        args.table.clone()
-    };
+    let mut name = args.table.clone();
+    if args.released_teachers.is_some() {
+        name.push_str("-released");
+    }
+    if args.quick {
+        name.push_str("-quick");
+    }
     let mut command = format!("cargo xtask reproduce {}", args.table);
     if args.quick {
         command.push_str(" --quick");
     }
     if let Some(s) = args.seeds {
         command.push_str(&format!(" --seeds {s}"));
+    }
+    if let Some(dir) = &args.released_teachers {
+        command.push_str(&format!(" --released-teachers {}", dir.display()));
     }
     let results = args
         .results

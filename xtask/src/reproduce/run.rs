@@ -1,6 +1,7 @@
 //! Running a table's cells with the `kd` binary: finished cells are skipped, interrupted ones
 //! resumed, independent ones run `--jobs` at a time, each into its own log file. A failed cell
-//! stops the command, naming its log.
+//! stops the command, naming its log. An evaluation cell (a released teacher) runs `kd eval` on
+//! the test split of `KD_DATA` and keeps its JSON report as `eval.json`.
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -8,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
 
-use super::manifest::Cell;
+use super::manifest::{Cell, CellKind};
 
 /// Where a cell stands on disk.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -21,9 +22,19 @@ pub enum CellState {
     New,
 }
 
+/// The report an evaluation cell keeps (`kd eval --json`).
+pub const EVAL_REPORT: &str = "eval.json";
+
 /// The state of a cell, from its run directory.
 pub fn cell_state(repo: &Path, cell: &Cell) -> CellState {
     let dir = repo.join(&cell.dir);
+    if let CellKind::Eval { .. } = cell.kind {
+        return if dir.join(EVAL_REPORT).is_file() {
+            CellState::Done
+        } else {
+            CellState::New
+        };
+    }
     if dir.join("summary.json").is_file() {
         CellState::Done
     } else if dir.join("checkpoints").join("last.kdc").is_file() {
@@ -52,6 +63,40 @@ pub fn kd_command(kd: &Path, repo: &Path, cell: &Cell, subcommand: &[&str]) -> C
     command
 }
 
+/// `kd eval --checkpoint <file> --arch <arch> --data $KD_DATA --format <format> --json` for an
+/// evaluation cell.
+///
+/// # Errors
+/// When `KD_DATA` is not set: the released teachers are evaluated on its test split.
+pub fn eval_command(kd: &Path, repo: &Path, cell: &Cell) -> anyhow::Result<Command> {
+    let CellKind::Eval {
+        arch,
+        checkpoint,
+        format,
+    } = &cell.kind
+    else {
+        bail!("cell {} trains; it is not an evaluation", cell_name(cell));
+    };
+    let Some(data) = std::env::var_os("KD_DATA") else {
+        bail!(
+            "cell {} evaluates {} on the test split of KD_DATA: set KD_DATA to the {format} \
+             folder",
+            cell_name(cell),
+            checkpoint.display()
+        );
+    };
+    let mut command = Command::new(kd);
+    command
+        .current_dir(repo)
+        .env("KD_LOG", "warn")
+        .arg("eval")
+        .arg("--checkpoint")
+        .arg(checkpoint)
+        .args(["--arch", arch, "--format", format, "--json", "--data"])
+        .arg(data);
+    Ok(command)
+}
+
 /// A human name for a cell.
 pub fn cell_name(cell: &Cell) -> String {
     format!("{}/{}/seed{}", cell.row, cell.key, cell.seed)
@@ -67,6 +112,20 @@ fn start(kd: &Path, repo: &Path, cell: &Cell) -> anyhow::Result<Child> {
         .append(true)
         .open(&log)
         .with_context(|| format!("opening {}", log.display()))?;
+    if let CellKind::Eval { .. } = cell.kind {
+        let dir = repo.join(&cell.dir);
+        std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+        let partial = dir.join(format!("{EVAL_REPORT}.partial"));
+        let report = std::fs::File::create(&partial)
+            .with_context(|| format!("creating {}", partial.display()))?;
+        let mut command = eval_command(kd, repo, cell)?;
+        command
+            .stdout(Stdio::from(report))
+            .stderr(Stdio::from(file));
+        return command
+            .spawn()
+            .with_context(|| format!("starting {}", kd.display()));
+    }
     let mut command = kd_command(kd, repo, cell, &["train"]);
     if cell_state(repo, cell) == CellState::Interrupted {
         command.arg("--resume");
@@ -77,6 +136,18 @@ fn start(kd: &Path, repo: &Path, cell: &Cell) -> anyhow::Result<Child> {
     command
         .spawn()
         .with_context(|| format!("starting {}", kd.display()))
+}
+
+/// After a cell succeeds: an evaluation's report becomes `eval.json` (a report cut short by a
+/// failure never does).
+fn finish(repo: &Path, cell: &Cell) -> anyhow::Result<()> {
+    if let CellKind::Eval { .. } = cell.kind {
+        let dir = repo.join(&cell.dir);
+        let partial = dir.join(format!("{EVAL_REPORT}.partial"));
+        std::fs::rename(&partial, dir.join(EVAL_REPORT))
+            .with_context(|| format!("renaming {}", partial.display()))?;
+    }
+    Ok(())
 }
 
 /// Runs every unfinished cell, at most `jobs` at once, dependencies first.
@@ -120,6 +191,7 @@ pub fn run_cells(kd: &Path, repo: &Path, cells: &[Cell], jobs: usize) -> anyhow:
             match child.try_wait()? {
                 None => still.push((index, child, since)),
                 Some(status) if status.success() => {
+                    finish(repo, &cells[index])?;
                     done[index] = true;
                     eprintln!(
                         "       finished {} in {:.0} s",

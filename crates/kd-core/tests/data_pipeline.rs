@@ -4,7 +4,8 @@
 use std::sync::Arc;
 
 use kd_core::data::{
-    Augment, BatchStream, Draw, ImageSet, PadMode, StreamSpec, Transform, batches_per_epoch,
+    Augment, BatchStream, Draw, ImageSet, PadMode, Rotation, StreamSpec, Transform,
+    batches_per_epoch,
 };
 
 fn transform(channels: usize, side: usize, size: usize) -> Transform {
@@ -68,6 +69,7 @@ fn centred_crop_is_the_identity_and_corner_crop_shifts() {
             dy: 2,
             dx: 2,
             flip: false,
+            angle: 0.0,
         },
     );
     assert_eq!(plain, centred);
@@ -81,6 +83,7 @@ fn centred_crop_is_the_identity_and_corner_crop_shifts() {
             dy: 0,
             dx: 0,
             flip: false,
+            angle: 0.0,
         },
     );
     assert_eq!(corner[0], 0.0);
@@ -101,6 +104,7 @@ fn reflect_padding_mirrors_without_repeating_the_edge() {
             dy: 2,
             dx: 0,
             flip: false,
+            angle: 0.0,
         },
     );
     // Column x reads canvas column x - 2: -2 → 2, -1 → 1, 0 → 0.
@@ -123,6 +127,7 @@ fn flip_mirrors_columns() {
             dy: 0,
             dx: 0,
             flip: true,
+            angle: 0.0,
         },
     );
     for y in 0..8 {
@@ -153,6 +158,7 @@ fn spec(epoch: usize, start_batch: usize) -> StreamSpec {
             crop_padding: 1,
             pad_mode: PadMode::Zero,
             flip: true,
+            rotation: Rotation::NONE,
         },
         seed: 17,
         epoch,

@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use super::Throughput;
-use crate::data::{Augment, BatchStream, ImageSet, PadMode, StreamSpec, Transform};
+use crate::data::{Augment, BatchStream, ImageSet, PadMode, Rotation, StreamSpec, Transform};
 
 /// Images per second the training pipeline delivers from `set` (augmented like a training
 /// epoch), timed per batch after `warmup` batches; the set is cycled as needed.
@@ -28,6 +28,7 @@ pub fn pipeline_throughput(
                 crop_padding: 4,
                 pad_mode: PadMode::Zero,
                 flip: true,
+                rotation: Rotation::NONE,
             },
             seed: 0,
             epoch,

@@ -142,7 +142,7 @@ pub(crate) fn enum_variants<T: serde::de::DeserializeOwned>() -> &'static [&'sta
 }
 
 /// The keys that hold one of a fixed set of names, with those names.
-fn enum_keys() -> [(&'static str, &'static [&'static str]); 6] {
+fn enum_keys() -> [(&'static str, &'static [&'static str]); 7] {
     [
         (
             "schedule.kind",
@@ -157,6 +157,10 @@ fn enum_keys() -> [(&'static str, &'static [&'static str]); 6] {
         (
             "data.augment.pad_mode",
             enum_variants::<crate::data::PadMode>(),
+        ),
+        (
+            "data.augment.rotation_interpolation",
+            enum_variants::<crate::data::Interpolation>(),
         ),
         (
             "run.backend",

@@ -13,7 +13,7 @@ use std::path::PathBuf;
 use serde::{Deserialize, Serialize};
 
 use crate::backend::BackendKind;
-use crate::data::{DataFormat, Normalisation, PadMode, Preset};
+use crate::data::{DataFormat, Interpolation, Normalisation, PadMode, Preset};
 
 /// A whole run, as the layered sources describe it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -182,6 +182,12 @@ impl DataSection {
             crop_padding: self.augment.crop_padding,
             pad_mode: self.augment.pad_mode,
             flip: self.flip(),
+            rotation: crate::data::Rotation {
+                degrees: self.augment.rotation_degrees,
+                // The plan has checked 0 ..= 255 (`data.augment.rotation_fill`).
+                fill: self.augment.rotation_fill.clamp(0, 255) as u8,
+                interpolation: self.augment.rotation_interpolation,
+            },
         }
     }
 
@@ -212,6 +218,31 @@ pub struct AugmentSection {
     /// [`DataSection::flip`]).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub flip: Option<bool>,
+    /// Largest random rotation, degrees, 0 to 180 (0: none): torchvision's
+    /// `RandomRotation(rotation_degrees)` after the flip, the angle uniform in `[-d, d)`,
+    /// counter-clockwise. Left out of the saved configuration when 0, like the other rotation
+    /// keys at their defaults, so runs started before the key existed still resume.
+    #[serde(skip_serializing_if = "is_zero")]
+    pub rotation_degrees: f64,
+    /// Pixel value, 0 to 255, of the corners a rotation uncovers, on every channel, before
+    /// normalisation (torchvision's `fill`).
+    #[serde(skip_serializing_if = "is_zero_fill")]
+    pub rotation_fill: i64,
+    /// Sampling of rotated images: `nearest` (torchvision's default) or `bilinear`.
+    #[serde(skip_serializing_if = "is_nearest")]
+    pub rotation_interpolation: Interpolation,
+}
+
+fn is_zero(value: &f64) -> bool {
+    *value == 0.0
+}
+
+fn is_zero_fill(value: &i64) -> bool {
+    *value == 0
+}
+
+fn is_nearest(value: &Interpolation) -> bool {
+    *value == Interpolation::Nearest
 }
 
 impl Default for AugmentSection {
@@ -220,6 +251,9 @@ impl Default for AugmentSection {
             crop_padding: 4,
             pad_mode: PadMode::Zero,
             flip: None,
+            rotation_degrees: 0.0,
+            rotation_fill: 0,
+            rotation_interpolation: Interpolation::Nearest,
         }
     }
 }

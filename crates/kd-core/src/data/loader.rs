@@ -102,6 +102,7 @@ pub fn build_batch(
     let batch_seed = mix(mix(mix(spec.seed) ^ spec.epoch as u64)
         ^ (index as u64).wrapping_mul(0x2545_f491_4f6c_dd1d));
     let mut rng = ChaCha8Rng::seed_from_u64(batch_seed);
+    let mut scratch = Vec::new(); // the rotation's 8-bit buffers, sized once per batch
     for (slot, &i) in indices.iter().enumerate() {
         let draw = if spec.augment == Augment::NONE {
             Draw::default()
@@ -109,13 +110,7 @@ pub fn build_batch(
             Draw::sample(&spec.augment, &mut rng)
         };
         let out = &mut images[slot * per_image..(slot + 1) * per_image];
-        transform.apply(
-            set.image(i),
-            spec.augment.crop_padding,
-            spec.augment.pad_mode,
-            draw,
-            out,
-        );
+        transform.augment(set.image(i), &spec.augment, draw, &mut scratch, out);
     }
     Batch {
         index,

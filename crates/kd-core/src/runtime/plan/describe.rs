@@ -107,11 +107,12 @@ impl RunPlan {
             d.train.num_classes
         ));
         line(format!(
-            "      batch {} (eval {}), crop padding {} ({:?}), flip {}, mean {:?}, std {:?} ({})",
+            "      batch {} (eval {}), crop padding {} ({:?}), {}, flip {}, mean {:?}, std {:?} ({})",
             c.data.batch_size,
             c.data.eval_batch_size,
             c.data.augment.crop_padding,
             c.data.augment.pad_mode,
+            rotation_words(&c.data.augment_spec().rotation),
             c.data.flip(),
             d.mean,
             d.std,
@@ -257,5 +258,18 @@ impl RunPlan {
                     .map(move |r| format!("{}: {r}", m.instance))
             })
             .collect()
+    }
+}
+
+/// The plan's words for the random rotation: `rotation ±15° (nearest, fill 0)`, or
+/// `no rotation`.
+fn rotation_words(r: &crate::data::Rotation) -> String {
+    if r.is_active() {
+        format!(
+            "rotation ±{}° ({:?}, fill {})",
+            r.degrees, r.interpolation, r.fill
+        )
+    } else {
+        "no rotation".into()
     }
 }

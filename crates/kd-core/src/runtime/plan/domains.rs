@@ -38,6 +38,8 @@ enum Domain {
     NonNegative,
     /// Finite, from 0 to 1 inclusive.
     UnitInterval,
+    /// Finite, from 0 to 180 inclusive (an angle in degrees, as a half turn either way).
+    HalfTurn,
 }
 
 impl Domain {
@@ -48,6 +50,7 @@ impl Domain {
                 Domain::Positive => value > 0.0,
                 Domain::NonNegative => value >= 0.0,
                 Domain::UnitInterval => (0.0..=1.0).contains(&value),
+                Domain::HalfTurn => (0.0..=180.0).contains(&value),
             }
     }
 
@@ -57,6 +60,7 @@ impl Domain {
             Domain::Positive => "must be a positive number",
             Domain::NonNegative => "must be a non-negative number",
             Domain::UnitInterval => "must be between 0 and 1",
+            Domain::HalfTurn => "must be between 0 and 180 (degrees)",
         }
     }
 }
@@ -99,6 +103,11 @@ pub(super) fn check_domains(config: &RunConfig, issues: &mut Issues<'_>) {
             c.loss.ce_weight,
             Domain::NonNegative,
         ),
+        (
+            "data.augment.rotation_degrees".into(),
+            c.data.augment.rotation_degrees,
+            Domain::HalfTurn,
+        ),
     ];
     for (role, network) in &c.networks {
         if let Some(lr) = network.lr {
@@ -140,6 +149,14 @@ pub(super) fn check_domains(config: &RunConfig, issues: &mut Issues<'_>) {
         if value > max {
             issues.push(key, format!("must be at most {max}, got {value}"));
         }
+    }
+
+    let fill = c.data.augment.rotation_fill;
+    if !(0..=255).contains(&fill) {
+        issues.push(
+            "data.augment.rotation_fill",
+            format!("must be a pixel value from 0 to 255, got {fill}"),
+        );
     }
 
     let (padding, side) = (c.data.augment.crop_padding, c.data.input_size);
@@ -233,7 +250,13 @@ mod tests {
 
     #[test]
     fn domains_reject_nan_infinities_and_out_of_range_values() {
-        for domain in [Domain::Positive, Domain::NonNegative, Domain::UnitInterval] {
+        let all = [
+            Domain::Positive,
+            Domain::NonNegative,
+            Domain::UnitInterval,
+            Domain::HalfTurn,
+        ];
+        for domain in all {
             for bad in [f64::NAN, f64::INFINITY, f64::NEG_INFINITY, -1.0] {
                 assert!(!domain.contains(bad), "{domain:?} accepts {bad}");
             }
@@ -242,6 +265,8 @@ mod tests {
         assert!(!Domain::Positive.contains(0.0));
         assert!(Domain::NonNegative.contains(0.0));
         assert!(Domain::UnitInterval.contains(1.0) && !Domain::UnitInterval.contains(1.5));
+        assert!(Domain::HalfTurn.contains(0.0) && Domain::HalfTurn.contains(180.0));
+        assert!(!Domain::HalfTurn.contains(180.5));
     }
 
     #[test]

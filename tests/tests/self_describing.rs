@@ -416,7 +416,7 @@ fn import_preparation_flags_that_do_not_fit_are_refused_and_nothing_is_written()
 }
 
 #[test]
-fn the_plan_warns_when_a_teacher_was_trained_on_inputs_prepared_otherwise() {
+fn the_plan_refuses_a_teacher_trained_on_inputs_prepared_otherwise() {
     let dir = tempfile::tempdir().unwrap();
     let teacher = trained(dir.path());
     let student = |name: &str, mean: f32| {
@@ -442,13 +442,13 @@ fn the_plan_warns_when_a_teacher_was_trained_on_inputs_prepared_otherwise() {
         )
     };
     let other = student("other", 0.3);
-    let out = success(kd(dir.path(), &["plan", other.to_str().unwrap()]));
-    let text = String::from_utf8_lossy(&out.stdout);
+    let stderr = failure(kd(dir.path(), &["plan", other.to_str().unwrap()]), 2);
     assert!(
-        text.contains("networks.teacher.checkpoint")
-            && text.contains("was trained on inputs prepared as")
-            && text.contains("this run feeds it mean [0.3]"),
-        "{text}"
+        stderr.contains("networks.teacher.checkpoint")
+            && stderr.contains("was trained on inputs prepared as")
+            && stderr.contains("mean [0.6]")
+            && stderr.contains("this run feeds it mean [0.3]"),
+        "{stderr}"
     );
     let same = student("same", 0.6);
     let out = success(kd(dir.path(), &["plan", same.to_str().unwrap()]));

@@ -95,7 +95,9 @@ fn typo_key_names_the_full_key_and_the_file() {
             issue
                 .message
                 .contains("unknown field `momentun` (did you mean `momentum`?)")
-                && issue.message.contains("known keys here: `lr`, `momentum`"),
+                && issue
+                    .message
+                    .contains("known keys here: `lr`, `lr_for_arch`, `momentum`"),
             "{err}"
         );
         Ok(())

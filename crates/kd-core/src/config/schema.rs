@@ -268,13 +268,24 @@ pub struct NetworkConfig {
     /// frozen roles.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub checkpoint: Option<PathBuf>,
-    /// Learning rate for this role instead of `optim.lr`.
+    /// Learning rate for this role instead of `optim.lr_for_arch` and `optim.lr`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub lr: Option<f64>,
     /// Weight of this role's cross-entropy instead of `loss.ce_weight` (roles trained in the main
     /// phase only).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub ce_weight: Option<f64>,
+    /// How the inputs of `checkpoint`'s weights were prepared, as a dataset preset (its mean,
+    /// std and 32-pixel input): declares what a checkpoint that records no preparation (a
+    /// PyTorch file, an import without flags, an older kd checkpoint) was trained on, so the
+    /// plan can compare it with the run's data. A checkpoint that records one must agree.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub trained_on: Option<Preset>,
+    /// Feed `checkpoint`'s weights this run's data even when they were trained on inputs
+    /// prepared otherwise (other mean, std or input size): the plan then warns instead of
+    /// refusing.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub allow_other_preparation: bool,
 }
 
 impl NetworkConfig {
@@ -285,6 +296,8 @@ impl NetworkConfig {
             checkpoint: None,
             lr: None,
             ce_weight: None,
+            trained_on: None,
+            allow_other_preparation: false,
         }
     }
 }
@@ -301,6 +314,12 @@ impl Default for NetworkConfig {
 pub struct OptimConfig {
     /// Base learning rate.
     pub lr: f64,
+    /// Learning rate by zoo architecture (`MobileNetV2 = 0.01`), for every trained role of that
+    /// architecture without its own `networks.<role>.lr`; `lr` for the others. RepDistiller
+    /// trains MobileNetV2 and the ShuffleNets at 0.01 instead of 0.05 (`train_student.py`,
+    /// `train_teacher.py`); `configs/recipes/repdistiller-lr.toml` holds that rule.
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub lr_for_arch: BTreeMap<String, f64>,
     /// Momentum.
     pub momentum: f64,
     /// Nesterov momentum.
@@ -313,6 +332,7 @@ impl Default for OptimConfig {
     fn default() -> Self {
         OptimConfig {
             lr: 0.05,
+            lr_for_arch: BTreeMap::new(),
             momentum: 0.9,
             nesterov: false,
             weight_decay: 5e-4,

@@ -6,13 +6,17 @@
 //! [`write_imported`] stores the result as a kd checkpoint (`kd import`), with the input
 //! preparation the user gave ([`write_imported_prepared`]). When a config names a
 //! `.pth` file as a network's checkpoint, the plan runs [`check_pytorch`] and [`cache_path`],
-//! and the run [`import_cached`] (once: a later run reuses the file).
+//! and the run [`import_cached`] (once: a later run reuses the file); the `_prepared` variants
+//! record the input preparation the config declares (`networks.<role>.trained_on`).
 
 mod cache;
 mod error;
 mod pytorch;
 
-pub use cache::{PYTORCH_EXTENSIONS, cache_path, import_cached, is_pytorch_checkpoint};
+pub use cache::{
+    PYTORCH_EXTENSIONS, cache_path, cache_path_prepared, import_cached, import_cached_prepared,
+    is_pytorch_checkpoint,
+};
 pub use error::{ImportError, KeyMismatch};
 pub use pytorch::{
     IMPORTED_ROLE, ImportNotes, ImportOptions, Imported, StateDictMatch, check_pytorch,

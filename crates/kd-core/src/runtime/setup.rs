@@ -45,14 +45,23 @@ pub(super) fn build_roles(
 }
 
 /// Imports every PyTorch checkpoint the plan checked into `<run.output_dir>/imports/`, once
-/// (a file already there is reused). Runs before the device is seeded, so importing draws
-/// nothing from the run's random stream.
+/// (a file already there is reused), recording the input preparation the role's
+/// `networks.<role>.trained_on` declares, or none. Runs before the device is seeded, so
+/// importing draws nothing from the run's random stream.
 pub(super) fn import_checkpoints(plan: &RunPlan) -> Result<(), TrainError> {
     let device = Device::flex();
     for r in &plan.roles {
         if let (Some(source), Some((cached, _))) = (&r.imported_from, &r.checkpoint) {
             let n = &r.network;
-            import::import_cached(source, &n.arch_name, n.spec, cached, &device)?;
+            let preparation = r.imported_preparation.as_ref();
+            import::import_cached_prepared(
+                source,
+                &n.arch_name,
+                n.spec,
+                cached,
+                &device,
+                preparation,
+            )?;
         }
     }
     Ok(())

@@ -4,23 +4,25 @@
 //! A PyTorch file is checked from its keys and shapes (nothing is imported or allocated here), so
 //! a key that does not fit is a plan error like any other; the run imports it once, when it builds
 //! its roles, into `<run.output_dir>/imports/` (`import/cache.rs`), and uses the cached file as
-//! any kd checkpoint.
+//! any kd checkpoint. The preparation the weights were trained with is compared with the run's
+//! (`preparation.rs`).
 
 use std::path::{Path, PathBuf};
 
-use crate::checkpoint::{self, CheckpointError, CheckpointHeader};
+use crate::checkpoint::{self, CheckpointError, CheckpointHeader, InputPreparation};
 use crate::config::{Issues, RunConfig, display_path};
 use crate::import;
 use crate::method::PlannedNetwork;
 
-use super::roles::RoleUse;
+use super::preparation::Recorded;
+use super::roles::{RoleUse, table_key};
 use super::{DataPlan, PlanOptions};
 
 /// Checks checkpoints for one plan, collecting problems and warnings.
 pub(super) struct Checker<'p, 'i> {
     pub(super) config: &'p RunConfig,
     pub(super) options: PlanOptions,
-    /// The run's data, when planned: a teacher prepared otherwise is worth a warning.
+    /// The run's data, when planned: weights trained on inputs prepared otherwise are refused.
     pub(super) data: Option<&'p DataPlan>,
     pub(super) issues: &'p mut Issues<'i>,
     pub(super) warnings: &'p mut Vec<String>,
@@ -33,6 +35,8 @@ pub(super) struct Start {
     pub(super) checkpoint: Option<(PathBuf, String)>,
     /// The PyTorch file that checkpoint is imported from when the run builds its roles.
     pub(super) imported_from: Option<PathBuf>,
+    /// The preparation `networks.<role>.trained_on` declares, recorded in that import.
+    pub(super) preparation: Option<InputPreparation>,
 }
 
 impl Checker<'_, '_> {
@@ -47,6 +51,16 @@ impl Checker<'_, '_> {
         let key = format!("networks.{role}.checkpoint");
         match reference {
             None => {
+                if self.config.networks[&planned.role].trained_on.is_some() {
+                    let role = table_key(role);
+                    self.issues.push(
+                        &format!("networks.{role}.trained_on"),
+                        format!(
+                            "declares what networks.{role}.checkpoint was trained on, but the \
+                             role has no checkpoint; remove it or set the checkpoint"
+                        ),
+                    );
+                }
                 for need in &uses.pretrained {
                     self.issues.push(
                         &key,
@@ -59,10 +73,11 @@ impl Checker<'_, '_> {
                 Start::default()
             }
             Some(reference) if import::is_pytorch_checkpoint(reference) => {
-                match self.check_pytorch(&key, reference, planned) {
-                    Some(cached) => Start {
+                match self.check_pytorch(&key, reference, uses, planned) {
+                    Some((cached, preparation)) => Start {
                         checkpoint: Some((cached, import::IMPORTED_ROLE.to_string())),
                         imported_from: Some(reference.to_path_buf()),
+                        preparation,
                     },
                     None => Start::default(),
                 }
@@ -75,6 +90,7 @@ impl Checker<'_, '_> {
                             && source.kind() == std::io::ErrorKind::NotFound =>
                     {
                         self.warn_missing(&key, &path);
+                        self.check_preparation(&path, Recorded::NotYet, uses, planned);
                     }
                     Err(e) => self.issues.push(&key, e.to_string()),
                     Ok(header) => match header_mismatch(&header, &path, &inner, planned) {
@@ -86,28 +102,36 @@ impl Checker<'_, '_> {
                             if let Err(e) = checkpoint::read(&path) {
                                 self.issues.push(&key, e.to_string());
                             }
-                            self.warn_other_preparation(&key, &path, &header);
+                            let recorded = header
+                                .preparation
+                                .as_ref()
+                                .map_or(Recorded::Nothing, Recorded::Record);
+                            self.check_preparation(&path, recorded, uses, planned);
                         }
                     },
                 }
                 Start {
                     checkpoint: Some((path, inner)),
                     imported_from: None,
+                    preparation: None,
                 }
             }
         }
     }
 
     /// A PyTorch file: its keys and shapes checked against the planned network (architecture,
-    /// classes, channels); the path of the kd checkpoint the run will import it into.
+    /// classes, channels), its declared preparation against the run's; the path of the kd
+    /// checkpoint the run will import it into, and the preparation that import records.
     fn check_pytorch(
         &mut self,
         key: &str,
         reference: &Path,
+        uses: &RoleUse,
         planned: &PlannedNetwork,
-    ) -> Option<PathBuf> {
+    ) -> Option<(PathBuf, Option<InputPreparation>)> {
         if self.options.allow_missing_checkpoints && !reference.exists() {
             self.warn_missing(key, reference);
+            self.check_preparation(reference, Recorded::Nothing, uses, planned);
             return None;
         }
         let dir = self.config.run.output_dir.join("imports");
@@ -116,37 +140,18 @@ impl Checker<'_, '_> {
             in_channels: Some(planned.spec.in_channels),
             key: None,
         };
-        let checked = import::check_pytorch(reference, &planned.arch_name, &options)
-            .and_then(|_| import::cache_path(reference, &planned.arch_name, planned.spec, &dir));
-        match checked {
-            Ok(cached) => Some(cached),
+        if let Err(e) = import::check_pytorch(reference, &planned.arch_name, &options) {
+            self.issues.push(key, e.to_string());
+            return None;
+        }
+        let preparation = self.check_preparation(reference, Recorded::Nothing, uses, planned);
+        let (arch, spec) = (&planned.arch_name, planned.spec);
+        match import::cache_path_prepared(reference, arch, spec, &dir, preparation.as_ref()) {
+            Ok(cached) => Some((cached, preparation)),
             Err(e) => {
                 self.issues.push(key, e.to_string());
                 None
             }
-        }
-    }
-
-    /// Warns when the checkpoint records an input preparation other than this run's: a
-    /// teacher fed images normalised otherwise than it was trained on sees shifted inputs.
-    fn warn_other_preparation(&mut self, key: &str, path: &Path, header: &CheckpointHeader) {
-        let (Some(recorded), Some(data)) = (&header.preparation, self.data) else {
-            return;
-        };
-        let differs = recorded.mean != data.mean
-            || recorded.std != data.std
-            || recorded.input_size != data.input_size;
-        if differs {
-            self.warnings.push(format!(
-                "{key}: {} was trained on inputs prepared as {}, but this run feeds it mean \
-                 {:?}, std {:?}, input {}x{}",
-                display_path(path),
-                recorded.describe(),
-                data.mean,
-                data.std,
-                data.input_size,
-                data.input_size
-            ));
         }
     }
 

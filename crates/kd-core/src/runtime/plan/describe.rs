@@ -133,6 +133,18 @@ impl RunPlan {
             c.schedule.gamma,
             c.schedule.warmup_epochs
         ));
+        if !c.optim.lr_for_arch.is_empty() {
+            let rates: Vec<String> = c
+                .optim
+                .lr_for_arch
+                .iter()
+                .map(|(arch, lr)| format!("{arch} {lr}"))
+                .collect();
+            line(format!(
+                "           lr by architecture: {}",
+                rates.join(", ")
+            ));
+        }
         for l in self.phase_lines() {
             line(l);
         }
@@ -160,7 +172,9 @@ impl RunPlan {
         let mut lines = Vec::new();
         for r in &self.roles {
             let mode = match (&r.trained_in, r.bn) {
-                (Some(phase), _) => format!("trained in `{phase}`, lr {}", r.lr),
+                (Some(phase), _) => {
+                    format!("trained in `{phase}`, lr {} ({})", r.lr, r.lr_source)
+                }
                 (None, BnMode::Eval) => "frozen".to_string(),
                 (None, BnMode::Train) => "frozen weights, BatchNorm in training mode".to_string(),
             };

@@ -109,6 +109,9 @@ pub(super) fn check_domains(config: &RunConfig, issues: &mut Issues<'_>) {
             Domain::HalfTurn,
         ),
     ];
+    for (arch, lr) in &c.optim.lr_for_arch {
+        floats.push((format!("optim.lr_for_arch.{arch}"), *lr, Domain::Positive));
+    }
     for (role, network) in &c.networks {
         if let Some(lr) = network.lr {
             floats.push((format!("networks.{role}.lr"), lr, Domain::NonNegative));

@@ -9,7 +9,9 @@
 //!
 //! One concept per file: the dataset (`data.rs`), the method stack and its phases
 //! (`methods.rs`), the roles merged from every method's needs (`roles.rs`), a role's
-//! checkpoint checked from its header (`checkpoints.rs`), the domain of every numeric key
+//! checkpoint checked from its header (`checkpoints.rs`) and the input preparation its weights
+//! were trained with compared with the run's (`preparation.rs`), a trained role's learning rate
+//! (`learning_rate.rs`), the domain of every numeric key
 //! (`domains.rs`), and how a plan describes itself (`describe.rs`). This file holds the plan's
 //! types and the order the checks run in.
 
@@ -17,11 +19,14 @@ mod checkpoints;
 mod data;
 mod describe;
 mod domains;
+mod learning_rate;
 mod methods;
+mod preparation;
 mod roles;
 
 use std::path::PathBuf;
 
+use crate::checkpoint::InputPreparation;
 use crate::config::{ConfigError, Issues, LoadedConfig, RunConfig};
 use crate::method::{BnMode, Method, Needs, PhaseSpec, PlannedNetwork, Registry, SgdSettings};
 use crate::zoo::ModelSpec;
@@ -42,8 +47,14 @@ pub struct RolePlan {
     /// The PyTorch file `checkpoint` is imported from when the run builds its roles (the plan
     /// checked its keys; `checkpoint` is then the import cache's file).
     pub imported_from: Option<PathBuf>,
-    /// Base learning rate.
+    /// The input preparation `networks.<role>.trained_on` declares for that PyTorch file, which
+    /// its import records (`None`: the import records none).
+    pub imported_preparation: Option<InputPreparation>,
+    /// Base learning rate (trained roles; see `learning_rate.rs` for the rule).
     pub lr: f64,
+    /// The key that decided `lr` (`networks.student.lr`, `optim.lr_for_arch.MobileNetV2`,
+    /// `optim.lr`, or the key of the method that suggested it).
+    pub lr_source: String,
     /// Weight of its cross-entropy when trained in the main phase.
     pub ce_weight: f64,
     /// Who uses it (`task loss`, method instances).
@@ -130,6 +141,7 @@ pub fn plan_with(
         }
     }
     domains::check_domains(config, &mut issues);
+    learning_rate::check_lr_for_arch(config, &mut issues);
     issues.extend(super::run_dir::path_issues(config));
 
     let uses = roles::merge_needs(config, &methods, &mut issues);

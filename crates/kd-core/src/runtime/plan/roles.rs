@@ -16,15 +16,18 @@ use crate::method::{BnMode, MAIN_PHASE, PlannedNetwork, RoleNeed};
 use crate::zoo::{self, ModelSpec};
 
 use super::checkpoints::Checker;
+use super::learning_rate;
 use super::{MethodInstance, RolePlan};
 
 /// What the stack asks of one role, merged over every method.
 pub(super) struct RoleUse {
-    trained_in: Option<String>,
+    /// The phase that trains it, if any trains it.
+    pub(super) trained_in: Option<String>,
     /// The keys of the methods that need it pretrained.
     pub(super) pretrained: Vec<String>,
     bn: BnMode,
-    lr: Option<f64>,
+    /// The learning rate the methods suggest, and the key of the first that does.
+    lr: Option<(f64, String)>,
     used_by: Vec<String>,
     /// A warning for the plan: several instances train the role in one phase.
     shared: Option<String>,
@@ -319,7 +322,9 @@ fn merge_role(
             .map(|d| d.need.key.clone())
             .collect(),
         bn,
-        lr,
+        lr: suggesting
+            .first()
+            .and_then(|d| Some((d.need.lr?, d.need.key.clone()))),
         used_by,
         shared,
     }
@@ -365,14 +370,17 @@ pub(super) fn plan_roles(
             has_checkpoint: network.checkpoint.is_some(),
         };
         let start = checker.check(role, network.checkpoint.as_deref(), entry, &planned);
+        let suggested = entry.lr.as_ref().map(|(lr, key)| (*lr, key.as_str()));
+        let lr = learning_rate::resolve(config, role, network, zoo_entry.name, suggested);
         roles.push(RolePlan {
             network: planned,
             trained_in: entry.trained_in.clone(),
             bn: entry.bn,
             checkpoint: start.checkpoint,
             imported_from: start.imported_from,
-            // The role's own key first, then the rate a method suggests, then the run's.
-            lr: network.lr.or(entry.lr).unwrap_or(config.optim.lr),
+            imported_preparation: start.preparation,
+            lr: lr.value,
+            lr_source: lr.source,
             ce_weight: network.ce_weight.unwrap_or(config.loss.ce_weight),
             used_by: entry.used_by.clone(),
         });
@@ -381,7 +389,7 @@ pub(super) fn plan_roles(
 }
 
 /// An unknown zoo name, with the closest known one and the full list.
-fn unknown_arch_message(arch: &str) -> String {
+pub(super) fn unknown_arch_message(arch: &str) -> String {
     let names = zoo::names();
     let closest = names
         .iter()

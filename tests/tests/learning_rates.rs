@@ -1,0 +1,136 @@
+//! Per-architecture learning rates through the binary: `optim.lr_for_arch` gives a trained role
+//! of a listed architecture its rate, `networks.<role>.lr` still wins, other roles keep
+//! `optim.lr`, and `kd plan` prints each trained role's rate with the key that decided it. The
+//! table's names must be zoo architectures and its values positive numbers, each refused at its
+//! key with exit status 2. The shipped rule (`configs/recipes/repdistiller-lr.toml`) is what
+//! the configs include.
+
+use std::path::Path;
+
+use kd_tests::{failure, kd, repo_root, success, tiny_config, write};
+
+/// A DML run of a MobileNetV2 student and a resnet20 peer that includes the shipped rule.
+fn dml_config(dir: &Path) -> std::path::PathBuf {
+    let recipe = repo_root().join("configs/recipes/repdistiller-lr.toml");
+    let dml = repo_root().join("configs/methods/dml.toml");
+    let text = tiny_config(
+        dir,
+        "lr",
+        "MobileNetV2",
+        2,
+        1,
+        "[networks.peer]\narch = \"resnet20\"\n",
+    );
+    let text = format!(
+        "include = [\"{}\", \"{}\"]\n{text}",
+        recipe.display(),
+        dml.display()
+    );
+    write(dir, "lr.toml", &text)
+}
+
+/// `kd plan CONFIG --set …`'s line for `role`.
+fn role_line(dir: &Path, config: &Path, sets: &[&str], role: &str) -> String {
+    let mut args = vec!["plan", config.to_str().unwrap()];
+    for set in sets {
+        args.extend(["--set", set]);
+    }
+    let out = success(kd(dir, &args));
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    text.lines()
+        .find(|l| l.trim_start().starts_with(&format!("{role} ")))
+        .unwrap_or_else(|| panic!("no line for {role}:\n{text}"))
+        .to_string()
+}
+
+#[test]
+fn a_listed_architecture_gets_its_rate_and_the_others_optim_lr() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dml_config(dir.path());
+    let student = role_line(dir.path(), &config, &[], "student");
+    assert!(
+        student.contains("MobileNetV2")
+            && student.contains("lr 0.01 (optim.lr_for_arch.MobileNetV2)"),
+        "{student}"
+    );
+    let peer = role_line(dir.path(), &config, &[], "peer");
+    assert!(
+        peer.contains("resnet20") && peer.contains("lr 0.05 (optim.lr)"),
+        "{peer}"
+    );
+    // The role's own key wins over the table.
+    let student = role_line(dir.path(), &config, &["networks.student.lr=0.2"], "student");
+    assert!(
+        student.contains("lr 0.2 (networks.student.lr)"),
+        "{student}"
+    );
+    // `optim.lr` moves the unlisted peer only.
+    let sets = ["optim.lr=0.1"];
+    let peer = role_line(dir.path(), &config, &sets, "peer");
+    assert!(peer.contains("lr 0.1 (optim.lr)"), "{peer}");
+    let student = role_line(dir.path(), &config, &sets, "student");
+    assert!(student.contains("lr 0.01 ("), "{student}");
+}
+
+#[test]
+fn an_unknown_architecture_or_a_rate_outside_its_domain_is_refused_at_its_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dml_config(dir.path());
+    let path = config.to_str().unwrap();
+    let stderr = failure(
+        kd(
+            dir.path(),
+            &[
+                "plan",
+                path,
+                "--set",
+                "optim.lr_for_arch.MobileNetV3=0.01",
+                "--set",
+                "optim.lr_for_arch.ShuffleV1=0",
+                "--set",
+                "optim.lr_for_arch.ShuffleV2=nan",
+                "--set",
+                "optim.lr_for_arch.mobile_half=0.02",
+            ],
+        ),
+        2,
+    );
+    for expected in [
+        "`optim.lr_for_arch.MobileNetV3`: unknown architecture `MobileNetV3` (did you mean \
+         `MobileNetV2`?); `kd models` lists: resnet8,",
+        "`optim.lr_for_arch.ShuffleV1`: must be a positive number",
+        "`optim.lr_for_arch.ShuffleV2`: must be a positive number",
+        "`optim.lr_for_arch.mobile_half`: names MobileNetV2, as optim.lr_for_arch.MobileNetV2 \
+         does; keep one of them",
+    ] {
+        assert!(stderr.contains(expected), "{expected}\n{stderr}");
+    }
+}
+
+#[test]
+fn the_shipped_rule_is_repdistillers_and_configs_include_it_by_relative_path() {
+    let recipe = repo_root().join("configs/recipes/repdistiller-lr.toml");
+    let table: toml::Table = std::fs::read_to_string(&recipe).unwrap().parse().unwrap();
+    let expected: toml::Table = "[optim.lr_for_arch]\nMobileNetV2 = 0.01\nShuffleV1 = 0.01\n\
+                                 ShuffleV2 = 0.01\n"
+        .parse()
+        .unwrap();
+    assert_eq!(table, expected, "the file holds the rule and nothing else");
+    // The CIFAR-100 base config includes it from configs/experiments/cifar100/ as
+    // `../../recipes/repdistiller-lr.toml`: every key resolves, its source the recipe file.
+    let out = success(kd(
+        &repo_root(),
+        &[
+            "print-config",
+            "configs/experiments/cifar100/repdistiller.toml",
+        ],
+    ));
+    let text = String::from_utf8_lossy(&out.stdout);
+    for arch in ["MobileNetV2", "ShuffleV1", "ShuffleV2"] {
+        let line = text
+            .lines()
+            .find(|l| l.starts_with(&format!("optim.lr_for_arch.{arch} = 0.01")))
+            .unwrap_or_else(|| panic!("{arch}:\n{text}"));
+        assert!(line.ends_with("recipes/repdistiller-lr.toml"), "{line}");
+    }
+}

@@ -124,11 +124,16 @@ pub fn collect(
                 0,
                 &|_| Ok(String::new()),
             )?;
-            let outputs: Vec<OutputSummary> = cells
+            let runs: Vec<&Cell> = cells
                 .iter()
                 .filter(|c| c.row == row.name && c.key == key)
+                .collect();
+            let outputs: Vec<OutputSummary> = runs
+                .iter()
                 .filter_map(|c| read_output(repo, c, &row.report))
                 .collect();
+            // A released file is evaluated once, whatever the seeds.
+            let evaluated = runs.iter().any(|c| matches!(c.kind, CellKind::Eval { .. }));
             let last: Vec<f64> = outputs.iter().map(|o| o.last_top1).collect();
             let best: Vec<f64> = outputs.iter().map(|o| o.best_top1).collect();
             entries.push(Entry {
@@ -136,7 +141,7 @@ pub fn collect(
                 column: column.name.clone(),
                 last: Stat::of(&last),
                 best: Stat::of(&best),
-                seeds,
+                seeds: if evaluated { 1 } else { seeds },
                 paper: row.paper.get(&column.name).cloned(),
             });
         }

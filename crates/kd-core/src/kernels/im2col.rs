@@ -58,9 +58,25 @@ impl SameShift {
     ) {
         for oh in oh_lo..oh_hi {
             let line = &mut row[oh * g.out_w..(oh + 1) * g.out_w];
-            line[..ow_lo].fill(0.0);
-            line[ow_hi..].fill(0.0);
+            zero_edge(&mut line[..ow_lo]);
+            zero_edge(&mut line[ow_hi..]);
         }
+    }
+}
+
+/// Zeroes the few elements at a row's edge that read the padding (`padding` of them, 1 for a
+/// 3×3 kernel) with plain stores: `fill` becomes a `memset` call, which cost about 3% of a
+/// ResNet-20 training step when made once per row edge.
+#[inline(always)]
+fn zero_edge(edge: &mut [f32]) {
+    match edge {
+        [] => {}
+        [a] => *a = 0.0,
+        [a, b] => {
+            *a = 0.0;
+            *b = 0.0;
+        }
+        _ => edge.fill(0.0),
     }
 }
 
@@ -101,8 +117,8 @@ pub fn im2col(g: &ConvShape, x: &[f32], col: &mut [f32]) {
                     let ih = oh * stride_h + kh - pad_h;
                     let src = &plane[ih * in_w..(ih + 1) * in_w];
                     let dst = &mut row[oh * out_w..(oh + 1) * out_w];
-                    dst[..ow_lo].fill(0.0);
-                    dst[ow_hi..].fill(0.0);
+                    zero_edge(&mut dst[..ow_lo]);
+                    zero_edge(&mut dst[ow_hi..]);
                     if ow_lo < ow_hi {
                         let first = ow_lo * stride_w + kw - pad_w;
                         if stride_w == 1 {

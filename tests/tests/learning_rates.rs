@@ -134,3 +134,34 @@ fn the_shipped_rule_is_repdistillers_and_configs_include_it_by_relative_path() {
         assert!(line.ends_with("recipes/repdistiller-lr.toml"), "{line}");
     }
 }
+
+/// A run of `stack` on a resnet8 student, with `extra` after the student's table.
+fn stack_config(dir: &Path, stack: &str, extra: &str) -> std::path::PathBuf {
+    let text = tiny_config(dir, "lr", "resnet8", 2, 1, extra);
+    write(dir, "lr.toml", &format!("stack = [{stack}]\n{text}"))
+}
+
+#[test]
+fn a_methods_suggested_rate_is_named_by_the_key_that_sets_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let extra = format!(
+        "[networks.teacher]\narch = \"resnet20\"\ncheckpoint = \"{}\"\n\
+         [method.ffkd]\nkind = \"ffkd\"\nteacher_lr = 0.003\n",
+        dir.path().join("missing.kdc").display()
+    );
+    let config = stack_config(dir.path(), "\"ffkd\"", &extra);
+    let allow = ["--allow-missing-checkpoints"];
+    let mut args = vec!["plan", config.to_str().unwrap()];
+    args.extend(allow);
+    let out = success(kd(dir.path(), &args));
+    let text = String::from_utf8_lossy(&out.stdout);
+    let teacher = text
+        .lines()
+        .find(|l| l.trim_start().starts_with("teacher "))
+        .unwrap_or_else(|| panic!("{text}"));
+    // `method.ffkd.teacher` binds the role; `teacher_lr` sets the rate.
+    assert!(
+        teacher.contains("trained in `ffkd.feedback`, lr 0.003 (method.ffkd.teacher_lr)"),
+        "{teacher}"
+    );
+}

@@ -9,7 +9,7 @@ use figment::Jail;
 use kd_core::config::{self, ConfigError, ConfigIssue};
 use kd_core::method::{
     BnMode, Method, MethodArgs, MethodError, MethodRegistration, Needs, PhaseSpec, Registry,
-    RegistryError, RoleNeed, StepContext, TapNeed, Term,
+    RegistryError, RoleNeed, StepContext, SuggestedLr, TapNeed, Term,
 };
 use kd_core::runtime::{self, RunPlan};
 use serde::Deserialize;
@@ -54,7 +54,11 @@ impl Method for ProbeMethod {
                     } else {
                         BnMode::Eval
                     },
-                    lr: r.lr,
+                    // The rate's own key, as FFKD's `teacher_lr`, not the role's.
+                    lr: r.lr.map(|value| SuggestedLr {
+                        value,
+                        key: format!("{}.lr", self.key),
+                    }),
                 })
                 .collect(),
             taps: self
@@ -687,12 +691,21 @@ roles = [{ role = "t", trained_in = "main", lr = 0.05 }]
         assert!(
             has(
                 &found,
-                "method.b.roles",
-                "suggests learning rate 0.05 for role `t`, but `method.a.roles` suggests 0.1; \
+                "method.b.lr",
+                "suggests learning rate 0.05 for role `t`, but `method.a.lr` suggests 0.1; \
                  set networks.t.lr to choose"
             ),
             "{found:?}"
         );
+        // One suggestion decides, named by the key that set the rate (not `method.a.roles`).
+        let single = body.replace(", lr = 0.05 }", " }");
+        let plan_one = plan(jail, &single).unwrap();
+        let t = plan_one
+            .roles
+            .iter()
+            .find(|r| r.network.role == "t")
+            .unwrap();
+        assert_eq!((t.lr, t.lr_source.as_str()), (0.1, "method.a.lr"));
         // The role's own rate decides, and the shared training is a warning naming both.
         let body = body.replace(
             "arch = \"resnet8\"\n[method.a]",

@@ -8,7 +8,8 @@ use kd_core::loss::{cross_entropy, soft_kl};
 use kd_core::method::materialize;
 use kd_core::method::{
     BnMode, InitContext, MAIN_PHASE, Method, MethodArgs, MethodError, Needs, Part, PhaseSpec,
-    PlanView, PlannedNetwork, RoleNeed, StepContext, Term, TermSpec, Trainable, instance_key,
+    PlanView, PlannedNetwork, RoleNeed, StepContext, SuggestedLr, Term, TermSpec, Trainable,
+    instance_key,
 };
 use kd_core::zoo::layers::without_running_stat_updates;
 use kd_core::zoo::{Adapter, Features, Staged};
@@ -145,7 +146,7 @@ impl Method for Ffkd {
                 RoleNeed {
                     trained_in: Some(feedback.clone()),
                     bn: BnMode::Eval,
-                    lr: Some(c.teacher_lr),
+                    lr: Some(SuggestedLr::new(c.teacher_lr, &self.instance, "teacher_lr")),
                     ..RoleNeed::frozen_pretrained(&c.teacher, &key("teacher"))
                 },
                 RoleNeed::trained(&c.student, &key("student")),
@@ -409,7 +410,12 @@ mod tests {
         assert!(teacher.pretrained);
         assert_eq!(teacher.trained_in.as_deref(), Some(FEEDBACK));
         assert_eq!(teacher.bn, BnMode::Eval);
-        assert_eq!(teacher.lr, Some(5e-3));
+        let suggested = teacher.lr.as_ref().unwrap();
+        // The rate is named by the key that sets it, not the one that binds the role.
+        assert_eq!(
+            (suggested.value, suggested.key.as_str()),
+            (5e-3, "method.ffkd.teacher_lr")
+        );
         assert_eq!(student.role, "student");
         assert_eq!(student.key, "method.ffkd.student");
         assert!(!student.pretrained);
@@ -437,7 +443,8 @@ mod tests {
             assert_eq!(phase_of(name), FEEDBACK, "{name}");
         }
         let method = build_instance(build, "ffkd", "teacher_lr = 0.01").unwrap();
-        assert_eq!(method.needs().roles[0].lr, Some(0.01));
+        let suggested = method.needs().roles[0].lr.clone().unwrap();
+        assert_eq!(suggested.value, 0.01);
     }
 
     #[test]

@@ -19,7 +19,9 @@ pub use args::MethodArgs;
 pub use base::Method;
 pub use context::{EvalContext, InitContext, PlanView, PlannedNetwork, StepContext, StepPosition};
 pub use error::MethodError;
-pub use needs::{BnMode, MAIN_PHASE, Needs, PhaseSpec, RoleNeed, TapNeed, TermSpec, instance_key};
+pub use needs::{
+    BnMode, MAIN_PHASE, Needs, PhaseSpec, RoleNeed, SuggestedLr, TapNeed, TermSpec, instance_key,
+};
 pub use part::{Frozen, Part, PartError, SgdSettings, Trainable, materialize, module_is_finite};
 pub use registry::{MethodRegistration, Registry, RegistryError, defaults_of};
 pub use roles::{RoleNet, Roles};

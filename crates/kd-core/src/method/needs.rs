@@ -35,9 +35,31 @@ pub struct RoleNeed {
     pub pretrained: bool,
     /// BatchNorm behaviour where the role is not being trained.
     pub bn: BnMode,
-    /// The learning rate the method suggests for the role where it trains it (FFKD's teacher);
-    /// `networks.<role>.lr` overrides it.
-    pub lr: Option<f64>,
+    /// The learning rate the method suggests for the role where it trains it (FFKD's teacher),
+    /// with the key that set it; `networks.<role>.lr` overrides it.
+    pub lr: Option<SuggestedLr>,
+}
+
+/// A learning rate a method suggests for a role it trains, and the configuration key that set
+/// it: `kd plan` names that key as the rate's source, and a conflict between two suggestions
+/// names both. The key is the rate's own (FFKD's `method.<instance>.teacher_lr`), not
+/// [`RoleNeed::key`], which names the key that binds the role.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SuggestedLr {
+    /// The base rate (a multiplier of the gradient, before the schedule's factor).
+    pub value: f64,
+    /// The full key that set it, e.g. `method.ffkd.teacher_lr` (see [`instance_key`]).
+    pub key: String,
+}
+
+impl SuggestedLr {
+    /// The rate `value`, set by `method.<instance>.<key>`.
+    pub fn new(value: f64, instance: &str, key: &str) -> Self {
+        SuggestedLr {
+            value,
+            key: instance_key(instance, key),
+        }
+    }
 }
 
 impl RoleNeed {

@@ -24,13 +24,13 @@ use super::roles::{table_key, unknown_arch_message};
 pub(super) struct ResolvedLr {
     /// The rate.
     pub(super) value: f64,
-    /// Where it came from: `networks.student.lr`, `method.ffkd.teacher`,
+    /// Where it came from: `networks.student.lr`, `method.ffkd.teacher_lr`,
     /// `optim.lr_for_arch.MobileNetV2` or `optim.lr`.
     pub(super) source: String,
 }
 
 /// The base learning rate of `role` (its `network` table, `arch` its canonical zoo name), with
-/// `suggested` the rate a method suggests for it and the key of the suggesting method.
+/// `suggested` the rate a method suggests for it and the key that set that rate.
 pub(super) fn resolve(
     config: &RunConfig,
     role: &str,
@@ -106,13 +106,16 @@ mod tests {
     #[test]
     fn the_role_key_then_the_method_then_the_architecture_then_optim_lr() {
         let c = config(&[("MobileNetV2", 0.01), ("ShuffleV1", 0.01)]);
-        let ffkd = Some((5e-3, "method.ffkd.teacher"));
+        let ffkd = Some((5e-3, "method.ffkd.teacher_lr"));
         assert_eq!(
             mobile(&c, None, None),
             (0.01, "optim.lr_for_arch.MobileNetV2".into())
         );
         // A method's suggestion comes before the table, the role's own key before both.
-        assert_eq!(mobile(&c, None, ffkd), (5e-3, "method.ffkd.teacher".into()));
+        assert_eq!(
+            mobile(&c, None, ffkd),
+            (5e-3, "method.ffkd.teacher_lr".into())
+        );
         assert_eq!(
             mobile(&c, Some(0.2), ffkd),
             (0.2, "networks.student.lr".into())

@@ -12,7 +12,7 @@
 use std::collections::BTreeMap;
 
 use crate::config::{Issues, RunConfig};
-use crate::method::{BnMode, MAIN_PHASE, PlannedNetwork, RoleNeed};
+use crate::method::{BnMode, MAIN_PHASE, PlannedNetwork, RoleNeed, SuggestedLr};
 use crate::zoo::{self, ModelSpec};
 
 use super::checkpoints::Checker;
@@ -26,8 +26,8 @@ pub(super) struct RoleUse {
     /// The keys of the methods that need it pretrained.
     pub(super) pretrained: Vec<String>,
     bn: BnMode,
-    /// The learning rate the methods suggest, and the key of the first that does.
-    lr: Option<(f64, String)>,
+    /// The learning rate the methods suggest (the first suggestion, with the key that set it).
+    lr: Option<SuggestedLr>,
     used_by: Vec<String>,
     /// A warning for the plan: several instances train the role in one phase.
     shared: Option<String>,
@@ -287,23 +287,17 @@ fn merge_role(
         }
     }
     // A suggested learning rate: the role's own key decides; else suggestions must agree.
-    let suggesting: Vec<&Declaration<'_>> = methods
-        .iter()
-        .copied()
-        .filter(|d| d.need.lr.is_some())
-        .collect();
-    let lr = suggesting.first().and_then(|d| d.need.lr);
+    // Each is named by the key that set the rate, not the one that binds the role.
+    let suggested: Vec<&SuggestedLr> = methods.iter().filter_map(|d| d.need.lr.as_ref()).collect();
     let own_lr = config.networks.get(role).and_then(|n| n.lr).is_some();
-    if !own_lr && let Some(first) = suggesting.first() {
-        for d in suggesting.iter().filter(|d| d.need.lr != lr) {
+    if !own_lr && let Some(first) = suggested.first() {
+        for s in suggested.iter().filter(|s| s.value != first.value) {
             issues.push(
-                &d.need.key,
+                &s.key,
                 format!(
-                    "suggests learning rate {} for role `{role}`, but {} suggests {}; set \
+                    "suggests learning rate {} for role `{role}`, but `{}` suggests {}; set \
                      networks.{role}.lr to choose",
-                    d.need.lr.unwrap_or_default(),
-                    first.who(),
-                    lr.unwrap_or_default()
+                    s.value, first.key, first.value
                 ),
             );
         }
@@ -322,9 +316,7 @@ fn merge_role(
             .map(|d| d.need.key.clone())
             .collect(),
         bn,
-        lr: suggesting
-            .first()
-            .and_then(|d| Some((d.need.lr?, d.need.key.clone()))),
+        lr: suggested.first().map(|s| (*s).clone()),
         used_by,
         shared,
     }
@@ -370,7 +362,7 @@ pub(super) fn plan_roles(
             has_checkpoint: network.checkpoint.is_some(),
         };
         let start = checker.check(role, network.checkpoint.as_deref(), entry, &planned);
-        let suggested = entry.lr.as_ref().map(|(lr, key)| (*lr, key.as_str()));
+        let suggested = entry.lr.as_ref().map(|s| (s.value, s.key.as_str()));
         let lr = learning_rate::resolve(config, role, network, zoo_entry.name, suggested);
         roles.push(RolePlan {
             network: planned,

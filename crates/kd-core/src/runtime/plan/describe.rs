@@ -2,7 +2,7 @@
 //! columns, the remarks, and the human-readable account `kd plan` prints.
 
 use super::RunPlan;
-use crate::config::display_path;
+use crate::config::{ScheduleConfig, ScheduleKind, display_path};
 use crate::data::Geometry;
 use crate::method::{BnMode, MAIN_PHASE, PlanView};
 
@@ -123,15 +123,12 @@ impl RunPlan {
             line(l);
         }
         line(format!(
-            "optimiser  SGD lr {} momentum {} nesterov {} weight decay {}; schedule {:?} milestones {:?} γ {} warm-up {}",
+            "optimiser  SGD lr {} momentum {} nesterov {} weight decay {}; schedule {}",
             c.optim.lr,
             c.optim.momentum,
             c.optim.nesterov,
             c.optim.weight_decay,
-            c.schedule.kind,
-            c.schedule.milestones,
-            c.schedule.gamma,
-            c.schedule.warmup_epochs
+            schedule_words(&c.schedule)
         ));
         if !c.optim.lr_for_arch.is_empty() {
             let rates: Vec<String> = c
@@ -275,6 +272,27 @@ impl RunPlan {
     }
 }
 
+/// The plan's words for the learning-rate schedule, every key that applies to its kind: the
+/// shape (`Multistep milestones [150, 180, 210] γ 0.1`, `Cosine to 0 × the base rate`,
+/// `Constant`), the warm-up in epochs, and the restarts (`restarts at [200] (the shape starts
+/// over, optimiser state reset)`, or `no restarts`), as `runtime/schedule.rs` applies them.
+fn schedule_words(s: &ScheduleConfig) -> String {
+    let shape = match s.kind {
+        ScheduleKind::Multistep => format!("Multistep milestones {:?} γ {}", s.milestones, s.gamma),
+        ScheduleKind::Cosine => format!("Cosine to {} × the base rate", s.min_factor),
+        ScheduleKind::Constant => "Constant".to_string(),
+    };
+    let restarts = if s.restarts.is_empty() {
+        "no restarts".to_string()
+    } else {
+        format!(
+            "restarts at {:?} (the shape starts over, optimiser state reset)",
+            s.restarts
+        )
+    };
+    format!("{shape} warm-up {}; {restarts}", s.warmup_epochs)
+}
+
 /// The plan's words for the random rotation: `rotation ±15° (nearest, fill 0)`, or
 /// `no rotation`.
 fn rotation_words(r: &crate::data::Rotation) -> String {
@@ -285,5 +303,39 @@ fn rotation_words(r: &crate::data::Rotation) -> String {
         )
     } else {
         "no rotation".into()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_schedule_shows_every_key_of_its_kind_and_the_restarts() {
+        let mut s = ScheduleConfig {
+            milestones: vec![60, 120, 160],
+            restarts: vec![200],
+            ..ScheduleConfig::default()
+        };
+        assert_eq!(
+            schedule_words(&s),
+            "Multistep milestones [60, 120, 160] γ 0.1 warm-up 0; restarts at [200] (the shape \
+             starts over, optimiser state reset)"
+        );
+        s.restarts.clear();
+        s.warmup_epochs = 5;
+        assert_eq!(
+            schedule_words(&s),
+            "Multistep milestones [60, 120, 160] γ 0.1 warm-up 5; no restarts"
+        );
+        // Milestones and γ do not apply to a cosine schedule; its floor does.
+        s.kind = ScheduleKind::Cosine;
+        s.min_factor = 0.01;
+        assert_eq!(
+            schedule_words(&s),
+            "Cosine to 0.01 × the base rate warm-up 5; no restarts"
+        );
+        s.kind = ScheduleKind::Constant;
+        assert_eq!(schedule_words(&s), "Constant warm-up 5; no restarts");
     }
 }

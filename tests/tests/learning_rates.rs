@@ -165,3 +165,26 @@ fn a_methods_suggested_rate_is_named_by_the_key_that_sets_it() {
         "{teacher}"
     );
 }
+
+#[test]
+fn a_rate_for_a_frozen_role_is_refused_at_its_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let extra = format!(
+        "[networks.teacher]\narch = \"resnet20\"\ncheckpoint = \"{}\"\n[method.kd]\nkind = \"kd\"\n",
+        dir.path().join("missing.kdc").display()
+    );
+    let config = stack_config(dir.path(), "\"kd\"", &extra);
+    let path = config.to_str().unwrap();
+    let base = ["plan", path, "--allow-missing-checkpoints"];
+    success(kd(dir.path(), &base));
+    let mut args = base.to_vec();
+    args.extend(["--set", "networks.teacher.lr=0.3"]);
+    let stderr = failure(kd(dir.path(), &args), 2);
+    assert!(
+        stderr.contains(
+            "`networks.teacher.lr`: is 0.3, but role `teacher` is not trained in this run \
+             (frozen; used by kd): the rate would have no effect"
+        ),
+        "{stderr}"
+    );
+}

@@ -178,7 +178,22 @@ fn trained_on_declares_what_a_file_without_a_record_was_trained_on() {
     assert!(
         stderr.contains(
             "`networks.student.trained_on`: declares what networks.student.checkpoint was \
-             trained on, but the role has no checkpoint"
+             trained on, but the role has no checkpoint (the key applies only to a role loaded \
+             from one)"
+        ),
+        "{stderr}"
+    );
+    // Allowing another preparation is as meaningless without a checkpoint: the same error.
+    let text = text.replace(
+        "trained_on = \"cifar10\"\n",
+        "allow_other_preparation = true\n",
+    );
+    let stderr = plan_fails(dir.path(), &write(dir.path(), "prep.toml", &text));
+    assert!(
+        stderr.contains(
+            "`networks.student.allow_other_preparation`: allows feeding inputs prepared \
+             otherwise than networks.student.checkpoint was trained on, but the role has no \
+             checkpoint (the key applies only to a role loaded from one)"
         ),
         "{stderr}"
     );

@@ -51,13 +51,24 @@ impl Checker<'_, '_> {
         let key = format!("networks.{role}.checkpoint");
         match reference {
             None => {
-                if self.config.networks[&planned.role].trained_on.is_some() {
-                    let role = table_key(role);
+                // The keys about a checkpoint's preparation apply only to a role loaded from one.
+                let network = &self.config.networks[&planned.role];
+                let role = table_key(role);
+                let about_checkpoint = [
+                    (network.trained_on.is_some(), "trained_on", "declares what"),
+                    (
+                        network.allow_other_preparation,
+                        "allow_other_preparation",
+                        "allows feeding inputs prepared otherwise than",
+                    ),
+                ];
+                for (_, name, what) in about_checkpoint.iter().filter(|(set, ..)| *set) {
                     self.issues.push(
-                        &format!("networks.{role}.trained_on"),
+                        &format!("networks.{role}.{name}"),
                         format!(
-                            "declares what networks.{role}.checkpoint was trained on, but the \
-                             role has no checkpoint; remove it or set the checkpoint"
+                            "{what} networks.{role}.checkpoint was trained on, but the role has \
+                             no checkpoint (the key applies only to a role loaded from one); \
+                             remove it or set the checkpoint"
                         ),
                     );
                 }

@@ -7,7 +7,8 @@
 //! decides). Two instances training one role in the same phase is meaningful (DML and CTSL-MKT
 //! peers: their terms add up in one update); the plan says so in a warning. Then each used
 //! role's network is planned from its architecture and its checkpoint checked
-//! (`checkpoints.rs`).
+//! (`checkpoints.rs`); a `networks.<role>.lr` on a role no phase trains is an error at that key
+//! (it could have no effect).
 
 use std::collections::BTreeMap;
 
@@ -362,6 +363,21 @@ pub(super) fn plan_roles(
             has_checkpoint: network.checkpoint.is_some(),
         };
         let start = checker.check(role, network.checkpoint.as_deref(), entry, &planned);
+        if entry.trained_in.is_none()
+            && let Some(lr) = network.lr
+        {
+            // As `trained_on` without a checkpoint: a key that cannot act is a mistake, not
+            // something to ignore.
+            checker.issues.push(
+                &format!("networks.{}.lr", table_key(role)),
+                format!(
+                    "is {lr}, but role `{role}` is not trained in this run (frozen; used by {}): \
+                     the rate would have no effect; remove the key, or stack a method that \
+                     trains the role",
+                    entry.used_by.join(", ")
+                ),
+            );
+        }
         let suggested = entry.lr.as_ref().map(|s| (s.value, s.key.as_str()));
         let lr = learning_rate::resolve(config, role, network, zoo_entry.name, suggested);
         roles.push(RolePlan {

@@ -21,8 +21,15 @@ use super::conv_shape::ConvShape;
 use super::gemm::{MatRef, matmul};
 use super::im2col::{col2im, im2col};
 
+/// Output planes up to this many pixels make a pointwise convolution run as one product over
+/// the whole batch ([`pointwise_batched`]) instead of one per image.
+const SMALL_PLANE: usize = 64;
+
 /// `conv2d(x, w)` without bias: `[batch, out_channels, out_h, out_w]`, row-major.
 pub fn forward(g: &ConvShape, x: &[f32], w: &[f32]) -> Vec<f32> {
+    if g.is_pointwise() && g.groups == 1 && g.out_plane() <= SMALL_PLANE && g.batch > 1 {
+        return pointwise_batched(g, x, w);
+    }
     let mut y = vec![0.0; g.output_len()];
     let (patch, out_plane, out_pg) = (g.patch(), g.out_plane(), g.out_per_group());
     let in_group = g.in_per_group() * g.in_plane();
@@ -58,6 +65,48 @@ pub fn forward(g: &ConvShape, x: &[f32], w: &[f32]) -> Vec<f32> {
                 }
             },
         );
+    y
+}
+
+/// Output channels per task of [`pointwise_batched`]'s product.
+const ROWS_PER_TASK: usize = 32;
+
+/// A pointwise convolution on small planes (MobileNetV2's and the ShuffleNets' late 1×1 layers,
+/// 2×2 to 8×8 pixels) as one `W · X` over the batch: per image the product would be
+/// `out_channels × plane × in_channels` with a plane of 4 to 64 columns, too narrow for the GEMM's
+/// tiles. The input is gathered into `in_channels × (batch · plane)`, the product runs in blocks
+/// of [`ROWS_PER_TASK`] output channels over rayon's workers, and the result is scattered back
+/// to NCHW.
+fn pointwise_batched(g: &ConvShape, x: &[f32], w: &[f32]) -> Vec<f32> {
+    let plane = g.out_plane();
+    let (c, o, cols) = (g.in_channels, g.out_channels, g.batch * g.out_plane());
+    let mut gathered = vec![0.0; c * cols];
+    for (image, xs) in x.chunks_exact(c * plane).enumerate() {
+        for (channel, src) in xs.chunks_exact(plane).enumerate() {
+            let at = channel * cols + image * plane;
+            gathered[at..at + plane].copy_from_slice(src);
+        }
+    }
+    let mut product = vec![0.0; o * cols];
+    product
+        .par_chunks_mut(ROWS_PER_TASK * cols)
+        .zip(w.par_chunks(ROWS_PER_TASK * c))
+        .for_each(|(dst, w)| {
+            matmul(
+                (w.len() / c, cols, c),
+                dst,
+                false,
+                MatRef::row_major(w, c),
+                MatRef::row_major(&gathered, cols),
+            );
+        });
+    let mut y = vec![0.0; g.output_len()];
+    for (image, ys) in y.chunks_exact_mut(o * plane).enumerate() {
+        for (channel, dst) in ys.chunks_exact_mut(plane).enumerate() {
+            let at = channel * cols + image * plane;
+            dst.copy_from_slice(&product[at..at + plane]);
+        }
+    }
     y
 }
 

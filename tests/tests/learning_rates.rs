@@ -188,3 +188,30 @@ fn a_rate_for_a_frozen_role_is_refused_at_its_key() {
         "{stderr}"
     );
 }
+
+#[test]
+fn every_learning_rate_key_refuses_zero_alike() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dml_config(dir.path());
+    let path = config.to_str().unwrap();
+    let sets = [
+        "optim.lr=0",
+        "networks.student.lr=0",
+        "networks.peer.lr=-0.0",
+        "optim.lr_for_arch.ShuffleV1=0",
+    ];
+    let mut args = vec!["plan", path];
+    for set in &sets {
+        args.extend(["--set", set]);
+    }
+    let stderr = failure(kd(dir.path(), &args), 2);
+    for key in [
+        "optim.lr",
+        "networks.student.lr",
+        "networks.peer.lr",
+        "optim.lr_for_arch.ShuffleV1",
+    ] {
+        let expected = format!("`{key}`: must be a positive number");
+        assert!(stderr.contains(&expected), "{expected}\n{stderr}");
+    }
+}

@@ -482,7 +482,7 @@ weight = -1
 "#;
         let found = domain_issues(jail, text);
         for (key, message) in [
-            ("networks.student.lr", "must be a non-negative number"),
+            ("networks.student.lr", "must be a positive number"),
             (
                 "networks.student.ce_weight",
                 "must be a non-negative number",

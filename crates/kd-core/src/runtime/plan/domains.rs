@@ -65,6 +65,26 @@ impl Domain {
     }
 }
 
+/// The domain of every learning-rate key of the run ([`learning_rates`]): positive and finite.
+/// A rate of 0 would leave its role's weights where they start (weight decay scales with the
+/// rate too) while the run reports success, so it is refused like a negative one.
+const LEARNING_RATE: Domain = Domain::Positive;
+
+/// Every learning-rate key the run sets, with its value: `optim.lr`, each
+/// `optim.lr_for_arch.<arch>`, each `networks.<role>.lr`.
+fn learning_rates(c: &RunConfig) -> Vec<(String, f64)> {
+    let mut rates = vec![("optim.lr".to_string(), c.optim.lr)];
+    for (arch, lr) in &c.optim.lr_for_arch {
+        rates.push((format!("optim.lr_for_arch.{arch}"), *lr));
+    }
+    for (role, network) in &c.networks {
+        if let Some(lr) = network.lr {
+            rates.push((format!("networks.{role}.lr"), lr));
+        }
+    }
+    rates
+}
+
 /// The message for a method instance's `weight` outside its domain (finite, at least zero,
 /// and finite in f32).
 pub(super) fn method_weight(weight: Option<f64>) -> Result<f64, String> {
@@ -80,8 +100,11 @@ pub(super) fn method_weight(weight: Option<f64>) -> Result<f64, String> {
 /// Checks every numeric key of the run against its domain.
 pub(super) fn check_domains(config: &RunConfig, issues: &mut Issues<'_>) {
     let c = config;
-    let mut floats: Vec<(String, f64, Domain)> = vec![
-        ("optim.lr".into(), c.optim.lr, Domain::Positive),
+    let mut floats: Vec<(String, f64, Domain)> = learning_rates(c)
+        .into_iter()
+        .map(|(key, lr)| (key, lr, LEARNING_RATE))
+        .collect();
+    floats.extend([
         (
             "optim.momentum".into(),
             c.optim.momentum,
@@ -108,14 +131,8 @@ pub(super) fn check_domains(config: &RunConfig, issues: &mut Issues<'_>) {
             c.data.augment.rotation_degrees,
             Domain::HalfTurn,
         ),
-    ];
-    for (arch, lr) in &c.optim.lr_for_arch {
-        floats.push((format!("optim.lr_for_arch.{arch}"), *lr, Domain::Positive));
-    }
+    ]);
     for (role, network) in &c.networks {
-        if let Some(lr) = network.lr {
-            floats.push((format!("networks.{role}.lr"), lr, Domain::NonNegative));
-        }
         if let Some(weight) = network.ce_weight {
             floats.push((
                 format!("networks.{role}.ce_weight"),
@@ -270,6 +287,31 @@ mod tests {
         assert!(Domain::UnitInterval.contains(1.0) && !Domain::UnitInterval.contains(1.5));
         assert!(Domain::HalfTurn.contains(0.0) && Domain::HalfTurn.contains(180.0));
         assert!(!Domain::HalfTurn.contains(180.5));
+    }
+
+    #[test]
+    fn every_learning_rate_key_has_one_rule_positive_and_finite() {
+        let mut c = RunConfig::default();
+        c.optim.lr = 0.05;
+        c.optim.lr_for_arch.insert("MobileNetV2".into(), 0.01);
+        c.networks.insert(
+            "student".into(),
+            crate::config::NetworkConfig::new("resnet8"),
+        );
+        c.networks.get_mut("student").unwrap().lr = Some(0.0);
+        let keys: Vec<String> = learning_rates(&c).into_iter().map(|(k, _)| k).collect();
+        assert_eq!(
+            keys,
+            [
+                "optim.lr",
+                "optim.lr_for_arch.MobileNetV2",
+                "networks.student.lr"
+            ]
+        );
+        for bad in [0.0, -0.1, f64::NAN, f64::INFINITY] {
+            assert!(!LEARNING_RATE.contains(bad), "{bad}");
+        }
+        assert!(LEARNING_RATE.contains(1e-4));
     }
 
     #[test]

@@ -91,6 +91,8 @@ fn an_unknown_architecture_or_a_rate_outside_its_domain_is_refused_at_its_key() 
                 "optim.lr_for_arch.ShuffleV2=nan",
                 "--set",
                 "optim.lr_for_arch.mobile_half=0.02",
+                "--set",
+                "optim.lr_for_arch.mobilenet=0.01",
             ],
         ),
         2,
@@ -99,6 +101,9 @@ fn an_unknown_architecture_or_a_rate_outside_its_domain_is_refused_at_its_key() 
         "`optim.lr_for_arch.MobileNetV3`: unknown architecture `MobileNetV3` (did you mean \
          `MobileNetV2`?); `kd models` lists: resnet8,",
         "`optim.lr_for_arch.ShuffleV1`: must be a positive number",
+        // A prefix of a zoo name, in another case, is suggested as well as a typo.
+        "`optim.lr_for_arch.mobilenet`: unknown architecture `mobilenet` (did you mean \
+         `MobileNetV2`?)",
         "`optim.lr_for_arch.ShuffleV2`: must be a positive number",
         "`optim.lr_for_arch.mobile_half`: names MobileNetV2, as optim.lr_for_arch.MobileNetV2 \
          does; keep one of them",

@@ -168,6 +168,18 @@ fn trained_on_declares_what_a_file_without_a_record_was_trained_on() {
         ),
         "{stderr}"
     );
+    // An unknown preset: the names, each quoted once, and the closest.
+    let stderr = plan_fails(
+        dir.path(),
+        &config(dir.path(), &bare, "trained_on = \"cifar\"", false),
+    );
+    assert!(
+        stderr.contains(
+            "`networks.teacher.trained_on`: unknown variant `cifar` (did you mean `cifar10`?): \
+             must be one of `mnist`, `fashion-mnist`, `cifar10`, `cifar100`"
+        ) && !stderr.contains("``"),
+        "{stderr}"
+    );
     let student = config(dir.path(), &bare, declared, false);
     let text = std::fs::read_to_string(&student).unwrap().replace(
         "[networks.student]\n",

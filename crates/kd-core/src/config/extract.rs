@@ -169,6 +169,16 @@ fn enum_keys() -> [(&'static str, &'static [&'static str]); 7] {
     ]
 }
 
+/// The names allowed at `key` if it holds one of a fixed set: a key of [`enum_keys`], or
+/// `networks.<role>.trained_on` (a preset) under any role.
+fn enum_allowed(key: &str) -> Option<&'static [&'static str]> {
+    if let Some((_, allowed)) = enum_keys().into_iter().find(|(name, _)| *name == key) {
+        return Some(allowed);
+    }
+    let role_key = key.strip_prefix("networks.")?.rsplit_once('.')?.1;
+    (role_key == "trained_on").then(enum_variants::<crate::data::Preset>)
+}
+
 /// The message for a bad value at an enum key: the names allowed there and, when given, what
 /// was found.
 fn enum_message(allowed: &[&str], found: Option<&str>) -> String {
@@ -188,13 +198,7 @@ pub(crate) fn unknown_key_message(found: &str, expected: &[&str]) -> String {
     if expected.is_empty() {
         return format!("unknown field `{found}`: this table takes no keys");
     }
-    let closest = expected
-        .iter()
-        .map(|k| (strsim::levenshtein(k, found), *k))
-        .min()
-        .filter(|(distance, _)| *distance <= 2)
-        .map(|(_, k)| format!(" (did you mean `{k}`?)"))
-        .unwrap_or_default();
+    let closest = super::did_you_mean(found, expected);
     let known = expected
         .iter()
         .map(|k| format!("`{k}`"))
@@ -227,10 +231,7 @@ fn issues_of(
                         owning_key(key.as_deref().unwrap_or("")),
                     ))
                 });
-            let allowed = key
-                .as_deref()
-                .and_then(|k| enum_keys().into_iter().find(|(name, _)| *name == k))
-                .map(|(_, allowed)| allowed);
+            let allowed = key.as_deref().and_then(enum_allowed);
             let message = match (&e.kind, allowed) {
                 (figment::error::Kind::UnknownField(found, expected), _) => {
                     unknown_key_message(found, expected)
@@ -238,8 +239,15 @@ fn issues_of(
                 (figment::error::Kind::InvalidType(actual, _), Some(allowed)) => {
                     enum_message(allowed, Some(&actual.to_string()))
                 }
-                (figment::error::Kind::UnknownVariant(found, _), Some(allowed)) => {
-                    format!("unknown variant `{found}`: {}", enum_message(allowed, None))
+                // An enum key not listed (or one under a table of the user's naming) still
+                // gets serde's list of names, in the same words.
+                (figment::error::Kind::UnknownVariant(found, expected), allowed) => {
+                    let allowed = allowed.unwrap_or(expected);
+                    format!(
+                        "unknown variant `{found}`{}: {}",
+                        super::did_you_mean(found, allowed),
+                        enum_message(allowed, None)
+                    )
                 }
                 (kind, _) => kind.to_string(),
             };

@@ -1,6 +1,7 @@
 //! Configuration: the serde schema (`schema.rs`), figment layering (`load.rs`) over the
 //! configuration files (`files.rs`), extraction reporting every bad key at once (`extract.rs`),
-//! per-key provenance (`provenance.rs`), the errors that name key and source (`error.rs`) and
+//! per-key provenance (`provenance.rs`), the closest known name for a "did you mean"
+//! (`suggest.rs`), the errors that name key and source (`error.rs`) and
 //! the list that collects them for reporting all at once (`issues.rs`).
 
 mod error;
@@ -11,6 +12,7 @@ mod load;
 mod paths;
 mod provenance;
 mod schema;
+mod suggest;
 
 pub use error::{ConfigError, ConfigIssue};
 pub(crate) use extract::unknown_key_message;
@@ -23,3 +25,4 @@ pub use schema::{
     AugmentSection, DataSection, LossConfig, NetworkConfig, OptimConfig, PluginsSection, RunConfig,
     RunSection, ScheduleConfig, ScheduleKind,
 };
+pub(crate) use suggest::did_you_mean;

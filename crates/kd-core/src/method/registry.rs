@@ -200,13 +200,7 @@ impl Registry {
     /// The message for an unknown kind: the known ones, and the closest if one is close.
     pub fn unknown_kind_message(&self, kind: &str) -> String {
         let known = self.kinds();
-        let closest = known
-            .iter()
-            .map(|k| (strsim::levenshtein(k, kind), *k))
-            .min()
-            .filter(|(distance, _)| *distance <= 2)
-            .map(|(_, k)| format!(" (did you mean `{k}`?)"))
-            .unwrap_or_default();
+        let closest = crate::config::did_you_mean(kind, &known);
         format!(
             "unknown method kind `{kind}`{closest}; known kinds: {}",
             self.kinds_list()

@@ -399,13 +399,7 @@ pub(super) fn plan_roles(
 /// An unknown zoo name, with the closest known one and the full list.
 pub(super) fn unknown_arch_message(arch: &str) -> String {
     let names = zoo::names();
-    let closest = names
-        .iter()
-        .map(|n| (strsim::levenshtein(n, arch), *n))
-        .min()
-        .filter(|(d, _)| *d <= 3)
-        .map(|(_, n)| format!(" (did you mean `{n}`?)"))
-        .unwrap_or_default();
+    let closest = crate::config::did_you_mean(arch, &names);
     format!(
         "unknown architecture `{arch}`{closest}; `kd models` lists: {}",
         names.join(", ")

@@ -220,3 +220,29 @@ fn every_learning_rate_key_refuses_zero_alike() {
         assert!(stderr.contains(&expected), "{expected}\n{stderr}");
     }
 }
+
+/// The methods' own learning-rate keys follow the same rule as `optim.lr`: FFKD's teacher rate
+/// and SOKD's branch rate of 0 are refused at their keys.
+#[test]
+fn method_learning_rates_refuse_zero_alike() {
+    let dir = tempfile::tempdir().unwrap();
+    let quickstart = repo_root().join("configs/experiments/fashion/quickstart");
+    for (file, set, key) in [
+        (
+            "ffkd.toml",
+            "method.ffkd.teacher_lr=0",
+            "method.ffkd.teacher_lr",
+        ),
+        (
+            "sokd.toml",
+            "method.sokd.branch_lr=0",
+            "method.sokd.branch_lr",
+        ),
+    ] {
+        let config = quickstart.join(file);
+        let args = ["plan", config.to_str().unwrap(), "--set", set];
+        let stderr = failure(kd(dir.path(), &args), 2);
+        let expected = format!("`{key}`: must be a positive number");
+        assert!(stderr.contains(&expected), "{file}: {expected}\n{stderr}");
+    }
+}

@@ -47,7 +47,7 @@ pub fn build(args: &MethodArgs<'_>) -> Result<Box<dyn Method>, ConfigError> {
         args.non_negative("gamma_feedback", config.gamma_feedback),
         args.non_negative("teacher_ce", config.teacher_ce),
         args.non_negative("cka_scale", config.cka_scale),
-        args.non_negative("teacher_lr", config.teacher_lr),
+        args.positive("teacher_lr", config.teacher_lr),
         args.same_role_issue(&config.teacher, &config.student),
     ])?;
     Ok(Box::new(Ffkd {

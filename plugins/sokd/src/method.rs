@@ -38,7 +38,7 @@ pub fn build(args: &MethodArgs<'_>) -> Result<Box<dyn Method>, ConfigError> {
         args.non_negative("feature_weight", config.feature_weight),
         config
             .branch_lr
-            .and_then(|lr| args.non_negative("branch_lr", lr)),
+            .and_then(|lr| args.positive("branch_lr", lr)),
         args.same_role_issue(&config.teacher, &config.student),
     ])?;
     Ok(Box::new(Sokd {

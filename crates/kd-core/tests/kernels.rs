@@ -52,13 +52,14 @@ const fn case(
     }
 }
 
-const CASES: [Case; 16] = [
+const CASES: [Case; 17] = [
     case([3, 16, 12, 12], 16, 3, 1, 1, 1, false), // ResNet basic block
     case([2, 16, 12, 12], 32, 3, 2, 1, 1, false), // ResNet downsampling
     case([2, 16, 8, 8], 32, 1, 2, 0, 1, false),   // ResNet shortcut
     case([2, 24, 8, 8], 48, 1, 1, 0, 1, false),   // pointwise (MobileNetV2 expand)
     case([2, 24, 8, 8], 48, 1, 1, 0, 3, false),   // grouped pointwise (ShuffleNetV1)
     case([3, 40, 3, 5], 70, 1, 1, 0, 1, true),    // pointwise on a small plane, over the batch
+    case([2, 64, 4, 4], 130, 3, 1, 1, 1, false),  // a large weight, split by output channels
     case([2, 8, 9, 7], 12, 3, 1, 1, 2, true),     // grouped 3×3, odd sizes, bias
     case([3, 24, 9, 9], 24, 3, 1, 1, 24, false),  // depthwise (MobileNetV2)
     case([2, 24, 9, 9], 24, 3, 2, 1, 24, false),  // depthwise, strided

@@ -537,11 +537,7 @@ mod tests {
     #[test]
     fn bad_keys_are_named() {
         for (table, key, message) in [
-            (
-                "teacher_lr = -0.1",
-                "method.ffkd.teacher_lr",
-                "non-negative",
-            ),
+            ("teacher_lr = 0.0", "method.ffkd.teacher_lr", "positive"),
             ("temperature = 0.0", "method.ffkd.temperature", "positive"),
             (
                 "teacher = \"student\"",

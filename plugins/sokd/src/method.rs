@@ -419,7 +419,7 @@ mod tests {
                 "method.sokd.branch_stages",
                 "at least one",
             ),
-            ("branch_lr = -0.1", "method.sokd.branch_lr", "non-negative"),
+            ("branch_lr = 0", "method.sokd.branch_lr", "positive"),
             (
                 "teacher = \"student\"",
                 "method.sokd.teacher",

@@ -282,11 +282,10 @@ fn weight_grad_by_channels(g: &ConvShape, x: &[f32], dy: &[f32]) -> Vec<f32> {
 mod tests {
     use super::*;
 
-    /// The weight gradient is bitwise the same on 1, 2 and 3 threads: training runs reproduce
-    /// exactly whatever rayon's scheduling.
-    #[test]
-    fn weight_gradient_does_not_depend_on_the_thread_count() {
-        let g = ConvShape::new([13, 6, 9, 9], [8, 6, 3, 3], [1, 1], [1, 1], 1).unwrap();
+    /// `x`, `dy` filled with fixed smooth patterns, and the weight gradient computed on 1, 2 and
+    /// 3 threads, which must be bitwise equal: training runs reproduce exactly whatever rayon's
+    /// scheduling. Returns the inputs and the gradient.
+    fn thread_count_independent(g: &ConvShape) -> (Vec<f32>, Vec<f32>, Vec<f32>) {
         let x: Vec<f32> = (0..g.input_len())
             .map(|i| (i as f32 * 0.013).sin())
             .collect();
@@ -298,35 +297,28 @@ mod tests {
                 .num_threads(threads)
                 .build()
                 .unwrap()
-                .install(|| weight_grad(&g, &x, &dy))
+                .install(|| weight_grad(g, &x, &dy))
         };
         let one = on(1);
         assert_eq!(one, on(2));
         assert_eq!(one, on(3));
+        (x, dy, one)
     }
 
-    /// The same for a weight large enough to be split by output channels, and that path equals
-    /// the chunked one within f32 rounding.
+    /// The chunked weight gradient does not depend on the thread count.
+    #[test]
+    fn weight_gradient_does_not_depend_on_the_thread_count() {
+        let g = ConvShape::new([13, 6, 9, 9], [8, 6, 3, 3], [1, 1], [1, 1], 1).unwrap();
+        thread_count_independent(&g);
+    }
+
+    /// Neither does the gradient of a weight large enough to be split by output channels, and
+    /// that path equals a per-image sum in f64 within f32 rounding.
     #[test]
     fn large_weight_gradients_do_not_depend_on_the_thread_count() {
         let g = ConvShape::new([5, 48, 4, 4], [170, 48, 3, 3], [1, 1], [1, 1], 1).unwrap();
         assert!(g.weight_len() >= LARGE_WEIGHT);
-        let x: Vec<f32> = (0..g.input_len())
-            .map(|i| (i as f32 * 0.013).sin())
-            .collect();
-        let dy: Vec<f32> = (0..g.output_len())
-            .map(|i| (i as f32 * 0.029).cos())
-            .collect();
-        let on = |threads: usize| {
-            rayon::ThreadPoolBuilder::new()
-                .num_threads(threads)
-                .build()
-                .unwrap()
-                .install(|| weight_grad(&g, &x, &dy))
-        };
-        let one = on(1);
-        assert_eq!(one, on(2));
-        assert_eq!(one, on(3));
+        let (x, dy, one) = thread_count_independent(&g);
         let per_image = {
             let mut dw = vec![0.0f64; g.weight_len()];
             let (patch, plane) = (g.patch(), g.out_plane());

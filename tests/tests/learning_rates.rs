@@ -194,6 +194,29 @@ fn a_rate_for_a_frozen_role_is_refused_at_its_key() {
     );
 }
 
+/// `networks.<role>.ce_weight` on a role the main phase does not train has no effect either,
+/// and is refused the same way.
+#[test]
+fn a_cross_entropy_weight_on_a_frozen_role_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = repo_root().join("configs/experiments/fashion/quickstart/kd.toml");
+    let args = [
+        "plan",
+        config.to_str().unwrap(),
+        "--allow-missing-checkpoints",
+        "--set",
+        "networks.teacher.ce_weight=0.5",
+    ];
+    let stderr = failure(kd(dir.path(), &args), 2);
+    assert!(
+        stderr.contains(
+            "`networks.teacher.ce_weight`: is 0.5, but role `teacher` is not trained in the main \
+             phase (frozen; used by kd): its cross-entropy is never added"
+        ),
+        "{stderr}"
+    );
+}
+
 #[test]
 fn every_learning_rate_key_refuses_zero_alike() {
     let dir = tempfile::tempdir().unwrap();

@@ -378,6 +378,24 @@ pub(super) fn plan_roles(
                 ),
             );
         }
+        if entry.trained_in.as_deref() != Some(MAIN_PHASE)
+            && let Some(weight) = network.ce_weight
+        {
+            // The main phase adds each role's cross-entropy; elsewhere the weight cannot act.
+            let how = match entry.trained_in.as_deref() {
+                Some(phase) => format!("trained only in phase `{phase}`"),
+                None => "frozen".to_string(),
+            };
+            checker.issues.push(
+                &format!("networks.{}.ce_weight", table_key(role)),
+                format!(
+                    "is {weight}, but role `{role}` is not trained in the main phase ({how}; used by \
+                     {}): its cross-entropy is never added, so the weight would have no effect; \
+                     remove the key",
+                    entry.used_by.join(", ")
+                ),
+            );
+        }
         let suggested = entry.lr.as_ref().map(|s| (s.value, s.key.as_str()));
         let lr = learning_rate::resolve(config, role, network, zoo_entry.name, suggested);
         roles.push(RolePlan {

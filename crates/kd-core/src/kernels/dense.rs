@@ -28,6 +28,27 @@ use super::im2col::{col2im, im2col};
 /// resnet32x4 trained 7–15% slower).
 const SMALL_PLANE: usize = 64;
 
+/// Length of the im2col scratch one worker needs: none for a pointwise convolution, whose input
+/// planes are already the matrix.
+fn col_len(g: &ConvShape) -> usize {
+    if g.is_pointwise() {
+        0
+    } else {
+        g.patch() * g.out_plane()
+    }
+}
+
+/// The `patch × out_plane` matrix of one image and group: `x` itself for a pointwise
+/// convolution, else its im2col, written into `col`.
+fn patches<'a>(g: &ConvShape, x: &'a [f32], col: &'a mut [f32]) -> &'a [f32] {
+    if g.is_pointwise() {
+        x
+    } else {
+        im2col(g, x, col);
+        col
+    }
+}
+
 /// `conv2d(x, w)` without bias: `[batch, out_channels, out_h, out_w]`, row-major.
 pub fn forward(g: &ConvShape, x: &[f32], w: &[f32]) -> Vec<f32> {
     if g.is_pointwise() && g.groups == 1 && g.out_plane() <= SMALL_PLANE && g.batch > 1 {
@@ -39,25 +60,11 @@ pub fn forward(g: &ConvShape, x: &[f32], w: &[f32]) -> Vec<f32> {
     y.par_chunks_mut(g.out_channels * out_plane)
         .zip(x.par_chunks(g.in_channels * g.in_plane()))
         .for_each_init(
-            || {
-                vec![
-                    0.0;
-                    if g.is_pointwise() {
-                        0
-                    } else {
-                        patch * out_plane
-                    }
-                ]
-            },
+            || vec![0.0; col_len(g)],
             |col, (y, x)| {
                 for group in 0..g.groups {
                     let xg = &x[group * in_group..(group + 1) * in_group];
-                    let cols = if g.is_pointwise() {
-                        xg
-                    } else {
-                        im2col(g, xg, col);
-                        col.as_slice()
-                    };
+                    let cols = patches(g, xg, col);
                     matmul(
                         (out_pg, out_plane, patch),
                         &mut y[group * out_pg * out_plane..(group + 1) * out_pg * out_plane],
@@ -121,16 +128,7 @@ pub fn input_grad(g: &ConvShape, w: &[f32], dy: &[f32]) -> Vec<f32> {
     dx.par_chunks_mut(g.in_channels * g.in_plane())
         .zip(dy.par_chunks(g.out_channels * out_plane))
         .for_each_init(
-            || {
-                vec![
-                    0.0;
-                    if g.is_pointwise() {
-                        0
-                    } else {
-                        patch * out_plane
-                    }
-                ]
-            },
+            || vec![0.0; col_len(g)],
             |col, (dx, dy)| {
                 for group in 0..g.groups {
                     let dxg = &mut dx[group * in_group..(group + 1) * in_group];
@@ -168,17 +166,12 @@ pub fn weight_grad(g: &ConvShape, x: &[f32], dy: &[f32]) -> Vec<f32> {
     let image_in = g.in_channels * g.in_plane();
     let image_out = g.out_channels * out_plane;
     let block = patch * out_pg;
-    let col_len = if g.is_pointwise() {
-        0
-    } else {
-        patch * out_plane
-    };
     // Fixed chunks of images, summed in order: the result does not depend on how rayon
     // schedules the work or on the thread count, so training stays bitwise reproducible.
     let partials: Vec<Vec<f32>> = (0..g.batch.div_ceil(IMAGES_PER_PARTIAL))
         .into_par_iter()
         .map_init(
-            || vec![0.0; col_len],
+            || vec![0.0; col_len(g)],
             |col, chunk| {
                 let mut dwt = vec![0.0; g.weight_len()];
                 let first = chunk * IMAGES_PER_PARTIAL;
@@ -187,12 +180,7 @@ pub fn weight_grad(g: &ConvShape, x: &[f32], dy: &[f32]) -> Vec<f32> {
                     let dy = &dy[image * image_out..(image + 1) * image_out];
                     for group in 0..g.groups {
                         let xg = &x[group * in_group..(group + 1) * in_group];
-                        let cols = if g.is_pointwise() {
-                            xg
-                        } else {
-                            im2col(g, xg, col);
-                            col.as_slice()
-                        };
+                        let cols = patches(g, xg, col);
                         matmul(
                             (patch, out_pg, out_plane),
                             &mut dwt[group * block..(group + 1) * block],
@@ -242,28 +230,18 @@ fn weight_grad_by_channels(g: &ConvShape, x: &[f32], dy: &[f32]) -> Vec<f32> {
     let (patch, out_plane) = (g.patch(), g.out_plane());
     let image_in = g.in_channels * g.in_plane();
     let image_out = g.out_channels * out_plane;
-    let col_len = if g.is_pointwise() {
-        0
-    } else {
-        patch * out_plane
-    };
     let mut dw = vec![0.0; g.weight_len()];
     dw.par_chunks_mut(CHANNELS_PER_TASK * patch)
         .enumerate()
         .for_each_init(
-            || vec![0.0; col_len],
+            || vec![0.0; col_len(g)],
             |col, (task, dw)| {
                 let first = task * CHANNELS_PER_TASK;
                 let channels = dw.len() / patch;
                 for image in 0..g.batch {
                     let x = &x[image * image_in..(image + 1) * image_in];
                     let dy = &dy[image * image_out + first * out_plane..];
-                    let cols = if g.is_pointwise() {
-                        x
-                    } else {
-                        im2col(g, x, col);
-                        col.as_slice()
-                    };
+                    let cols = patches(g, x, col);
                     matmul_strided(
                         (patch, channels, out_plane),
                         dw,

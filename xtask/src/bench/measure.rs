@@ -224,21 +224,31 @@ fn threads() -> usize {
         .unwrap_or(1)
 }
 
-fn pytorch(
-    setup: &Setup,
-    python: &Python,
-    model: &str,
-) -> anyhow::Result<(Throughput, Throughput, String)> {
+/// `pytorch_bench.py` with `what` (`--models …` or `--steps …`), at the setup's batch and
+/// iteration counts, on as many threads as kd gets.
+fn pytorch_command(setup: &Setup, python: &Python, what: &[&str]) -> Command {
     let mut command = Command::new(&python.python);
     command
         .arg(setup.repo.join("scripts/reference/pytorch_bench.py"))
         .arg("--repdistiller")
         .arg(&python.repdistiller)
-        .args(["--models", model, "--batch", &setup.batch.to_string()])
+        .args(what)
+        .args(["--batch", &setup.batch.to_string()])
         .args(setup.repeat())
         .args(["--threads", &threads().to_string()])
         .current_dir(&setup.repo);
-    let value = json_of(command, &format!("pytorch_bench.py {model}"))?;
+    command
+}
+
+fn pytorch(
+    setup: &Setup,
+    python: &Python,
+    model: &str,
+) -> anyhow::Result<(Throughput, Throughput, String)> {
+    let value = json_of(
+        pytorch_command(setup, python, &["--models", model]),
+        &format!("pytorch_bench.py {model}"),
+    )?;
     let row = &value["models"][0];
     Ok((
         serde_json::from_value(row["train"].clone())?,
@@ -249,16 +259,10 @@ fn pytorch(
 
 /// PyTorch's KD and DML steps (`--steps kd,dml`), in that order.
 fn pytorch_steps(setup: &Setup, python: &Python) -> anyhow::Result<(Throughput, Throughput)> {
-    let mut command = Command::new(&python.python);
-    command
-        .arg(setup.repo.join("scripts/reference/pytorch_bench.py"))
-        .arg("--repdistiller")
-        .arg(&python.repdistiller)
-        .args(["--steps", "kd,dml", "--batch", &setup.batch.to_string()])
-        .args(setup.repeat())
-        .args(["--threads", &threads().to_string()])
-        .current_dir(&setup.repo);
-    let value = json_of(command, "pytorch_bench.py --steps kd,dml")?;
+    let value = json_of(
+        pytorch_command(setup, python, &["--steps", "kd,dml"]),
+        "pytorch_bench.py --steps kd,dml",
+    )?;
     let step = |i: usize| -> anyhow::Result<Throughput> {
         Ok(serde_json::from_value(
             value["steps"][i]["throughput"].clone(),

@@ -12,7 +12,7 @@ fn repo() -> PathBuf {
         .to_path_buf()
 }
 
-fn manifest(dir: &Path, rows: &str) -> PathBuf {
+fn manifest(dir: &Path, rows: &str, epochs: u32) -> PathBuf {
     let text = format!(
         r#"
 title = "tiny"
@@ -25,7 +25,7 @@ sets = [
     "data.train_per_class=10",
     "data.test_per_class=10",
     "data.batch_size=16",
-    "run.epochs=1",
+    "run.epochs={epochs}",
     "schedule.kind=constant",
 ]
 
@@ -73,7 +73,7 @@ fn xtask(args: &[&str]) -> Command {
 #[test]
 fn an_interrupted_sweep_resumes_and_aggregates() {
     let dir = tempfile::tempdir().unwrap();
-    let manifest = manifest(dir.path(), ROWS);
+    let manifest = manifest(dir.path(), ROWS, 1);
     let results = dir.path().join("results");
     let args = [
         "tiny",
@@ -99,6 +99,8 @@ fn an_interrupted_sweep_resumes_and_aggregates() {
     }
     child.kill().unwrap();
     child.wait().unwrap();
+    // The cell that was running ends with the sweep; its lock is free once it has.
+    wait_until_unlocked(&dir.path().join("runs/teacher/resnet14/seed1"));
     let out = xtask(&args).output().unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "{stderr}");
@@ -134,6 +136,70 @@ fn an_interrupted_sweep_resumes_and_aggregates() {
     assert!(results.join("tiny.png").is_file());
 }
 
+/// Waits (up to a minute) until no process holds the lock of the run directory `dir`.
+fn wait_until_unlocked(dir: &Path) {
+    let start = Instant::now();
+    loop {
+        let free = match std::fs::File::open(dir.join(".lock")) {
+            Ok(file) => file.try_lock().is_ok(),
+            Err(_) => true,
+        };
+        if free {
+            return;
+        }
+        if start.elapsed() > Duration::from_secs(60) {
+            // Stop the stray cell (its id is in the lock file) before failing.
+            let holder = std::fs::read_to_string(dir.join(".lock")).unwrap_or_default();
+            let _ = Command::new("kill").arg(holder.trim()).status();
+            panic!(
+                "{} is still locked (by process {}) a minute after its sweep was stopped",
+                dir.display(),
+                holder.trim()
+            );
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// Stopping the sweep alone (not its process group, as Ctrl-C would) stops the cell it was
+/// running: the cell's lock is released within the minute and the cell never finishes, so the
+/// next sweep can resume it.
+#[test]
+fn a_stopped_sweep_stops_the_cell_it_was_running() {
+    let dir = tempfile::tempdir().unwrap();
+    // A cell that would train for many minutes.
+    let manifest = manifest(dir.path(), ROWS, 5000);
+    let results = dir.path().join("results");
+    let mut child = xtask(&[
+        "tiny",
+        "--manifest",
+        manifest.to_str().unwrap(),
+        "--results",
+        results.to_str().unwrap(),
+    ])
+    .stdout(Stdio::null())
+    .stderr(Stdio::null())
+    .spawn()
+    .unwrap();
+    let cell = dir.path().join("runs/teacher/resnet14/seed0");
+    let start = Instant::now();
+    // Wait until the cell's `kd` holds its lock: it writes its process id into the lock file
+    // once it does (taking the lock here to look would race with it).
+    while std::fs::read_to_string(cell.join(".lock"))
+        .map_or(true, |text| text.trim().parse::<u32>().is_err())
+    {
+        assert!(
+            start.elapsed() < Duration::from_secs(600),
+            "the first cell never started"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+    wait_until_unlocked(&cell);
+    assert!(!cell.join("summary.json").exists());
+}
+
 fn fake_summary(dir: &Path, last: f64, best: f64) {
     std::fs::create_dir_all(dir).unwrap();
     let text = format!(
@@ -145,7 +211,7 @@ fn fake_summary(dir: &Path, last: f64, best: f64) {
 #[test]
 fn aggregation_is_exact_on_known_numbers() {
     let dir = tempfile::tempdir().unwrap();
-    let manifest = manifest(dir.path(), ROWS);
+    let manifest = manifest(dir.path(), ROWS, 1);
     let runs = dir.path().join("runs");
     fake_summary(&runs.join("teacher/resnet14/seed0"), 60.0, 61.0);
     fake_summary(&runs.join("teacher/resnet14/seed1"), 64.0, 65.0);
@@ -193,7 +259,7 @@ fn a_failing_cell_fails_the_command_and_names_its_log() {
         "networks.student.arch={teacher}",
         "networks.student.arch=resnet9",
     );
-    let manifest = manifest(dir.path(), &rows);
+    let manifest = manifest(dir.path(), &rows, 1);
     let results = dir.path().join("results");
     let out = xtask(&[
         "tiny",

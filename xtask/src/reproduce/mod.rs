@@ -9,6 +9,7 @@
 
 mod aggregate;
 mod chart;
+mod child;
 pub mod manifest;
 mod recipe;
 mod released;

@@ -119,6 +119,7 @@ fn start(kd: &Path, repo: &Path, cell: &Cell) -> anyhow::Result<Child> {
         let report = std::fs::File::create(&partial)
             .with_context(|| format!("creating {}", partial.display()))?;
         let mut command = eval_command(kd, repo, cell)?;
+        super::child::end_with_sweep(&mut command);
         command
             .stdout(Stdio::from(report))
             .stderr(Stdio::from(file));
@@ -130,6 +131,7 @@ fn start(kd: &Path, repo: &Path, cell: &Cell) -> anyhow::Result<Child> {
     if cell_state(repo, cell) == CellState::Interrupted {
         command.arg("--resume");
     }
+    super::child::end_with_sweep(&mut command);
     command
         .stdout(Stdio::from(file.try_clone()?))
         .stderr(Stdio::from(file));

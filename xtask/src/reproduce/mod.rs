@@ -10,6 +10,7 @@
 mod aggregate;
 mod chart;
 mod child;
+mod curves;
 pub mod manifest;
 mod recipe;
 mod released;
@@ -192,27 +193,48 @@ fn aggregate(
     table: &str,
     manifest: &Manifest,
     cells: &[Cell],
-    seeds: usize,
     command: String,
 ) -> anyhow::Result<PathBuf> {
-    let entries = aggregate::collect(repo, manifest, cells, seeds)?;
+    let entries = aggregate::collect(repo, manifest, cells)?;
     let verdicts = aggregate::verdicts(manifest, &entries, repo, cells);
+    let curves = curves::collect(repo, manifest, cells)?;
     std::fs::create_dir_all(results).with_context(|| format!("creating {}", results.display()))?;
     let png_name = format!("{table}.png");
     let chart = chart::draw_chart(&results.join(&png_name), manifest, &entries)
         .map_err(|e| eprintln!("warning: no chart: {e}"))
         .ok()
         .map(|_| png_name.as_str());
+    let curves_png = format!("{table}-curves.png");
+    let curves_chart = curves::draw_chart(&results.join(&curves_png), manifest, &curves)
+        .map_err(|e| eprintln!("warning: no learning curves: {e}"))
+        .ok()
+        .map(|_| curves_png.as_str());
+    let curves_csv = format!("{table}-curves.csv");
+    let seeds_csv = format!("{table}-seeds.csv");
     let provenance = report::Provenance::here(repo, command);
     let md = results.join(format!("{table}.md"));
+    let shown = report::Results {
+        entries: &entries,
+        verdicts: &verdicts,
+        curves: &curves,
+        cell_time: aggregate::cell_time(repo, cells),
+    };
+    let files = report::Files {
+        chart,
+        curves: curves_chart,
+        curves_csv: &curves_csv,
+        seeds_csv: &seeds_csv,
+    };
     report::write(
         &md,
-        &report::markdown(manifest, &entries, &verdicts, &provenance, chart),
+        &report::markdown(manifest, &shown, &provenance, &files),
     )?;
     report::write(
         &results.join(format!("{table}.csv")),
         &report::csv(manifest, &entries),
     )?;
+    report::write(&results.join(&seeds_csv), &report::seeds_csv(&entries))?;
+    report::write(&results.join(&curves_csv), &curves::csv(&curves))?;
     Ok(md)
 }
 
@@ -310,7 +332,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         .results
         .clone()
         .unwrap_or_else(|| repo.join("docs").join("results"));
-    let md = aggregate(&repo, &results, &name, &manifest, &cells, seeds, command)?;
+    let md = aggregate(&repo, &results, &name, &manifest, &cells, command)?;
     println!("wrote {}", md.display());
     Ok(())
 }

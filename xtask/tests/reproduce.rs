@@ -136,6 +136,86 @@ fn an_interrupted_sweep_resumes_and_aggregates() {
     assert!(results.join("tiny.png").is_file());
 }
 
+/// A finished cell is reused only under the configuration it ran with: a changed protocol
+/// reruns every cell, a changed teacher row reruns the teachers and the cells that distil from
+/// them, and the earlier runs are kept beside; `--aggregate-only` refuses stale cells.
+#[test]
+fn a_cell_whose_configuration_changed_runs_again() {
+    let dir = tempfile::tempdir().unwrap();
+    let manifest = manifest(dir.path(), ROWS, 1);
+    let results = dir.path().join("results");
+    let sweep = |extra: &[&str]| {
+        let mut args = vec![
+            "tiny",
+            "--manifest",
+            manifest.to_str().unwrap(),
+            "--results",
+            results.to_str().unwrap(),
+        ];
+        args.extend_from_slice(extra);
+        let out = xtask(&args).output().unwrap();
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    let (code, stderr) = sweep(&[]);
+    assert_eq!(code, Some(0), "{stderr}");
+    let (code, stderr) = sweep(&[]);
+    assert_eq!(code, Some(0), "{stderr}");
+    assert!(stderr.contains("4 of 4 cells already finished"), "{stderr}");
+    assert!(!stderr.contains("runs again"), "{stderr}");
+
+    // The teacher row changes: both teachers and both KD cells run again.
+    let text = std::fs::read_to_string(&manifest).unwrap();
+    let changed = text.replace(
+        r#"sets = ["networks.student.arch={teacher}"]"#,
+        r#"sets = ["networks.student.arch={teacher}", "optim.weight_decay=0.001"]"#,
+    );
+    assert_ne!(text, changed);
+    std::fs::write(&manifest, &changed).unwrap();
+    let (code, stderr) = sweep(&["--aggregate-only"]);
+    assert_eq!(code, Some(2), "{stderr}");
+    assert!(
+        stderr.contains("teacher/resnet14/seed0: its configuration changed at optim.weight_decay")
+            && stderr
+                .contains("kd/r14-r8/seed1: teacher/resnet14/seed1, which it needs, runs again"),
+        "{stderr}"
+    );
+    let (code, stderr) = sweep(&[]);
+    assert_eq!(code, Some(0), "{stderr}");
+    assert!(stderr.contains("0 of 4 cells already finished"), "{stderr}");
+    assert_eq!(stderr.matches(" runs again: ").count(), 4, "{stderr}");
+    let kept = dir.path().join("runs/teacher/resnet14/seed0.replaced-1");
+    assert!(kept.join("summary.json").is_file());
+    assert!(
+        dir.path()
+            .join("runs/teacher/resnet14/seed0.replaced-1.log")
+            .is_file()
+    );
+    let saved = std::fs::read_to_string(dir.path().join("runs/teacher/resnet14/seed0/config.toml"));
+    assert!(saved.unwrap().contains("weight_decay = 0.001"));
+
+    // The protocol changes for the KD row only: the teachers are kept.
+    std::fs::write(
+        &manifest,
+        changed.replace(
+            r#""networks.teacher.checkpoint={run:teacher}/checkpoints/last.kdc"]"#,
+            r#""networks.teacher.checkpoint={run:teacher}/checkpoints/last.kdc", "data.batch_size=8"]"#,
+        ),
+    )
+    .unwrap();
+    let (code, stderr) = sweep(&[]);
+    assert_eq!(code, Some(0), "{stderr}");
+    assert!(stderr.contains("2 of 4 cells already finished"), "{stderr}");
+    assert!(
+        stderr.contains(
+            "cell kd/r14-r8/seed0 runs again: its configuration changed at data.batch_size"
+        ),
+        "{stderr}"
+    );
+}
+
 /// Waits (up to a minute) until no process holds the lock of the run directory `dir`.
 fn wait_until_unlocked(dir: &Path) {
     let start = Instant::now();

@@ -3,7 +3,8 @@
 //!
 //! `manifest.rs` reads `configs/reproduce/<table>.toml` and expands it into cells, `run.rs` runs
 //! them, `aggregate.rs` reads the results back, `report.rs` and `chart.rs` write them,
-//! `slurm.rs` emits job arrays for a cluster, `released.rs` checks a directory of released
+//! `reuse.rs` reruns a cell whose configuration changed since it ran, `slurm.rs` emits job
+//! arrays for a cluster, `released.rs` checks a directory of released
 //! teachers (`--released-teachers`). `--dry-run` plans every cell and times a step of each
 //! (`kd plan`, `kd time`) instead of training.
 
@@ -15,6 +16,7 @@ pub mod manifest;
 mod recipe;
 mod released;
 pub mod report;
+mod reuse;
 mod run;
 mod slurm;
 
@@ -301,6 +303,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         if kind != "slurm" {
             bail!("unknown --emit kind `{kind}`; known: slurm");
         }
+        reuse::retire_stale(&kd, &repo, &cells)?;
         slurm::emit(Path::new(dir), &args.table, &repo, &kd, &cells)?;
         println!(
             "wrote Slurm job arrays for {} cells into {dir}; run {dir}/submit.sh",
@@ -308,7 +311,32 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         );
         return Ok(());
     }
-    if !args.aggregate_only {
+    if args.aggregate_only {
+        let stale = reuse::stale_cells(&kd, &repo, &cells, true)?;
+        let mut named = Vec::new();
+        for (cell, why) in cells.iter().zip(&stale) {
+            match why {
+                None => {}
+                // Results written elsewhere (a cluster's, copied back) may come without it.
+                Some(reuse::Stale::NoConfig) => eprintln!(
+                    "warning: cell {} is aggregated unchecked: {}",
+                    run::cell_name(cell),
+                    reuse::Stale::NoConfig
+                ),
+                Some(why) => named.push(format!("{}: {why}", run::cell_name(cell))),
+            }
+        }
+        if !named.is_empty() {
+            return Err(crate::BadInput(format!(
+                "{} cell(s) on disk cannot be aggregated as they are (run the table without \
+                 --aggregate-only to rerun them):\n  {}",
+                named.len(),
+                named.join("\n  ")
+            ))
+            .into());
+        }
+    } else {
+        reuse::retire_stale(&kd, &repo, &cells)?;
         run::run_cells(&kd, &repo, &cells, args.jobs)?;
     }
     let mut name = args.table.clone();

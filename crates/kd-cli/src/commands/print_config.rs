@@ -1,4 +1,5 @@
-//! `kd print-config`: the resolved configuration with the source of every key.
+//! `kd print-config`: the resolved configuration with the source of every key (or, with
+//! `--resolved`, alone, as a run writes it to its `config.toml`).
 
 use std::io::Write;
 use std::path::PathBuf;
@@ -16,13 +17,20 @@ pub struct Args {
     /// Print JSON: an array of `{key, value, source}`.
     #[arg(long)]
     json: bool,
+    /// Print the resolved configuration alone, exactly as a run writes it to
+    /// `<run dir>/config.toml` (no sources): what `cargo xtask reproduce` compares a finished
+    /// cell against.
+    #[arg(long, conflicts_with = "json")]
+    resolved: bool,
 }
 
 /// Runs the command.
 pub fn run(args: Args) -> anyhow::Result<()> {
     let mut out = std::io::stdout().lock();
     let loaded = config::load(args.config.as_deref(), &args.sets)?;
-    if args.json {
+    if args.resolved {
+        write!(out, "{}", toml::to_string(&loaded.config)?)?;
+    } else if args.json {
         writeln!(
             out,
             "{}",

@@ -1,0 +1,207 @@
+//! Whether a finished (or interrupted) cell may be reused. A cell's run directory keeps the
+//! configuration it ran with (`config.toml`, written by `kd train`); before a sweep, every cell
+//! on disk is compared key by key with the configuration its command resolves to now
+//! (`kd print-config --resolved`). A cell whose configuration changed, or whose teacher (a cell
+//! it needs) is about to run again, is rerun: its directory and log are moved aside to
+//! `<dir>.replaced-<n>` (nothing is deleted) and the keys that changed are printed. A finished
+//! cell is never reused under a configuration it did not run with.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, bail};
+
+use super::manifest::{Cell, CellKind};
+use super::run::{CellState, cell_name, cell_state, kd_command, log_path};
+
+/// Why a cell on disk cannot be reused.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Stale {
+    /// Its configuration differs at these dotted keys (sorted).
+    Changed(Vec<String>),
+    /// Its directory holds no `config.toml` to compare with.
+    NoConfig,
+    /// A cell it needs (by name) runs again, so it would distil from another teacher.
+    NeedsRerun(String),
+}
+
+impl std::fmt::Display for Stale {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Stale::Changed(keys) => write!(f, "its configuration changed at {}", keys.join(", ")),
+            Stale::NoConfig => write!(f, "its directory has no config.toml to compare with"),
+            Stale::NeedsRerun(need) => write!(f, "{need}, which it needs, runs again"),
+        }
+    }
+}
+
+/// The dotted keys whose values differ between two TOML texts, sorted (a text that does not
+/// parse counts as empty, so every key of the other differs).
+pub fn changed_keys(saved: &str, current: &str) -> Vec<String> {
+    let (a, b) = (flatten_text(saved), flatten_text(current));
+    let mut keys: Vec<String> = a
+        .keys()
+        .chain(b.keys())
+        .filter(|k| a.get(*k) != b.get(*k))
+        .cloned()
+        .collect();
+    keys.sort();
+    keys.dedup();
+    keys
+}
+
+fn flatten_text(text: &str) -> BTreeMap<String, String> {
+    let mut out = BTreeMap::new();
+    if let Ok(table) = text.parse::<toml::Table>() {
+        flatten("", &toml::Value::Table(table), &mut out);
+    }
+    out
+}
+
+fn flatten(prefix: &str, value: &toml::Value, out: &mut BTreeMap<String, String>) {
+    match value {
+        toml::Value::Table(table) => {
+            for (key, value) in table {
+                let key = if prefix.is_empty() {
+                    key.clone()
+                } else {
+                    format!("{prefix}.{key}")
+                };
+                flatten(&key, value, out);
+            }
+        }
+        other => {
+            out.insert(prefix.to_string(), other.to_string());
+        }
+    }
+}
+
+/// The configuration `cell` resolves to now, as its run would write it.
+fn resolved_config(kd: &Path, repo: &Path, cell: &Cell) -> anyhow::Result<String> {
+    let out = kd_command(kd, repo, cell, &["print-config"])
+        .arg("--resolved")
+        .output()
+        .with_context(|| format!("running {}", kd.display()))?;
+    if !out.status.success() {
+        bail!(
+            "cell {}: kd print-config failed: {}",
+            cell_name(cell),
+            String::from_utf8_lossy(&out.stderr).trim()
+        );
+    }
+    String::from_utf8(out.stdout).context("kd print-config printed non-UTF-8")
+}
+
+/// Why each cell on disk cannot be reused (`None`: reusable, or nothing on disk yet), in the
+/// order of `cells` (a cell comes after the cells it needs). With `keep_unrecorded`, a cell
+/// without `config.toml` is still reported ([`Stale::NoConfig`]) but taken as it is: the cells
+/// that need it are not stale on its account (`--aggregate-only` on results copied back).
+///
+/// # Errors
+/// When `kd print-config` fails on a cell or a saved `config.toml` cannot be read.
+pub fn stale_cells(
+    kd: &Path,
+    repo: &Path,
+    cells: &[Cell],
+    keep_unrecorded: bool,
+) -> anyhow::Result<Vec<Option<Stale>>> {
+    let mut stale: Vec<Option<Stale>> = Vec::with_capacity(cells.len());
+    // Whether the sweep will (re)run the cell.
+    let mut runs: Vec<bool> = Vec::with_capacity(cells.len());
+    for cell in cells {
+        let state = cell_state(repo, cell);
+        let why = if state == CellState::New || matches!(cell.kind, CellKind::Eval { .. }) {
+            None
+        } else if let Some(&need) = cell.needs.iter().find(|&&n| runs.get(n) == Some(&true)) {
+            Some(Stale::NeedsRerun(cell_name(&cells[need])))
+        } else {
+            let saved_path = repo.join(&cell.dir).join("config.toml");
+            if saved_path.is_file() {
+                let saved = std::fs::read_to_string(&saved_path)
+                    .with_context(|| format!("reading {}", saved_path.display()))?;
+                let keys = changed_keys(&saved, &resolved_config(kd, repo, cell)?);
+                (!keys.is_empty()).then_some(Stale::Changed(keys))
+            } else {
+                Some(Stale::NoConfig)
+            }
+        };
+        let kept = keep_unrecorded && why == Some(Stale::NoConfig);
+        runs.push((why.is_some() && !kept) || state != CellState::Done);
+        stale.push(why);
+    }
+    Ok(stale)
+}
+
+/// Free names beside `dir` for a replaced run and its log: `<dir>.replaced-<n>` and
+/// `<dir>.replaced-<n>.log`, lowest `n` from 1.
+fn aside(dir: &Path) -> (PathBuf, PathBuf) {
+    let name = dir.file_name().map(|n| n.to_string_lossy().into_owned());
+    let name = name.unwrap_or_default();
+    (1..)
+        .map(|n| {
+            (
+                dir.with_file_name(format!("{name}.replaced-{n}")),
+                dir.with_file_name(format!("{name}.replaced-{n}.log")),
+            )
+        })
+        .find(|(run, log)| !run.exists() && !log.exists())
+        .expect("some number is free")
+}
+
+/// Moves every stale cell's run directory (and log) aside so the sweep reruns it, printing
+/// which and why. Returns how many were moved.
+///
+/// # Errors
+/// As [`stale_cells`], and when a directory cannot be renamed.
+pub fn retire_stale(kd: &Path, repo: &Path, cells: &[Cell]) -> anyhow::Result<usize> {
+    let stale = stale_cells(kd, repo, cells, false)?;
+    let mut moved = 0;
+    for (cell, why) in cells.iter().zip(&stale) {
+        let Some(why) = why else { continue };
+        let dir = repo.join(&cell.dir);
+        let (to, log_to) = aside(&dir);
+        std::fs::rename(&dir, &to)
+            .with_context(|| format!("moving {} to {}", dir.display(), to.display()))?;
+        let log = log_path(repo, cell);
+        if log.is_file() {
+            std::fs::rename(&log, &log_to)
+                .with_context(|| format!("moving {} to {}", log.display(), log_to.display()))?;
+        }
+        eprintln!(
+            "cell {} runs again: {why}; the earlier run is kept at {}",
+            cell_name(cell),
+            to.display()
+        );
+        moved += 1;
+    }
+    Ok(moved)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn changed_keys_are_dotted_sorted_and_include_added_and_removed_keys() {
+        let saved = "[run]\nepochs = 4\nseed = 0\n[data]\nroot = \"a\"\n";
+        let current = "[run]\nepochs = 15\nseed = 0\n[data]\nroot = \"a\"\nextra = 1\n";
+        assert_eq!(changed_keys(saved, current), ["data.extra", "run.epochs"]);
+        assert!(changed_keys(saved, saved).is_empty());
+        assert_eq!(changed_keys("not toml [", "a = 1"), ["a"]);
+    }
+
+    #[test]
+    fn a_replaced_run_goes_to_the_first_free_name() {
+        let dir = tempfile::tempdir().unwrap();
+        let run = dir.path().join("seed0");
+        std::fs::create_dir_all(dir.path().join("seed0.replaced-1")).unwrap();
+        std::fs::write(dir.path().join("seed0.replaced-2.log"), "").unwrap();
+        assert_eq!(
+            aside(&run),
+            (
+                dir.path().join("seed0.replaced-3"),
+                dir.path().join("seed0.replaced-3.log")
+            )
+        );
+    }
+}

@@ -56,6 +56,11 @@ pub struct Row {
     /// should not take one column's student learning rate).
     #[serde(default = "yes")]
     pub column_sets: bool,
+    /// At least this many seeds for this row in the full table (the table's `seeds` otherwise;
+    /// `--quick` ignores it): more evidence for the rows a close claim rests on. A row it needs
+    /// (`{run:<row>}`) must have as many.
+    #[serde(default)]
+    pub seeds: Option<usize>,
     /// Which evaluated output the row reports (default `student`).
     #[serde(default = "default_output")]
     pub report: String,
@@ -418,11 +423,31 @@ impl Manifest {
                 .join(key)
                 .join(format!("seed{seed}"))
         };
+        let seeds_of = |row: &Row| match row.seeds {
+            Some(n) if !quick => n.max(seeds),
+            _ => seeds,
+        };
         let mut cells: Vec<Cell> = Vec::new();
         // Rows are expanded in manifest order; a `{run:<row>}` must name an earlier row.
         for (row_index, row) in self.row.iter().enumerate() {
             for column in &self.column {
-                for seed in 0..seeds {
+                for template in &row.sets {
+                    for name in dependencies(&teacher_checkpoint(template, column)?) {
+                        if let Some(earlier) = self.row[..row_index].iter().find(|r| r.name == name)
+                            && seeds_of(earlier) < seeds_of(row)
+                        {
+                            bail!(
+                                "row `{}` runs {} seeds, but the row it needs \
+                                 (`{{run:{name}}}`) runs {}: give row `{name}` `seeds = {}` too",
+                                row.name,
+                                seeds_of(row),
+                                seeds_of(earlier),
+                                seeds_of(row)
+                            );
+                        }
+                    }
+                }
+                for seed in 0..seeds_of(row) {
                     let key = key_of(row, column, seed)?;
                     if let Some(problem) = not_one_folder(&key) {
                         bail!(
@@ -666,6 +691,32 @@ paper = { a = { value = 70.0, source = "paper, Table 1" } }
 
     fn manifest() -> Manifest {
         toml::from_str(MINIMAL).unwrap()
+    }
+
+    #[test]
+    fn a_row_asks_for_more_seeds_and_its_dependencies_must_have_them() {
+        let mut m = manifest();
+        m.row[0].seeds = Some(4);
+        m.row[1].seeds = Some(4);
+        let cells = m.cells(2, false).unwrap();
+        let count = |row: &str| cells.iter().filter(|c| c.row == row).count();
+        // One teacher run per seed (shared by both columns), one KD run per column and seed.
+        assert_eq!((count("teacher"), count("kd")), (4, 8));
+        let kd3 = cells.iter().find(|c| c.row == "kd" && c.seed == 3).unwrap();
+        assert_eq!(cells[kd3.needs[0]].seed, 3);
+        // A count below the table's does not lower it; --quick ignores row counts.
+        m.row[0].seeds = Some(1);
+        m.row[1].seeds = None;
+        assert_eq!(m.cells(2, false).unwrap().len(), 2 + 4);
+        m.row[1].seeds = Some(5);
+        assert_eq!(m.cells(1, true).unwrap().len(), 1 + 2);
+        let error = m.cells(2, false).unwrap_err().to_string();
+        assert!(
+            error.contains("row `kd` runs 5 seeds")
+                && error.contains("runs 2")
+                && error.contains("give row `teacher` `seeds = 5`"),
+            "{error}"
+        );
     }
 
     #[test]

@@ -84,7 +84,7 @@ pub struct SeedResult {
     pub last_top1: f64,
     /// Best-epoch top-1 (an evaluation's top-1).
     pub best_top1: f64,
-    /// The epoch of the best top-1, from 0 (none for an evaluation).
+    /// The epoch of the best top-1, from 1 (none for an evaluation).
     pub best_epoch: Option<usize>,
     /// Epochs trained (none for an evaluation).
     pub epochs: Option<usize>,

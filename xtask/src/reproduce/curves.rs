@@ -21,7 +21,7 @@ use super::manifest::{Cell, Manifest};
 /// One epoch of a curve, over the seeds that reached it.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Point {
-    /// Epoch, from 0 (as in `metrics.csv`).
+    /// Epoch, from 1 (as in `metrics.csv`): the epochs trained.
     pub epoch: usize,
     /// Mean test top-1 (%) over seeds.
     pub mean: f64,
@@ -184,7 +184,7 @@ pub fn collect(repo: &Path, manifest: &Manifest, cells: &[Cell]) -> anyhow::Resu
     Ok(curves)
 }
 
-/// The numbers behind the picture, one line per curve and epoch (epochs from 0, as in
+/// The numbers behind the picture, one line per curve and epoch (epochs from 1, as in
 /// `metrics.csv`): `row,column,output,epoch,mean_top1,min_top1,max_top1,seeds`.
 pub fn csv(curves: &[Curve]) -> String {
     let mut out = csv::Writer::from_writer(Vec::new());
@@ -229,9 +229,9 @@ const LEGEND: u32 = 240;
 /// The title's height in pixels.
 const TITLE: u32 = 36;
 
-/// The x of an epoch (from 0) in the picture: the epochs trained after it.
+/// The x of an epoch (from 1, as `metrics.csv` counts them) in the picture: the epochs trained.
 fn epochs_trained(epoch: usize) -> u32 {
-    u32::try_from(epoch + 1).unwrap_or(u32::MAX)
+    u32::try_from(epoch).unwrap_or(u32::MAX)
 }
 
 fn colour(manifest: &Manifest, row: &str) -> RGBColor {
@@ -495,7 +495,7 @@ improves = { row = "ffkd", output = "teacher" }
         let mut text = "kind,epoch,batch,step,loss,ce/student,student/top1,student/top5,\
                         images_per_sec,wall_seconds\n"
             .to_string();
-        for (epoch, t) in top1.iter().enumerate() {
+        for (epoch, t) in (1..).zip(top1) {
             text.push_str(&format!(
                 "step,{epoch},1,{},2.5,2.5,,,100,{epoch}\n",
                 2 * epoch + 1
@@ -512,7 +512,7 @@ improves = { row = "ffkd", output = "teacher" }
     fn ffkd(dir: &Path, student: &[f64], teacher: &[f64]) {
         let mut text =
             "kind,epoch,batch,step,teacher/top1,loss,student/top1,wall_seconds\n".to_string();
-        for (epoch, (s, t)) in student.iter().zip(teacher).enumerate() {
+        for (epoch, (s, t)) in (1..).zip(student.iter().zip(teacher)) {
             text.push_str(&format!("step,{epoch},1,{},,9,,{epoch}\n", 2 * epoch + 1));
             text.push_str(&format!(
                 "epoch,{epoch},,{},{t},8,{s},{epoch}.5\n",
@@ -599,7 +599,7 @@ mod tests {
         let teacher = read_epochs(&path, "teacher").unwrap();
         assert_eq!(
             teacher.into_iter().collect::<Vec<_>>(),
-            [(0, 78.0), (1, 79.0), (2, 80.0), (3, 80.5)]
+            [(1, 78.0), (2, 79.0), (3, 80.0), (4, 80.5)]
         );
         let student = read_epochs(&path, "student").unwrap();
         assert_eq!(
@@ -631,10 +631,10 @@ mod tests {
         // KD: seeds 0 and 1 only (seed 2 has no summary): 50/52, 60/62, 70/71, 71/72.
         let kd = curve(&curves, "kd", "student");
         let expected = [
-            (0, 51.0, 50.0, 52.0),
-            (1, 61.0, 60.0, 62.0),
-            (2, 70.5, 70.0, 71.0),
-            (3, 71.5, 71.0, 72.0),
+            (1, 51.0, 50.0, 52.0),
+            (2, 61.0, 60.0, 62.0),
+            (3, 70.5, 70.0, 71.0),
+            (4, 71.5, 71.0, 72.0),
         ];
         for (point, (epoch, mean, min, max)) in kd.points.iter().zip(expected) {
             assert_eq!(
@@ -695,9 +695,9 @@ mod tests {
             "row,column,output,epoch,mean_top1,min_top1,max_top1,seeds"
         );
         assert_eq!(lines.len(), 1 + 4 * 4);
-        assert!(lines.contains(&"kd,r20-r8,student,0,51.0000,50.0000,52.0000,2"));
-        assert!(lines.contains(&"teacher,r20-r8,student,3,78.2500,78.0000,78.5000,3"));
-        assert!(lines.contains(&"ffkd,r20-r8,teacher,3,80.2500,80.0000,80.5000,2"));
+        assert!(lines.contains(&"kd,r20-r8,student,1,51.0000,50.0000,52.0000,2"));
+        assert!(lines.contains(&"teacher,r20-r8,student,4,78.2500,78.0000,78.5000,3"));
+        assert!(lines.contains(&"ffkd,r20-r8,teacher,4,80.2500,80.0000,80.5000,2"));
     }
 
     #[test]

@@ -347,7 +347,7 @@ pub fn markdown(
              Learning curves, one panel per column: the test top-1 (%) after each epoch of the \
              output each row reports, the mean over the row's seeds (line) and the range from the \
              lowest to the highest seed (band){dashed}. Rows with no finished cell are left out. \
-             The numbers are in {} (epochs counted from 0 there).\n",
+             The numbers are in {}.\n",
             files.curves_csv
         );
     }

@@ -214,6 +214,131 @@ fn a_cell_whose_configuration_changed_runs_again() {
         ),
         "{stderr}"
     );
+
+    // Bookkeeping keys (logging, checkpoint frequency) do not rerun a finished cell.
+    let text = std::fs::read_to_string(&manifest).unwrap();
+    std::fs::write(
+        &manifest,
+        text.replace(
+            r#""run.epochs=1","#,
+            r#""run.epochs=1", "run.log_every=3","#,
+        ),
+    )
+    .unwrap();
+    let (code, stderr) = sweep(&[]);
+    assert_eq!(code, Some(0), "{stderr}");
+    assert!(stderr.contains("4 of 4 cells already finished"), "{stderr}");
+
+    // An unreadable config.toml is said to be one, and the cell runs again.
+    let student = dir.path().join("runs/kd/r14-r8/seed1/config.toml");
+    std::fs::write(&student, "this is [ not toml").unwrap();
+    let (code, stderr) = sweep(&[]);
+    assert_eq!(code, Some(0), "{stderr}");
+    assert!(
+        stderr.contains("cell kd/r14-r8/seed1 runs again: its config.toml is not valid TOML"),
+        "{stderr}"
+    );
+
+    // Aggregating results where a teacher is absent (not copied back) is no refusal.
+    std::fs::rename(
+        dir.path().join("runs/teacher/resnet14/seed1"),
+        dir.path().join("elsewhere"),
+    )
+    .unwrap();
+    let (code, stderr) = sweep(&["--aggregate-only"]);
+    assert_eq!(code, Some(0), "{stderr}");
+}
+
+/// A sweep never moves a cell another kd run is training: it stops with status 2, naming the
+/// directory and the process, and moves nothing.
+#[test]
+fn a_cell_in_use_is_never_moved() {
+    let dir = tempfile::tempdir().unwrap();
+    let manifest = manifest(dir.path(), ROWS, 5000);
+    let results = dir.path().join("results");
+    let args = |manifest: &Path| {
+        vec![
+            "tiny".to_string(),
+            "--manifest".into(),
+            manifest.to_str().unwrap().into(),
+            "--results".into(),
+            results.to_str().unwrap().into(),
+        ]
+    };
+    let mut first = xtask(
+        &args(&manifest)
+            .iter()
+            .map(String::as_str)
+            .collect::<Vec<_>>(),
+    )
+    .stdout(Stdio::null())
+    .stderr(Stdio::null())
+    .spawn()
+    .unwrap();
+    let cell = dir.path().join("runs/teacher/resnet14/seed0");
+    let start = Instant::now();
+    while std::fs::read_to_string(cell.join(".lock"))
+        .map_or(true, |text| text.trim().parse::<u32>().is_err())
+    {
+        assert!(
+            start.elapsed() < Duration::from_secs(600),
+            "the cell never started"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    // The same table with another protocol: the running cell would have to run again.
+    let other = dir.path().join("other.toml");
+    let text = std::fs::read_to_string(&manifest).unwrap();
+    std::fs::write(&other, text.replace("run.epochs=5000", "run.epochs=4000")).unwrap();
+    let out = xtask(&args(&other).iter().map(String::as_str).collect::<Vec<_>>())
+        .output()
+        .unwrap();
+    first.kill().unwrap();
+    first.wait().unwrap();
+    wait_until_unlocked(&cell);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("in use by another kd run; nothing was moved")
+            && stderr.contains(&format!("{} (process ", cell.display())),
+        "{stderr}"
+    );
+    assert!(
+        !dir.path()
+            .join("runs/teacher/resnet14/seed0.replaced-1")
+            .exists()
+    );
+}
+
+/// A manifest the sweep cannot expand is bad input: exit status 2, naming the problem.
+#[test]
+fn a_manifest_that_does_not_expand_exits_with_status_2() {
+    let dir = tempfile::tempdir().unwrap();
+    let rows = ROWS.replace(
+        "[[row]]\nname = \"kd\"",
+        "[[row]]\nname = \"kd\"\nseeds = 3",
+    );
+    assert_ne!(rows, ROWS);
+    let manifest = manifest(dir.path(), &rows, 1);
+    let out = xtask(&["tiny", "--manifest", manifest.to_str().unwrap()])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("give row `teacher` `seeds = 3` too"),
+        "{stderr}"
+    );
+    let out = xtask(&[
+        "tiny",
+        "--manifest",
+        manifest.to_str().unwrap(),
+        "--seeds",
+        "0",
+    ])
+    .output()
+    .unwrap();
+    assert_eq!(out.status.code(), Some(2));
 }
 
 /// Waits (up to a minute) until no process holds the lock of the run directory `dir`.

@@ -430,6 +430,9 @@ impl Manifest {
         let mut cells: Vec<Cell> = Vec::new();
         // Rows are expanded in manifest order; a `{run:<row>}` must name an earlier row.
         for (row_index, row) in self.row.iter().enumerate() {
+            if row.seeds == Some(0) {
+                bail!("row `{}`: `seeds` must be at least 1", row.name);
+            }
             for column in &self.column {
                 for template in &row.sets {
                     for name in dependencies(&teacher_checkpoint(template, column)?) {

@@ -25,6 +25,7 @@ use std::process::Command;
 
 use anyhow::{Context, bail};
 
+use crate::BadInput;
 use manifest::{Cell, Manifest};
 
 /// Arguments of `cargo xtask reproduce`.
@@ -260,17 +261,26 @@ pub fn run(args: Args) -> anyhow::Result<()> {
                 .collect()
             })
             .unwrap_or_default();
-        bail!(
+        return Err(BadInput(format!(
             "no table `{}` ({} does not exist); known: {}",
             args.table,
             path.display(),
             known.join(", ")
-        );
+        ))
+        .into());
     }
-    let manifest = Manifest::load(&path)?;
+    // A manifest that does not read or expand is the user's input: exit status 2.
+    let bad = |e: anyhow::Error| anyhow::Error::from(BadInput(format!("{e:#}")));
+    let manifest = Manifest::load(&path).map_err(bad)?;
     let seeds = manifest.seeds(args.seeds, args.quick);
+    if seeds == 0 {
+        return Err(BadInput(
+            "seeds must be at least 1 (`seeds` in the manifest, or --seeds)".into(),
+        )
+        .into());
+    }
     if args.quick && manifest.quick.is_none() {
-        bail!("table `{}` has no [quick] variant", args.table);
+        return Err(BadInput(format!("table `{}` has no [quick] variant", args.table)).into());
     }
     if let Some(dir) = &args.released_teachers {
         released::check(&manifest, &args.table, dir)?;
@@ -278,7 +288,9 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             bail!("--emit writes training jobs only; run --released-teachers here");
         }
     }
-    let cells = manifest.cells_with(seeds, args.quick, args.released_teachers.as_deref())?;
+    let cells = manifest
+        .cells_with(seeds, args.quick, args.released_teachers.as_deref())
+        .map_err(bad)?;
     let kd = match &args.kd {
         Some(kd) => kd.clone(),
         None => build_kd(&repo)?,
@@ -312,7 +324,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         return Ok(());
     }
     if args.aggregate_only {
-        let stale = reuse::stale_cells(&kd, &repo, &cells, true)?;
+        let stale = reuse::stale_cells(&kd, &repo, &cells, reuse::Purpose::Aggregate)?;
         let mut named = Vec::new();
         for (cell, why) in cells.iter().zip(&stale) {
             match why {
@@ -327,7 +339,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             }
         }
         if !named.is_empty() {
-            return Err(crate::BadInput(format!(
+            return Err(BadInput(format!(
                 "{} cell(s) on disk cannot be aggregated as they are (run the table without \
                  --aggregate-only to rerun them):\n  {}",
                 named.len(),

@@ -1,10 +1,16 @@
 //! Whether a finished (or interrupted) cell may be reused. A cell's run directory keeps the
 //! configuration it ran with (`config.toml`, written by `kd train`); before a sweep, every cell
 //! on disk is compared key by key with the configuration its command resolves to now
-//! (`kd print-config --resolved`). A cell whose configuration changed, or whose teacher (a cell
-//! it needs) is about to run again, is rerun: its directory and log are moved aside to
-//! `<dir>.replaced-<n>` (nothing is deleted) and the keys that changed are printed. A finished
-//! cell is never reused under a configuration it did not run with.
+//! (`kd print-config --resolved`). A cell whose configuration changed (bookkeeping keys such as
+//! `run.log_every` aside, for a finished cell), whose `config.toml` is missing or unreadable, or
+//! whose teacher (a cell it needs) is about to run again, is rerun: its directory and log are
+//! moved aside to `<dir>.replaced-<n>` (nothing is deleted) and the reason is printed. A cell
+//! another kd run holds (its `.lock`) is never moved. A finished cell is never reused under a
+//! configuration it did not run with.
+//!
+//! Not covered: an evaluation cell (a released teacher's file, by path) is kept while its report
+//! exists even if the file was replaced, and a change to kd itself (its `git_revision`) does not
+//! rerun anything.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -21,6 +27,8 @@ pub enum Stale {
     Changed(Vec<String>),
     /// Its directory holds no `config.toml` to compare with.
     NoConfig,
+    /// Its `config.toml` is not valid TOML (the parser's message).
+    Unreadable(String),
     /// A cell it needs (by name) runs again, so it would distil from another teacher.
     NeedsRerun(String),
 }
@@ -30,6 +38,7 @@ impl std::fmt::Display for Stale {
         match self {
             Stale::Changed(keys) => write!(f, "its configuration changed at {}", keys.join(", ")),
             Stale::NoConfig => write!(f, "its directory has no config.toml to compare with"),
+            Stale::Unreadable(e) => write!(f, "its config.toml is not valid TOML ({e})"),
             Stale::NeedsRerun(need) => write!(f, "{need}, which it needs, runs again"),
         }
     }
@@ -82,6 +91,14 @@ fn resolved_config(kd: &Path, repo: &Path, cell: &Cell) -> anyhow::Result<String
         .arg("--resolved")
         .output()
         .with_context(|| format!("running {}", kd.display()))?;
+    if out.status.code() == Some(2) {
+        return Err(crate::BadInput(format!(
+            "cell {}: {}",
+            cell_name(cell),
+            String::from_utf8_lossy(&out.stderr).trim()
+        ))
+        .into());
+    }
     if !out.status.success() {
         bail!(
             "cell {}: kd print-config failed: {}",
@@ -92,44 +109,98 @@ fn resolved_config(kd: &Path, repo: &Path, cell: &Cell) -> anyhow::Result<String
     String::from_utf8(out.stdout).context("kd print-config printed non-UTF-8")
 }
 
-/// Why each cell on disk cannot be reused (`None`: reusable, or nothing on disk yet), in the
-/// order of `cells` (a cell comes after the cells it needs). With `keep_unrecorded`, a cell
-/// without `config.toml` is still reported ([`Stale::NoConfig`]) but taken as it is: the cells
-/// that need it are not stale on its account (`--aggregate-only` on results copied back).
+/// What the comparison is for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Purpose {
+    /// A sweep: every cell on disk that would be reused is checked; a cell without
+    /// `config.toml` cannot be checked and runs again.
+    Sweep,
+    /// `--aggregate-only`: only finished cells are checked (nothing runs); a finished cell
+    /// without `config.toml` (results copied back from elsewhere) is reported but taken as
+    /// it is, and a cell whose teacher is simply absent is not stale on that account.
+    Aggregate,
+}
+
+/// Keys that change how a run is logged, checkpointed or fed, never what it computes: a
+/// finished cell is reused across them (an interrupted one is not: `kd train --resume`
+/// compares every key). `include` names the files the values came from, not the values.
+pub const BOOKKEEPING_KEYS: [&str; 4] = [
+    "include",
+    "run.log_every",
+    "run.checkpoint_every",
+    "data.prefetch",
+];
+
+/// Why each cell on disk cannot be reused (`None`: reusable, or nothing to check), in the
+/// order of `cells` (a cell comes after the cells it needs); see [`Purpose`].
 ///
 /// # Errors
-/// When `kd print-config` fails on a cell or a saved `config.toml` cannot be read.
+/// [`crate::BadInput`] when `kd print-config` refuses a cell's configuration (a key the
+/// manifest gets wrong); other errors when `kd` cannot run or a saved `config.toml` cannot be
+/// read.
 pub fn stale_cells(
     kd: &Path,
     repo: &Path,
     cells: &[Cell],
-    keep_unrecorded: bool,
+    purpose: Purpose,
 ) -> anyhow::Result<Vec<Option<Stale>>> {
     let mut stale: Vec<Option<Stale>> = Vec::with_capacity(cells.len());
-    // Whether the sweep will (re)run the cell.
-    let mut runs: Vec<bool> = Vec::with_capacity(cells.len());
+    // Whether the cell's results will change (it runs, or, aggregating, it is stale).
+    let mut changes: Vec<bool> = Vec::with_capacity(cells.len());
     for cell in cells {
         let state = cell_state(repo, cell);
-        let why = if state == CellState::New || matches!(cell.kind, CellKind::Eval { .. }) {
+        let checked = match purpose {
+            Purpose::Sweep => state != CellState::New,
+            Purpose::Aggregate => state == CellState::Done,
+        };
+        let why = if !checked || matches!(cell.kind, CellKind::Eval { .. }) {
             None
-        } else if let Some(&need) = cell.needs.iter().find(|&&n| runs.get(n) == Some(&true)) {
+        } else if let Some(&need) = cell.needs.iter().find(|&&n| changes.get(n) == Some(&true)) {
             Some(Stale::NeedsRerun(cell_name(&cells[need])))
         } else {
             let saved_path = repo.join(&cell.dir).join("config.toml");
             if saved_path.is_file() {
                 let saved = std::fs::read_to_string(&saved_path)
                     .with_context(|| format!("reading {}", saved_path.display()))?;
-                let keys = changed_keys(&saved, &resolved_config(kd, repo, cell)?);
-                (!keys.is_empty()).then_some(Stale::Changed(keys))
+                match saved.parse::<toml::Table>() {
+                    Err(e) => Some(Stale::Unreadable(e.message().to_string())),
+                    Ok(_) => {
+                        let mut keys = changed_keys(&saved, &resolved_config(kd, repo, cell)?);
+                        if state == CellState::Done {
+                            keys.retain(|k| !BOOKKEEPING_KEYS.contains(&k.as_str()));
+                        }
+                        (!keys.is_empty()).then_some(Stale::Changed(keys))
+                    }
+                }
             } else {
                 Some(Stale::NoConfig)
             }
         };
-        let kept = keep_unrecorded && why == Some(Stale::NoConfig);
-        runs.push((why.is_some() && !kept) || state != CellState::Done);
+        let kept = purpose == Purpose::Aggregate && why == Some(Stale::NoConfig);
+        changes.push(match purpose {
+            Purpose::Sweep => why.is_some() || state != CellState::Done,
+            Purpose::Aggregate => why.is_some() && !kept,
+        });
         stale.push(why);
     }
     Ok(stale)
+}
+
+/// The process holding the lock of run directory `dir`, if one does: `Some(holder)` with the
+/// process id the lock file names (empty if it names none). Taking the lock to look is brief.
+fn lock_holder(dir: &Path) -> Option<String> {
+    let path = dir.join(".lock");
+    let file = std::fs::File::open(&path).ok()?;
+    match file.try_lock() {
+        Ok(()) => None,
+        Err(std::fs::TryLockError::WouldBlock) => Some(
+            std::fs::read_to_string(&path)
+                .unwrap_or_default()
+                .trim()
+                .to_string(),
+        ),
+        Err(std::fs::TryLockError::Error(_)) => None,
+    }
 }
 
 /// Free names beside `dir` for a replaced run and its log: `<dir>.replaced-<n>` and
@@ -154,7 +225,27 @@ fn aside(dir: &Path) -> (PathBuf, PathBuf) {
 /// # Errors
 /// As [`stale_cells`], and when a directory cannot be renamed.
 pub fn retire_stale(kd: &Path, repo: &Path, cells: &[Cell]) -> anyhow::Result<usize> {
-    let stale = stale_cells(kd, repo, cells, false)?;
+    let stale = stale_cells(kd, repo, cells, Purpose::Sweep)?;
+    let busy: Vec<String> = cells
+        .iter()
+        .zip(&stale)
+        .filter(|(_, why)| why.is_some())
+        .filter_map(|(cell, _)| {
+            let holder = lock_holder(&repo.join(&cell.dir))?;
+            Some(format!(
+                "{} (process {holder})",
+                repo.join(&cell.dir).display()
+            ))
+        })
+        .collect();
+    if !busy.is_empty() {
+        return Err(crate::BadInput(format!(
+            "cells that would run again are in use by another kd run; nothing was moved. \
+             Wait for it or stop it:\n  {}",
+            busy.join("\n  ")
+        ))
+        .into());
+    }
     let mut moved = 0;
     for (cell, why) in cells.iter().zip(&stale) {
         let Some(why) = why else { continue };

@@ -1,11 +1,13 @@
 //! `cargo xtask reproduce <table>`: every cell of a paper table run by the `kd` binary, resumed
-//! where it stopped, aggregated into `docs/results/<table>.md`, `.csv` and `.png`.
+//! where it stopped, aggregated into `docs/results/<table>.md`, `.csv` and `.png`, with each
+//! seed's numbers (`-seeds.csv`) and the learning curves (`-curves.png`, `-curves.csv`).
 //!
-//! `manifest.rs` reads `configs/reproduce/<table>.toml` and expands it into cells, `run.rs` runs
-//! them, `aggregate.rs` reads the results back, `report.rs` and `chart.rs` write them,
-//! `reuse.rs` reruns a cell whose configuration changed since it ran, `slurm.rs` emits job
-//! arrays for a cluster, `released.rs` checks a directory of released
-//! teachers (`--released-teachers`). `--dry-run` plans every cell and times a step of each
+//! `manifest.rs` reads `configs/reproduce/<table>.toml` and expands it into cells, `reuse.rs`
+//! reruns a cell whose configuration changed since it ran, `run.rs` runs them (`child.rs`: they
+//! end with the sweep), `aggregate.rs` reads the results back, `curves.rs` reads and draws the
+//! learning curves, `report.rs` and `chart.rs` write them, `slurm.rs` emits job arrays for a
+//! cluster, `released.rs` checks a directory of released teachers (`--released-teachers`),
+//! `recipe.rs` prints the recipe sheets. `--dry-run` plans every cell and times a step of each
 //! (`kd plan`, `kd time`) instead of training.
 
 mod aggregate;

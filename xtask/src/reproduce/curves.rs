@@ -222,7 +222,7 @@ pub fn csv(curves: &[Curve]) -> String {
 
 /// Panels side by side before the next line of panels starts.
 const ACROSS: usize = 3;
-/// One panel's size in pixels.
+/// One panel's size in pixels (a column has two).
 const PANEL: (u32, u32) = (560, 420);
 /// The legend's width in pixels, right of the panels.
 const LEGEND: u32 = 240;
@@ -289,70 +289,14 @@ fn draw<'a>(
             .max()
             .unwrap_or(1)
             .max(2);
-        let low = here
-            .iter()
-            .flat_map(|c| c.points.iter().map(|p| p.min))
-            .fold(100.0f64, f64::min);
-        let high = here
-            .iter()
-            .flat_map(|c| c.points.iter().map(|p| p.max))
-            .fold(0.0f64, f64::max);
-        let floor = (((low - 1.0) / 5.0).floor() * 5.0).clamp(0.0, 95.0);
-        let ceiling = (((high + 1.0) / 5.0).ceil() * 5.0).clamp(floor + 5.0, 100.0);
-        let mut chart = ChartBuilder::on(area);
-        chart
-            .margin(10)
-            .x_label_area_size(if text { 36 } else { 4 })
-            .y_label_area_size(if text { 44 } else { 4 });
-        if text {
-            chart.caption(&column.label, ("sans-serif", 14));
-        }
-        let mut chart = chart.build_cartesian_2d(1u32..last, floor..ceiling)?;
-        let mut mesh = chart.configure_mesh();
-        mesh.light_line_style(WHITE.mix(0.0));
-        let decimals = if ceiling - floor >= 10.0 { 0 } else { 1 };
-        let whole = |y: &f64| format!("{y:.decimals$}");
-        if text {
-            mesh.x_desc("epochs trained")
-                .y_desc("test top-1 (%)")
-                .x_labels(10)
-                .y_label_formatter(&whole);
-        } else {
-            mesh.x_labels(0).y_labels(0);
-        }
-        mesh.draw()?;
-        // Bands first, so that no band covers another row's line.
-        for curve in here.iter().filter(|c| c.reported) {
-            let shade = colour(manifest, &curve.row).mix(0.18);
-            let mut outline: Vec<(u32, f64)> = curve
-                .points
-                .iter()
-                .map(|p| (epochs_trained(p.epoch), p.max))
-                .collect();
-            outline.extend(
-                curve
-                    .points
-                    .iter()
-                    .rev()
-                    .map(|p| (epochs_trained(p.epoch), p.min)),
-            );
-            chart.draw_series(std::iter::once(Polygon::new(outline, shade.filled())))?;
-        }
-        for curve in &here {
-            let colour = colour(manifest, &curve.row);
-            let line: Vec<(u32, f64)> = curve
-                .points
-                .iter()
-                .map(|p| (epochs_trained(p.epoch), p.mean))
-                .collect();
-            if line.len() == 1 {
-                chart.draw_series(std::iter::once(Circle::new(line[0], 3, colour.filled())))?;
-            } else if curve.reported {
-                chart.draw_series(LineSeries::new(line, colour.stroke_width(2)))?;
-            } else {
-                chart.draw_series(DashedLineSeries::new(line, 8, 5, colour.stroke_width(2)))?;
-            }
-        }
+        // The whole run, and its second half with the accuracy axis fitted to it: the rows'
+        // final differences are a point or two, invisible on the whole run's axis.
+        let (whole, end) = area.split_horizontally(area.dim_in_pixel().0 / 2);
+        let caption = format!("{}: every epoch", column.label);
+        panel(&whole, manifest, &here, (1, last), text, &caption)?;
+        let from = (last / 2).max(1);
+        let caption = format!("{}: epochs {from} to {last}", column.label);
+        panel(&end, manifest, &here, (from, last), text, &caption)?;
     }
     // The legend: one entry per curve drawn in any panel, in the panels' order.
     let mut entries: Vec<&Curve> = Vec::new();
@@ -409,11 +353,90 @@ fn draw<'a>(
     Ok(())
 }
 
-/// Draws the curves into a PNG file: one panel per column, the legend on the right.
+/// One panel: the curves of one column over epochs `span` (inclusive), the accuracy axis
+/// fitted to the points shown.
+fn panel<'a, DB: DrawingBackend + 'a>(
+    area: &DrawingArea<DB, plotters::coord::Shift>,
+    manifest: &Manifest,
+    here: &[&Curve],
+    span: (u32, u32),
+    text: bool,
+    caption: &str,
+) -> Result<(), Box<dyn std::error::Error + 'a>>
+where
+    DB::ErrorType: 'static,
+{
+    let (from, last) = span;
+    let shown = |p: &&Point| (from..=last).contains(&epochs_trained(p.epoch));
+    let low = here
+        .iter()
+        .flat_map(|c| c.points.iter().filter(shown).map(|p| p.min))
+        .fold(100.0f64, f64::min);
+    let high = here
+        .iter()
+        .flat_map(|c| c.points.iter().filter(shown).map(|p| p.max))
+        .fold(0.0f64, f64::max);
+    let step = if high - low > 10.0 { 5.0 } else { 1.0 };
+    let floor = (((low - step / 5.0) / step).floor() * step).clamp(0.0, 100.0 - step);
+    let ceiling = (((high + step / 5.0) / step).ceil() * step).clamp(floor + step, 100.0);
+    let mut chart = ChartBuilder::on(area);
+    chart
+        .margin(10)
+        .x_label_area_size(if text { 36 } else { 4 })
+        .y_label_area_size(if text { 44 } else { 4 });
+    if text {
+        chart.caption(caption, ("sans-serif", 14));
+    }
+    let mut chart = chart.build_cartesian_2d(from..last.max(from + 1), floor..ceiling)?;
+    let mut mesh = chart.configure_mesh();
+    mesh.light_line_style(WHITE.mix(0.0));
+    let decimals = if ceiling - floor >= 10.0 { 0 } else { 1 };
+    let whole = |y: &f64| format!("{y:.decimals$}");
+    if text {
+        mesh.x_desc("epochs trained")
+            .y_desc("test top-1 (%)")
+            .x_labels(10)
+            .y_label_formatter(&whole);
+    } else {
+        mesh.x_labels(0).y_labels(0);
+    }
+    mesh.draw()?;
+    let points =
+        |curve: &Curve| -> Vec<Point> { curve.points.iter().filter(shown).cloned().collect() };
+    // Bands first, so that no band covers another row's line.
+    for curve in here.iter().filter(|c| c.reported) {
+        let shade = colour(manifest, &curve.row).mix(0.18);
+        let kept = points(curve);
+        let mut outline: Vec<(u32, f64)> = kept
+            .iter()
+            .map(|p| (epochs_trained(p.epoch), p.max))
+            .collect();
+        outline.extend(kept.iter().rev().map(|p| (epochs_trained(p.epoch), p.min)));
+        chart.draw_series(std::iter::once(Polygon::new(outline, shade.filled())))?;
+    }
+    for curve in here {
+        let colour = colour(manifest, &curve.row);
+        let line: Vec<(u32, f64)> = points(curve)
+            .iter()
+            .map(|p| (epochs_trained(p.epoch), p.mean))
+            .collect();
+        if line.len() == 1 {
+            chart.draw_series(std::iter::once(Circle::new(line[0], 3, colour.filled())))?;
+        } else if curve.reported {
+            chart.draw_series(LineSeries::new(line, colour.stroke_width(2)))?;
+        } else {
+            chart.draw_series(DashedLineSeries::new(line, 8, 5, colour.stroke_width(2)))?;
+        }
+    }
+    Ok(())
+}
+
+/// Draws the curves into a PNG file: per column, a panel of the whole run and one of its second
+/// half with the accuracy axis fitted to it; the legend on the right.
 pub fn draw_chart(path: &Path, manifest: &Manifest, curves: &[Curve]) -> Result<(), String> {
     let across = manifest.column.len().clamp(1, ACROSS) as u32;
     let down = manifest.column.len().div_ceil(ACROSS).max(1) as u32;
-    let size = (across * PANEL.0 + LEGEND, TITLE + down * PANEL.1);
+    let size = (across * 2 * PANEL.0 + LEGEND, TITLE + down * PANEL.1);
     let mut buffer = kd_plot::buffer(size);
     let text = kd_plot::font_available();
     draw(&mut buffer, size, manifest, curves, text).map_err(|e| e.to_string())?;

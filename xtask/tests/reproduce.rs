@@ -249,8 +249,8 @@ fn a_cell_whose_configuration_changed_runs_again() {
     assert_eq!(code, Some(0), "{stderr}");
 }
 
-/// A sweep never moves a cell another kd run is training: it stops with status 2, naming the
-/// directory and the process, and moves nothing.
+/// A sweep never moves or starts a cell another kd run is training, whether or not that run has
+/// written a checkpoint yet: it stops with status 2, naming the directory and the process.
 #[test]
 fn a_cell_in_use_is_never_moved() {
     let dir = tempfile::tempdir().unwrap();
@@ -299,7 +299,7 @@ fn a_cell_in_use_is_never_moved() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(2), "{stderr}");
     assert!(
-        stderr.contains("in use by another kd run; nothing was moved")
+        stderr.contains("in use by another kd run; nothing was started or moved")
             && stderr.contains(&format!("{} (process ", cell.display())),
         "{stderr}"
     );
@@ -308,6 +308,30 @@ fn a_cell_in_use_is_never_moved() {
             .join("runs/teacher/resnet14/seed0.replaced-1")
             .exists()
     );
+}
+
+/// A cell whose directory holds nothing yet but another process's lock (a sweep that has just
+/// started it) stops the sweep before anything starts.
+#[test]
+fn a_locked_cell_with_nothing_on_disk_stops_the_sweep() {
+    let dir = tempfile::tempdir().unwrap();
+    let manifest = manifest(dir.path(), ROWS, 1);
+    let cell = dir.path().join("runs/teacher/resnet14/seed1");
+    std::fs::create_dir_all(&cell).unwrap();
+    let lock = std::fs::File::create(cell.join(".lock")).unwrap();
+    lock.lock().unwrap();
+    std::fs::write(cell.join(".lock"), "4242").unwrap();
+    let out = xtask(&["tiny", "--manifest", manifest.to_str().unwrap()])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains(&format!("{} (process 4242)", cell.display()))
+            && !stderr.contains("running teacher"),
+        "{stderr}"
+    );
+    drop(lock);
 }
 
 /// A manifest the sweep cannot expand is bad input: exit status 2, naming the problem.

@@ -5,7 +5,7 @@
 //! `run.log_every` aside, for a finished cell), whose `config.toml` is missing or unreadable, or
 //! whose teacher (a cell it needs) is about to run again, is rerun: its directory and log are
 //! moved aside to `<dir>.replaced-<n>` (nothing is deleted) and the reason is printed. A cell
-//! another kd run holds (its `.lock`) is never moved. A finished cell is never reused under a
+//! another kd run holds (its `.lock`) is never moved or started: the sweep stops first. A finished cell is never reused under a
 //! configuration it did not run with.
 //!
 //! Not covered: an evaluation cell (a released teacher's file, by path) is kept while its report
@@ -226,10 +226,12 @@ fn aside(dir: &Path) -> (PathBuf, PathBuf) {
 /// As [`stale_cells`], and when a directory cannot be renamed.
 pub fn retire_stale(kd: &Path, repo: &Path, cells: &[Cell]) -> anyhow::Result<usize> {
     let stale = stale_cells(kd, repo, cells, Purpose::Sweep)?;
+    // Every cell the sweep would start or move: stale ones, and any not finished (a cell
+    // another sweep has just started has nothing on disk yet but its lock).
     let busy: Vec<String> = cells
         .iter()
         .zip(&stale)
-        .filter(|(_, why)| why.is_some())
+        .filter(|(cell, why)| why.is_some() || cell_state(repo, cell) != CellState::Done)
         .filter_map(|(cell, _)| {
             let holder = lock_holder(&repo.join(&cell.dir))?;
             Some(format!(
@@ -240,8 +242,8 @@ pub fn retire_stale(kd: &Path, repo: &Path, cells: &[Cell]) -> anyhow::Result<us
         .collect();
     if !busy.is_empty() {
         return Err(crate::BadInput(format!(
-            "cells that would run again are in use by another kd run; nothing was moved. \
-             Wait for it or stop it:\n  {}",
+            "cells this sweep would run are in use by another kd run; nothing was started \
+             or moved. Wait for it or stop it:\n  {}",
             busy.join("\n  ")
         ))
         .into());

@@ -276,16 +276,7 @@ fn a_cell_in_use_is_never_moved() {
     .spawn()
     .unwrap();
     let cell = dir.path().join("runs/teacher/resnet14/seed0");
-    let start = Instant::now();
-    while std::fs::read_to_string(cell.join(".lock"))
-        .map_or(true, |text| text.trim().parse::<u32>().is_err())
-    {
-        assert!(
-            start.elapsed() < Duration::from_secs(600),
-            "the cell never started"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    wait_until_locked(&cell);
     // The same table with another protocol: the running cell would have to run again.
     let other = dir.path().join("other.toml");
     let text = std::fs::read_to_string(&manifest).unwrap();
@@ -365,6 +356,23 @@ fn a_manifest_that_does_not_expand_exits_with_status_2() {
     assert_eq!(out.status.code(), Some(2));
 }
 
+/// Waits (up to ten minutes) until a `kd` holds the lock of the run directory `dir`: it writes
+/// its process id into the lock file once it does (taking the lock here to look would race with
+/// it).
+fn wait_until_locked(dir: &Path) {
+    let start = Instant::now();
+    while std::fs::read_to_string(dir.join(".lock"))
+        .map_or(true, |text| text.trim().parse::<u32>().is_err())
+    {
+        assert!(
+            start.elapsed() < Duration::from_secs(600),
+            "{} was never started",
+            dir.display()
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
 /// Waits (up to a minute) until no process holds the lock of the run directory `dir`.
 fn wait_until_unlocked(dir: &Path) {
     let start = Instant::now();
@@ -411,18 +419,7 @@ fn a_stopped_sweep_stops_the_cell_it_was_running() {
     .spawn()
     .unwrap();
     let cell = dir.path().join("runs/teacher/resnet14/seed0");
-    let start = Instant::now();
-    // Wait until the cell's `kd` holds its lock: it writes its process id into the lock file
-    // once it does (taking the lock here to look would race with it).
-    while std::fs::read_to_string(cell.join(".lock"))
-        .map_or(true, |text| text.trim().parse::<u32>().is_err())
-    {
-        assert!(
-            start.elapsed() < Duration::from_secs(600),
-            "the first cell never started"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    wait_until_locked(&cell);
     child.kill().unwrap();
     child.wait().unwrap();
     wait_until_unlocked(&cell);

@@ -45,7 +45,9 @@ impl std::fmt::Display for Stale {
 }
 
 /// The dotted keys whose values differ between two TOML texts, sorted (a text that does not
-/// parse counts as empty, so every key of the other differs).
+/// parse counts as empty, so every key of the other differs). The same comparison as kd-core's
+/// `runtime::run_dir::changed_keys` (what `kd train --resume` refuses on), kept here because
+/// xtask does not link kd-core and burn.
 pub fn changed_keys(saved: &str, current: &str) -> Vec<String> {
     let (a, b) = (flatten_text(saved), flatten_text(current));
     let mut keys: Vec<String> = a

@@ -15,6 +15,7 @@ mod chart;
 mod child;
 mod curves;
 pub mod manifest;
+mod order;
 mod recipe;
 mod released;
 pub mod report;

@@ -1,7 +1,8 @@
 //! Running a table's cells with the `kd` binary: finished cells are skipped, interrupted ones
-//! resumed, independent ones run `--jobs` at a time, each into its own log file. A failed cell
-//! stops the command, naming its log. An evaluation cell (a released teacher) runs `kd eval` on
-//! the test split of `KD_DATA` and keeps its JSON report as `eval.json`.
+//! resumed, independent ones run `--jobs` at a time (the longest chain of remaining work first,
+//! `order.rs`), each into its own log file. A failed cell stops the command, naming its log. An
+//! evaluation cell (a released teacher) runs `kd eval` on the test split of `KD_DATA` and keeps
+//! its JSON report as `eval.json`.
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -152,7 +153,8 @@ fn finish(repo: &Path, cell: &Cell) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Runs every unfinished cell, at most `jobs` at once, dependencies first.
+/// Runs every unfinished cell, at most `jobs` at once, dependencies first, the longest chain of
+/// remaining work first among the cells ready to start (`order.rs`).
 pub fn run_cells(kd: &Path, repo: &Path, cells: &[Cell], jobs: usize) -> anyhow::Result<()> {
     let mut done: Vec<bool> = cells
         .iter()
@@ -161,14 +163,19 @@ pub fn run_cells(kd: &Path, repo: &Path, cells: &[Cell], jobs: usize) -> anyhow:
     let total = cells.len();
     let already = done.iter().filter(|d| **d).count();
     eprintln!("{already} of {total} cells already finished");
+    let known: Vec<Option<f64>> = cells
+        .iter()
+        .map(|c| super::order::previous_seconds(repo, c))
+        .collect();
+    let priority = super::order::priorities(cells, &super::order::costs(cells, &known));
     let mut started = vec![false; total];
     let mut running: Vec<(usize, Child, Instant)> = Vec::new();
     let mut failure: Option<String> = None;
     loop {
         while failure.is_none() && running.len() < jobs.max(1) {
-            let Some(next) = (0..total)
-                .find(|&i| !done[i] && !started[i] && cells[i].needs.iter().all(|&n| done[n]))
-            else {
+            let ready = (0..total)
+                .filter(|&i| !done[i] && !started[i] && cells[i].needs.iter().all(|&n| done[n]));
+            let Some(next) = super::order::next(ready, &priority) else {
                 break;
             };
             started[next] = true;

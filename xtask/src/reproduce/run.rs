@@ -165,7 +165,7 @@ pub fn run_cells(kd: &Path, repo: &Path, cells: &[Cell], jobs: usize) -> anyhow:
     eprintln!("{already} of {total} cells already finished");
     let known: Vec<Option<f64>> = cells
         .iter()
-        .map(|c| super::order::previous_seconds(repo, c))
+        .map(|c| super::order::recorded_seconds(repo, c))
         .collect();
     let priority = super::order::priorities(cells, &super::order::costs(cells, &known));
     let mut started = vec![false; total];

@@ -10,6 +10,9 @@
 //!   buffers (transposed, see [`weight_grad`]) and the buffers added in order, so the result is
 //!   the same whatever the scheduling.
 //!
+//! 3×3 same-size layers on CPUs with AVX-512 take [`direct`] for the forward and the input
+//! gradient instead.
+//!
 //! Images are spread over rayon's workers; each product runs on its worker's thread. A pointwise
 //! convolution (1×1, stride 1, no padding) skips im2col: the input planes are the matrix.
 //! burn-flex's generic backward (a transposed convolution for `dx`, a convolution over swapped
@@ -18,6 +21,7 @@
 use rayon::prelude::*;
 
 use super::conv_shape::ConvShape;
+use super::direct;
 use super::gemm::{MatRef, matmul, matmul_strided};
 use super::im2col::{col2im, im2col};
 
@@ -51,6 +55,9 @@ fn patches<'a>(g: &ConvShape, x: &'a [f32], col: &'a mut [f32]) -> &'a [f32] {
 
 /// `conv2d(x, w)` without bias: `[batch, out_channels, out_h, out_w]`, row-major.
 pub fn forward(g: &ConvShape, x: &[f32], w: &[f32]) -> Vec<f32> {
+    if direct::applies(g) {
+        return direct::forward(g, x, w);
+    }
     if g.is_pointwise() && g.groups == 1 && g.out_plane() <= SMALL_PLANE && g.batch > 1 {
         return pointwise_batched(g, x, w);
     }
@@ -122,6 +129,9 @@ fn pointwise_batched(g: &ConvShape, x: &[f32], w: &[f32]) -> Vec<f32> {
 
 /// The gradient of `conv2d(x, w)` with respect to `x`, given the output gradient `dy`.
 pub fn input_grad(g: &ConvShape, w: &[f32], dy: &[f32]) -> Vec<f32> {
+    if direct::applies(g) {
+        return direct::input_grad(g, w, dy);
+    }
     let mut dx = vec![0.0; g.input_len()];
     let (patch, out_plane, out_pg) = (g.patch(), g.out_plane(), g.out_per_group());
     let in_group = g.in_per_group() * g.in_plane();

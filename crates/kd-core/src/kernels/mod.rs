@@ -6,7 +6,8 @@
 //! training step on the CPU (docs/results/bench.md). This folder replaces that path for the zoo
 //! through burn's backend-extension mechanism: `base.rs` routes a convolution, `extension.rs`
 //! defines the operation with its handwritten backward, `dense.rs` (im2col + GEMM per image) and
-//! `depthwise.rs` (direct loops) compute it, on `conv_shape.rs`'s sizes, with `im2col.rs` and one
+//! `depthwise.rs` (direct loops) compute it, and `direct.rs` the 3×3
+//! same-size layers without im2col on CPUs with AVX-512, on `conv_shape.rs`'s sizes, with `im2col.rs` and one
 //! bounds-checked GEMM call in `gemm.rs`. The zoo calls [`conv2d`]; `tests/kernels.rs` checks
 //! every path against burn's `conv2d`, values and gradients.
 
@@ -16,6 +17,7 @@ mod batch_norm;
 mod conv_shape;
 mod dense;
 mod depthwise;
+mod direct;
 mod extension;
 mod gemm;
 mod im2col;

@@ -1,6 +1,6 @@
-//! A direct 3×3 convolution (stride 1, padding 1, one group) for CPUs with AVX-512: the forward
-//! and the input gradient of every 3×3 layer of the ResNets, WRNs and VGGs that keeps its plane
-//! size, without im2col.
+//! A direct 3×3 convolution (stride 1, padding 1, one group) for x86-64 CPUs with AVX-512 or
+//! AVX2 + FMA: the forward and the input gradient of every 3×3 layer of the ResNets, WRNs and
+//! VGGs that keeps its plane size, without im2col.
 //!
 //! [`super::dense`] writes nine shifted copies of every input plane (im2col) before its GEMM, and
 //! the input gradient adds nine back (col2im): together a quarter of a ResNet-20 step
@@ -13,48 +13,86 @@
 //! onto), for `kw = 2` its first. Three copies instead of nine, and every `(c, kh, kw)` is then a
 //! plain offset into them.
 //!
-//! The microkernel keeps a tile of 64 output positions (four 16-lane registers) × 6 output
-//! channels in 24 accumulators and, for each `(c, kh, kw)`, loads four vectors of input and
-//! multiplies them by six broadcast weights, as `gemm`'s own `x4x6` kernel does for a packed
-//! matrix. The input gradient of this geometry is the same convolution of the output gradient
+//! The microkernel keeps a tile of output positions × output channels in registers and, for
+//! each `(c, kh, kw)`, loads the tile's input vectors and multiplies them by broadcast weights,
+//! as `gemm`'s own kernels do for a packed matrix: with AVX-512, 64 positions (four 16-lane
+//! vectors) × 6 channels in 24 accumulators (`gemm`'s `x4x6`); with AVX2, 16 positions (two
+//! 8-lane vectors) × 6 channels in 12 of the 16 registers (three vectors × 4 channels, `gemm`'s
+//! shape, spilled registers and ran at half the speed). The input gradient of this geometry is the same convolution of the output gradient
 //! with the weights' channel axes swapped and the kernel turned by 180°.
 //!
 //! Measured on one core of an AMD EPYC with AVX-512 against im2col + `gemm` (per layer, batch
 //! 64): 16→16 channels on 32×32, 1.58 against 2.06 ms; 64→64 on 16×16, 5.1 against 5.9 ms;
-//! 512→512 on 4×4, 28.6 against 39.4 ms. Elsewhere (no AVX-512, other geometries)
-//! [`applies`] is false and [`super::dense`] runs as before.
+//! 512→512 on 4×4, 28.6 against 39.4 ms. Elsewhere (other geometries, other CPUs) [`applies`]
+//! is false and [`super::dense`] runs as before.
 #![allow(unsafe_code)]
 
 use rayon::prelude::*;
 
 use super::conv_shape::ConvShape;
 
-/// Output channels per microkernel tile (broadcast weights).
-const NR: usize = 6;
-/// Output positions per microkernel tile (four 16-lane vectors).
-const MR: usize = 64;
 /// Kernel taps `(c, kh, kw)` per pass over the output: the input rows one pass reads stay in the
 /// second-level cache on wide layers.
 const KC: usize = 288;
 
+/// The vector instructions a tile runs on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Isa {
+    /// 16-lane registers, tiles of 64 positions × 6 channels.
+    Avx512,
+    /// 8-lane registers with FMA, tiles of 16 positions × 6 channels.
+    Avx2,
+}
+
+impl Isa {
+    /// The best the running CPU has, if any.
+    fn detect() -> Option<Self> {
+        #[cfg(target_arch = "x86_64")]
+        {
+            if std::arch::is_x86_feature_detected!("avx512f") {
+                return Some(Isa::Avx512);
+            }
+            if std::arch::is_x86_feature_detected!("avx2")
+                && std::arch::is_x86_feature_detected!("fma")
+            {
+                return Some(Isa::Avx2);
+            }
+        }
+        None
+    }
+
+    /// Output channels per tile (broadcast weights).
+    fn rows(self) -> usize {
+        match self {
+            Isa::Avx512 | Isa::Avx2 => 6,
+        }
+    }
+
+    /// Lanes per vector.
+    fn lanes(self) -> usize {
+        match self {
+            Isa::Avx512 => 16,
+            Isa::Avx2 => 8,
+        }
+    }
+
+    /// Output positions per tile.
+    fn width(self) -> usize {
+        match self {
+            Isa::Avx512 => 64,
+            Isa::Avx2 => 16,
+        }
+    }
+}
+
 /// Whether this convolution runs here: a dense 3×3 kernel, stride 1, padding 1 (so the output
-/// plane is the input's), on a CPU with AVX-512.
+/// plane is the input's), on a CPU with AVX-512 or AVX2 + FMA.
 pub fn applies(g: &ConvShape) -> bool {
-    g.groups == 1
-        && (g.kernel_h, g.kernel_w) == (3, 3)
-        && g.stride == [1, 1]
-        && g.padding == [1, 1]
-        && avx512()
+    same_3x3(g) && Isa::detect().is_some()
 }
 
-#[cfg(target_arch = "x86_64")]
-fn avx512() -> bool {
-    std::arch::is_x86_feature_detected!("avx512f")
-}
-
-#[cfg(not(target_arch = "x86_64"))]
-fn avx512() -> bool {
-    false
+fn same_3x3(g: &ConvShape) -> bool {
+    g.groups == 1 && (g.kernel_h, g.kernel_w) == (3, 3) && g.stride == [1, 1] && g.padding == [1, 1]
 }
 
 /// `conv2d(x, w)` for a geometry [`applies`] accepts: `[batch, out_channels, h, w]`.
@@ -62,9 +100,7 @@ fn avx512() -> bool {
 /// # Panics
 /// If [`applies`] is false for `g`, or a slice is shorter than `g` says.
 pub fn forward(g: &ConvShape, x: &[f32], w: &[f32]) -> Vec<f32> {
-    let taps = 9 * g.in_channels;
-    let packed = pack(g.out_channels, taps, |o, k| w[o * taps + k]);
-    convolve(g, g.in_channels, g.out_channels, x, &packed)
+    forward_on(detected(), g, x, w)
 }
 
 /// The gradient of `conv2d(x, w)` with respect to `x` for a geometry [`applies`] accepts: the
@@ -73,22 +109,37 @@ pub fn forward(g: &ConvShape, x: &[f32], w: &[f32]) -> Vec<f32> {
 /// # Panics
 /// If [`applies`] is false for `g`, or a slice is shorter than `g` says.
 pub fn input_grad(g: &ConvShape, w: &[f32], dy: &[f32]) -> Vec<f32> {
+    input_grad_on(detected(), g, w, dy)
+}
+
+fn detected() -> Isa {
+    Isa::detect().expect("direct::applies checked the CPU")
+}
+
+fn forward_on(isa: Isa, g: &ConvShape, x: &[f32], w: &[f32]) -> Vec<f32> {
+    let taps = 9 * g.in_channels;
+    let packed = pack(isa, g.out_channels, taps, |o, k| w[o * taps + k]);
+    convolve(isa, g, g.in_channels, g.out_channels, x, &packed)
+}
+
+fn input_grad_on(isa: Isa, g: &ConvShape, w: &[f32], dy: &[f32]) -> Vec<f32> {
     let (c_in, c_out) = (g.in_channels, g.out_channels);
-    let packed = pack(c_in, 9 * c_out, |c, k| {
+    let packed = pack(isa, c_in, 9 * c_out, |c, k| {
         let (o, tap) = (k / 9, k % 9);
         w[(o * c_in + c) * 9 + (8 - tap)]
     });
-    convolve(g, c_out, c_in, dy, &packed)
+    convolve(isa, g, c_out, c_in, dy, &packed)
 }
 
-/// The weights `weight(o, k)` (`rows × taps`) in blocks of [`NR`] output channels, tap-major
-/// within a block (`packed[block][k][r]`), the last block padded with zeros.
-fn pack(rows: usize, taps: usize, weight: impl Fn(usize, usize) -> f32) -> Vec<f32> {
-    let mut packed = vec![0.0; rows.div_ceil(NR) * taps * NR];
+/// The weights `weight(o, k)` (`rows × taps`) in blocks of `isa.rows()` output channels,
+/// tap-major within a block (`packed[block][k][r]`), the last block padded with zeros.
+fn pack(isa: Isa, rows: usize, taps: usize, weight: impl Fn(usize, usize) -> f32) -> Vec<f32> {
+    let nr = isa.rows();
+    let mut packed = vec![0.0; rows.div_ceil(nr) * taps * nr];
     for o in 0..rows {
-        let (block, r) = (o / NR, o % NR);
+        let (block, r) = (o / nr, o % nr);
         for k in 0..taps {
-            packed[(block * taps + k) * NR + r] = weight(o, k);
+            packed[(block * taps + k) * nr + r] = weight(o, k);
         }
     }
     packed
@@ -96,12 +147,23 @@ fn pack(rows: usize, taps: usize, weight: impl Fn(usize, usize) -> f32) -> Vec<f
 
 /// The same-size 3×3 convolution of `src` (`[batch, from, h, w]`) with packed weights into
 /// `[batch, to, h, w]`, images spread over rayon's workers.
-fn convolve(g: &ConvShape, from: usize, to: usize, src: &[f32], packed: &[f32]) -> Vec<f32> {
+fn convolve(
+    isa: Isa,
+    g: &ConvShape,
+    from: usize,
+    to: usize,
+    src: &[f32],
+    packed: &[f32],
+) -> Vec<f32> {
     let (h, w) = (g.in_h, g.in_w);
     let plane = h * w;
-    assert!(applies(g) && g.out_h == h && g.out_w == w);
-    assert!(src.len() >= g.batch * from * plane && packed.len() == to.div_ceil(NR) * 9 * from * NR);
-    let copies = Copies::new(from, h, w);
+    assert!(same_3x3(g) && g.out_h == h && g.out_w == w);
+    assert!(
+        Isa::detect().is_some_and(|best| best == isa || isa == Isa::Avx2),
+        "{isa:?} kernels on a CPU without them"
+    );
+    assert!(src.len() >= g.batch * from * plane);
+    let copies = Copies::new(from, h, w, isa.width());
     let mut y = vec![0.0; g.batch * to * plane];
     y.par_chunks_mut(to * plane)
         .zip(src.par_chunks(from * plane))
@@ -109,11 +171,7 @@ fn convolve(g: &ConvShape, from: usize, to: usize, src: &[f32], packed: &[f32]) 
             || vec![0.0; copies.len()],
             |scratch, (y, x)| {
                 copies.fill(x, scratch);
-                // SAFETY: `applies` checked AVX-512; `image` checks every extent it addresses.
-                #[cfg(target_arch = "x86_64")]
-                unsafe {
-                    image(&copies, scratch, packed, to, y)
-                };
+                image(isa, &copies, scratch, packed, to, y);
             },
         );
     y
@@ -128,13 +186,16 @@ struct Copies {
     /// Length of one copy: one zero row above, the plane, one zero row below, and one element
     /// either side (the reads at `kw − 1 = ±1` from the first and last position).
     len: usize,
+    /// Slack after the copies: one tile's width, so that no vector load of the last tile can
+    /// leave the buffer (its lanes past the plane are masked off as well).
+    slack: usize,
     /// Start of tap `(c, kh, kw)` (index `c·9 + kh·3 + kw`): element `j` of the tap is the input
     /// at output position `j` shifted by the kernel offset.
     offsets: Vec<usize>,
 }
 
 impl Copies {
-    fn new(channels: usize, h: usize, w: usize) -> Self {
+    fn new(channels: usize, h: usize, w: usize, slack: usize) -> Self {
         let len = h * w + 2 * w + 2;
         let mut offsets = Vec::with_capacity(9 * channels);
         for c in 0..channels {
@@ -150,14 +211,14 @@ impl Copies {
             h,
             w,
             len,
+            slack,
             offsets,
         }
     }
 
-    /// Scratch length: the copies, and one tile of slack past the end for the last tile's
-    /// vector loads (masked, but kept inside the buffer all the same).
+    /// Scratch length: the copies and the slack.
     fn len(&self) -> usize {
-        3 * self.channels * self.len + MR
+        3 * self.channels * self.len + self.slack
     }
 
     /// Writes the copies of `x`'s planes (`[channels, h, w]`) into `scratch`; the borders stay
@@ -182,58 +243,54 @@ impl Copies {
 
 /// One image: `y` (`[to, h·w]`) = the packed weights applied to the taps of `copies`.
 ///
-/// # Safety
-/// The CPU must have AVX-512F. Every pointer offset is checked against its slice here before the
-/// tiles run: the largest tap offset plus the plane stays inside `scratch` (its [`MR`] slack
-/// covers a tile's masked-off lanes), and each tile writes rows `< to` and positions `< h·w` of
-/// `y`.
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx512f")]
-unsafe fn image(copies: &Copies, scratch: &[f32], packed: &[f32], to: usize, y: &mut [f32]) {
+/// Every extent the tiles address is checked here, before any of them runs: the largest tap
+/// offset plus the plane plus one tile width stays inside `scratch`, the packed weights hold
+/// every block's taps, and each tile writes rows `< to` and positions `< h·w` of `y`.
+fn image(isa: Isa, copies: &Copies, scratch: &[f32], packed: &[f32], to: usize, y: &mut [f32]) {
     let plane = copies.h * copies.w;
     let taps = copies.offsets.len();
+    let (nr, mr, lanes) = (isa.rows(), isa.width(), isa.lanes());
     let last_tap = copies.offsets.last().copied().unwrap_or(0);
-    assert!(scratch.len() >= copies.len() && last_tap + plane + MR <= scratch.len());
-    assert!(y.len() >= to * plane && packed.len() >= to.div_ceil(NR) * taps * NR);
+    assert!(scratch.len() >= copies.len() && last_tap + plane + mr <= scratch.len());
+    assert!(y.len() >= to * plane && packed.len() >= to.div_ceil(nr) * taps * nr);
     for k0 in (0..taps).step_by(KC) {
         let offsets = &copies.offsets[k0..(k0 + KC).min(taps)];
-        for m0 in (0..plane).step_by(MR) {
-            let width = (plane - m0).min(MR);
-            let vectors = width.div_ceil(16);
-            let tail = width - 16 * (vectors - 1);
-            let mask: u16 = if tail == 16 {
-                u16::MAX
-            } else {
-                (1 << tail) - 1
-            };
-            for block in 0..to.div_ceil(NR) {
+        for m0 in (0..plane).step_by(mr) {
+            let width = (plane - m0).min(mr);
+            let vectors = width.div_ceil(lanes);
+            for block in 0..to.div_ceil(nr) {
                 let tile = Tile {
                     src: scratch[m0..].as_ptr(),
-                    weights: packed[(block * taps + k0) * NR..].as_ptr(),
-                    out: y[block * NR * plane + m0..].as_mut_ptr(),
+                    weights: packed[(block * taps + k0) * nr..].as_ptr(),
+                    out: y[block * nr * plane + m0..].as_mut_ptr(),
                     out_stride: plane,
-                    rows: NR.min(to - block * NR),
-                    mask,
+                    rows: nr.min(to - block * nr),
+                    tail: width - lanes * (vectors - 1),
                     accumulate: k0 > 0,
                 };
-                // SAFETY: the tile reads `offsets[i] + m0 + [0, 16·vectors)` of `scratch`
-                // (asserted above) and `offsets.len() · NR` packed weights from its block's tap
-                // `k0`, and writes `rows` rows of `width` positions from `m0` of `y`.
+                // SAFETY: `convolve` checked that the CPU has `isa`'s instructions. The tile
+                // reads `offsets[i] + m0 + [0, width)` of `scratch` (inside it by the assertion
+                // above, whole vectors included), `offsets.len() · nr` packed weights from its
+                // block's tap `k0`, and writes `rows` rows of `width` positions from `m0` of `y`.
+                #[cfg(target_arch = "x86_64")]
                 unsafe {
-                    match vectors {
-                        4 => tile.run::<4>(offsets),
-                        3 => tile.run::<3>(offsets),
-                        2 => tile.run::<2>(offsets),
-                        _ => tile.run::<1>(offsets),
+                    match (isa, vectors) {
+                        (Isa::Avx512, 4) => tile.avx512::<4>(offsets),
+                        (Isa::Avx512, 3) => tile.avx512::<3>(offsets),
+                        (Isa::Avx512, 2) => tile.avx512::<2>(offsets),
+                        (Isa::Avx512, _) => tile.avx512::<1>(offsets),
+                        (Isa::Avx2, 2) => tile.avx2::<2>(offsets),
+                        (Isa::Avx2, _) => tile.avx2::<1>(offsets),
                     }
                 }
+                #[cfg(not(target_arch = "x86_64"))]
+                let _ = (tile, offsets);
             }
         }
     }
 }
 
-/// One microkernel call: up to [`NR`] output channels × up to [`MR`] positions.
-#[cfg(target_arch = "x86_64")]
+/// One microkernel call: up to `rows` output channels × up to one tile width of positions.
 struct Tile {
     src: *const f32,
     weights: *const f32,
@@ -241,21 +298,27 @@ struct Tile {
     out_stride: usize,
     rows: usize,
     /// Lanes of the last vector that are inside the plane.
-    mask: u16,
+    tail: usize,
     /// Add to `out` (a later chunk of taps) rather than overwrite it.
     accumulate: bool,
 }
 
 #[cfg(target_arch = "x86_64")]
 impl Tile {
-    /// `out[r][v] (+)= Σ_i weights[i][r] · src[offsets[i] + v]` for `V` vectors of 16 lanes.
+    /// `out[r][v] (+)= Σ_i weights[i][r] · src[offsets[i] + v]`, `V` vectors of 16 lanes, 6 rows.
     ///
     /// # Safety
     /// AVX-512F, and the extents [`image`] checks.
     #[target_feature(enable = "avx512f")]
-    unsafe fn run<const V: usize>(&self, offsets: &[usize]) {
+    unsafe fn avx512<const V: usize>(&self, offsets: &[usize]) {
         use std::arch::x86_64::*;
-        let lanes = |v: usize| if v + 1 == V { self.mask } else { u16::MAX };
+        const NR: usize = 6;
+        let tail: u16 = if self.tail == 16 {
+            u16::MAX
+        } else {
+            (1 << self.tail) - 1
+        };
+        let lanes = |v: usize| if v + 1 == V { tail } else { u16::MAX };
         let mut acc = [[_mm512_setzero_ps(); V]; NR];
         for (i, &offset) in offsets.iter().enumerate() {
             // SAFETY (whole block): extents checked by `image`.
@@ -263,7 +326,7 @@ impl Tile {
                 let a = self.src.add(offset);
                 let mut input = [_mm512_setzero_ps(); V];
                 for (v, input) in input.iter_mut().enumerate() {
-                    *input = _mm512_maskz_loadu_ps(lanes(v), a.add(16 * v));
+                    *input = _mm512_loadu_ps(a.add(16 * v));
                 }
                 let wk = self.weights.add(i * NR);
                 for (r, acc) in acc.iter_mut().enumerate() {
@@ -285,6 +348,55 @@ impl Tile {
                         sum
                     };
                     _mm512_mask_storeu_ps(at, lanes(v), sum);
+                }
+            }
+        }
+    }
+
+    /// [`Tile::avx512`] with `V` vectors of 8 lanes, on AVX2 + FMA.
+    ///
+    /// # Safety
+    /// AVX2 and FMA, and the extents [`image`] checks.
+    #[target_feature(enable = "avx2,fma")]
+    unsafe fn avx2<const V: usize>(&self, offsets: &[usize]) {
+        use std::arch::x86_64::*;
+        const NR: usize = 6;
+        // Lane `l` of the last vector is on when `l < tail` (the mask's sign bit).
+        let tail = _mm256_cmpgt_epi32(
+            _mm256_set1_epi32(self.tail as i32),
+            _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7),
+        );
+        let all = _mm256_set1_epi32(-1);
+        let lanes = |v: usize| if v + 1 == V { tail } else { all };
+        let mut acc = [[_mm256_setzero_ps(); V]; NR];
+        for (i, &offset) in offsets.iter().enumerate() {
+            // SAFETY (whole block): extents checked by `image`.
+            unsafe {
+                let a = self.src.add(offset);
+                let mut input = [_mm256_setzero_ps(); V];
+                for (v, input) in input.iter_mut().enumerate() {
+                    *input = _mm256_loadu_ps(a.add(8 * v));
+                }
+                let wk = self.weights.add(i * NR);
+                for (r, acc) in acc.iter_mut().enumerate() {
+                    let b = _mm256_set1_ps(*wk.add(r));
+                    for (acc, input) in acc.iter_mut().zip(&input) {
+                        *acc = _mm256_fmadd_ps(*input, b, *acc);
+                    }
+                }
+            }
+        }
+        for (r, acc) in acc.iter().enumerate().take(self.rows) {
+            for (v, &sum) in acc.iter().enumerate() {
+                // SAFETY: row `r < rows`, lanes inside the tile's width.
+                unsafe {
+                    let at = self.out.add(r * self.out_stride + 8 * v);
+                    let sum = if self.accumulate {
+                        _mm256_add_ps(sum, _mm256_maskload_ps(at, lanes(v)))
+                    } else {
+                        sum
+                    };
+                    _mm256_maskstore_ps(at, lanes(v), sum);
                 }
             }
         }
@@ -340,20 +452,28 @@ mod tests {
         [1, 2, 6, 2, 1],
     ];
 
+    /// The instruction sets this CPU can run, best first.
+    fn runnable() -> Vec<Isa> {
+        match Isa::detect() {
+            Some(Isa::Avx512) => vec![Isa::Avx512, Isa::Avx2],
+            Some(Isa::Avx2) => vec![Isa::Avx2],
+            None => vec![],
+        }
+    }
+
     #[test]
     fn forward_matches_the_textbook_convolution() {
-        if !avx512() {
-            return;
-        }
-        for [b, c, o, h, w] in SHAPES {
-            let g = ConvShape::new([b, c, h, w], [o, c, 3, 3], [1, 1], [1, 1], 1).unwrap();
-            let (x, wt) = (pattern(g.input_len(), 0.37), pattern(g.weight_len(), 0.11));
-            let want = textbook(&g, &x, &wt);
-            for (got, want) in forward(&g, &x, &wt).iter().zip(&want) {
-                assert!(
-                    (*got as f64 - want).abs() < 1e-4,
-                    "{b}x{c}→{o} {h}x{w}: {got} vs {want}"
-                );
+        for isa in runnable() {
+            for [b, c, o, h, w] in SHAPES {
+                let g = ConvShape::new([b, c, h, w], [o, c, 3, 3], [1, 1], [1, 1], 1).unwrap();
+                let (x, wt) = (pattern(g.input_len(), 0.37), pattern(g.weight_len(), 0.11));
+                let want = textbook(&g, &x, &wt);
+                for (got, want) in forward_on(isa, &g, &x, &wt).iter().zip(&want) {
+                    assert!(
+                        (*got as f64 - want).abs() < 1e-4,
+                        "{isa:?} {b}x{c}→{o} {h}x{w}: {got} vs {want}"
+                    );
+                }
             }
         }
     }
@@ -362,32 +482,31 @@ mod tests {
     /// dy[o][ih + 1 − kh][iw + 1 − kw]` over the taps that land inside the output.
     #[test]
     fn input_gradient_matches_the_textbook_adjoint() {
-        if !avx512() {
-            return;
-        }
-        for [b, c, o, h, w] in SHAPES {
-            let g = ConvShape::new([b, c, h, w], [o, c, 3, 3], [1, 1], [1, 1], 1).unwrap();
-            let (wt, dy) = (pattern(g.weight_len(), 0.11), pattern(g.output_len(), 0.23));
-            let dx = input_grad(&g, &wt, &dy);
-            for (i, got) in dx.iter().enumerate() {
-                let (iw, ih, ci, bi) = (i % w, i / w % h, i / (w * h) % c, i / (w * h * c));
-                let mut want = 0.0f64;
-                for oc in 0..o {
-                    for kh in 0..3 {
-                        for kw in 0..3 {
-                            let (oh, ow) = (ih + 1, iw + 1);
-                            if oh < kh || ow < kw || oh - kh >= h || ow - kw >= w {
-                                continue;
+        for isa in runnable() {
+            for [b, c, o, h, w] in SHAPES {
+                let g = ConvShape::new([b, c, h, w], [o, c, 3, 3], [1, 1], [1, 1], 1).unwrap();
+                let (wt, dy) = (pattern(g.weight_len(), 0.11), pattern(g.output_len(), 0.23));
+                let dx = input_grad_on(isa, &g, &wt, &dy);
+                for (i, got) in dx.iter().enumerate() {
+                    let (iw, ih, ci, bi) = (i % w, i / w % h, i / (w * h) % c, i / (w * h * c));
+                    let mut want = 0.0f64;
+                    for oc in 0..o {
+                        for kh in 0..3 {
+                            for kw in 0..3 {
+                                let (oh, ow) = (ih + 1, iw + 1);
+                                if oh < kh || ow < kw || oh - kh >= h || ow - kw >= w {
+                                    continue;
+                                }
+                                let d = dy[((bi * o + oc) * h + oh - kh) * w + ow - kw];
+                                want += wt[((oc * c + ci) * 3 + kh) * 3 + kw] as f64 * d as f64;
                             }
-                            let d = dy[((bi * o + oc) * h + oh - kh) * w + ow - kw];
-                            want += wt[((oc * c + ci) * 3 + kh) * 3 + kw] as f64 * d as f64;
                         }
                     }
+                    assert!(
+                        (*got as f64 - want).abs() < 1e-4,
+                        "{isa:?} {c}→{o} {h}x{w} [{i}]: {got} vs {want}"
+                    );
                 }
-                assert!(
-                    (*got as f64 - want).abs() < 1e-4,
-                    "{c}→{o} {h}x{w} [{i}]: {got} vs {want}"
-                );
             }
         }
     }

@@ -2,7 +2,7 @@
 //! crate (the same GEMM burn-flex uses for its own matmul and convolution forward).
 //!
 //! `gemm::gemm` takes raw pointers and strides, so calling it needs `unsafe`. This file is the
-//! only place in kd-core that does so outside plugin loading: [`matmul`] checks, before the call,
+//! only place in kd-core that calls it: [`matmul`] checks, before the call,
 //! that every element the strides can reach lies inside the slices it was given, and runs the
 //! product on the calling thread (the kernels parallelise over images and channels themselves).
 #![allow(unsafe_code)]

@@ -156,6 +156,87 @@ fn inference_forward_matches_burn_on_the_plain_device() {
     }
 }
 
+/// The fused inference convolutions (bias, then residual, then ReLU, applied per image as the
+/// convolution finishes it) equal kd's plain convolution followed by burn's elementwise ops
+/// bitwise, on every path (dense, direct 3×3, pointwise over the batch, grouped, depthwise); a
+/// residual given as a strided view is read in logical order; and on the autodiff device, where
+/// the fused operations are composed of tracked ones, the gradients equal the unfused ops'.
+#[test]
+fn fused_inference_convolutions_equal_the_unfused_ops() {
+    use burn::tensor::activation::relu;
+    let bits = |t: Tensor<4>| t.into_data().try_into_vec::<f32>().unwrap();
+    for autodiff in [false, true] {
+        let device = if autodiff {
+            Device::flex().autodiff()
+        } else {
+            Device::flex()
+        };
+        for c in &CASES {
+            // Variant `which` (0: bias, 1: bias and ReLU, 2: bias, residual and ReLU), fused or
+            // as kd's plain convolution and burn's ops, each on a fresh graph: the input and
+            // the output.
+            let run = |which: usize, fused: bool| -> (Tensor<4>, Tensor<4>) {
+                let x = fixed(c.x, 9, 1.0, &device);
+                let x = if autodiff { x.require_grad() } else { x };
+                let w = fixed(
+                    [c.out, c.x[1] / c.groups, c.kernel, c.kernel],
+                    10,
+                    0.5,
+                    &device,
+                );
+                let b = fixed([c.out], 11, 1.0, &device);
+                let options = ConvOptions::new(
+                    [c.stride, c.stride],
+                    [c.padding, c.padding],
+                    [1, 1],
+                    c.groups,
+                );
+                let plain = kernels::conv2d(x.clone(), w.clone(), None, options.clone());
+                let [n, o, h, wd] = plain.dims();
+                // A residual stored transposed: a strided view of the output's shape.
+                let residual = fixed([n, o, wd, h], 12, 1.0, &device).swap_dims(2, 3);
+                let y = match (which, fused) {
+                    (0, true) => kernels::conv2d_bias(x.clone(), w, b, options, false),
+                    (1, true) => kernels::conv2d_bias(x.clone(), w, b, options, true),
+                    (_, true) => kernels::conv2d_bias_add_relu(x.clone(), w, b, residual, options),
+                    (0, false) => plain + b.reshape([1, o, 1, 1]),
+                    (1, false) => relu(plain + b.reshape([1, o, 1, 1])),
+                    (_, false) => relu(plain + b.reshape([1, o, 1, 1]) + residual),
+                };
+                (x, y)
+            };
+            for (which, what) in ["bias", "bias, relu", "bias, residual, relu"]
+                .iter()
+                .enumerate()
+            {
+                let ((x_got, got), (x_want, want)) = (run(which, true), run(which, false));
+                let grads = autodiff.then(|| {
+                    let r = fixed(want.dims(), 13, 1.0, &device);
+                    let g = (got.clone() * r.clone()).sum().backward();
+                    let h = (want.clone() * r).sum().backward();
+                    (
+                        bits(x_got.grad(&g).unwrap()),
+                        bits(x_want.grad(&h).unwrap()),
+                    )
+                });
+                let (got, want) = (bits(got), bits(want));
+                assert!(
+                    got == want,
+                    "x {:?} out {} k{} s{} g{} ({what}): values differ",
+                    c.x,
+                    c.out,
+                    c.kernel,
+                    c.stride,
+                    c.groups
+                );
+                if let Some((got, want)) = grads {
+                    assert!(got == want, "x {:?} ({what}): input gradients differ", c.x);
+                }
+            }
+        }
+    }
+}
+
 /// A strided view (a transposed input) is read in logical order, not storage order.
 #[test]
 fn strided_inputs_are_read_in_logical_order() {

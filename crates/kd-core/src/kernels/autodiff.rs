@@ -12,8 +12,10 @@ use burn::backend::autodiff::checkpoint::strategy::CheckpointStrategy;
 use burn::backend::autodiff::grads::Gradients;
 use burn::backend::autodiff::ops::{Backward, Ops, OpsKind};
 use burn::backend::flex::FlexTensor;
+use burn::backend::ops::{ActivationOps, FloatTensorOps};
 use burn::backend::tensor::FloatTensor;
-use burn::backend::{Autodiff, Flex};
+use burn::backend::{Autodiff, Flex, TensorMetadata};
+use burn::tensor::Shape;
 
 use super::batch_norm;
 use super::extension::{KdOps, contiguous, conv_gradients, dims4, elements, planes, tensor};
@@ -82,6 +84,32 @@ impl<C: CheckpointStrategy> KdOps for Autodiff<Flex, C> {
         }
     }
 
+    fn kd_conv2d_bias(
+        x: FloatTensor<Self>,
+        weight: FloatTensor<Self>,
+        bias: FloatTensor<Self>,
+        stride: [usize; 2],
+        padding: [usize; 2],
+        groups: usize,
+        relu: bool,
+    ) -> FloatTensor<Self> {
+        let out = biased::<C>(Self::kd_conv2d(x, weight, stride, padding, groups), bias);
+        if relu { Self::relu(out) } else { out }
+    }
+
+    fn kd_conv2d_bias_add_relu(
+        x: FloatTensor<Self>,
+        weight: FloatTensor<Self>,
+        bias: FloatTensor<Self>,
+        residual: FloatTensor<Self>,
+        stride: [usize; 2],
+        padding: [usize; 2],
+        groups: usize,
+    ) -> FloatTensor<Self> {
+        let out = biased::<C>(Self::kd_conv2d(x, weight, stride, padding, groups), bias);
+        Self::relu(Self::float_add(out, residual))
+    }
+
     fn kd_batch_norm_stats(x: FloatTensor<Self>) -> FloatTensor<Self> {
         <FloatTensor<Self>>::new(Flex::kd_batch_norm_stats(x.into_primitive()))
     }
@@ -122,6 +150,18 @@ impl<C: CheckpointStrategy> KdOps for Autodiff<Flex, C> {
             )),
         }
     }
+}
+
+/// `out + bias` with the bias broadcast over `[batch, ·, h, w]`, as tracked operations: the fused
+/// inference convolutions are composed this way on the autodiff backend, where their gradients
+/// must flow (kd's own code sends them only inference tensors).
+fn biased<C: CheckpointStrategy>(
+    out: FloatTensor<Autodiff<Flex, C>>,
+    bias: FloatTensor<Autodiff<Flex, C>>,
+) -> FloatTensor<Autodiff<Flex, C>> {
+    let channels = bias.shape().dims::<1>()[0];
+    let bias = Autodiff::<Flex, C>::float_reshape(bias, Shape::new([1, channels, 1, 1]));
+    Autodiff::<Flex, C>::float_add(out, bias)
 }
 
 #[derive(Debug)]

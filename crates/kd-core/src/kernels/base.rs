@@ -11,9 +11,9 @@
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use burn::backend::{Dispatch, DispatchDevice};
-use burn::tensor::module;
 use burn::tensor::ops::ConvOptions;
 use burn::tensor::{DType, Tensor};
+use burn::tensor::{activation, module};
 
 use super::conv_shape::ConvShape;
 use super::extension::KdOps;
@@ -98,6 +98,67 @@ pub fn conv2d(
         }
         None => out,
     }
+}
+
+/// Inference: `conv2d(x, weight) + bias`, clamped at zero when `relu`, through kd's kernels
+/// with the bias and the ReLU applied per image while the output is in cache (`epilogue.rs`);
+/// elsewhere (see the module docs) burn's `conv2d` and `relu`. Bitwise equal to the unfused
+/// ops: the same additions in the same order.
+///
+/// # Shapes
+/// As [`conv2d`]; `bias`: `[out_channels]`.
+pub fn conv2d_bias(
+    x: Tensor<4>,
+    weight: Tensor<4>,
+    bias: Tensor<1>,
+    options: ConvOptions<2>,
+    relu: bool,
+) -> Tensor<4> {
+    let Some((stride, padding, groups)) = kd_geometry(&x, &weight, &options) else {
+        let out = module::conv2d(x, weight, Some(bias), options);
+        return if relu { activation::relu(out) } else { out };
+    };
+    Tensor::<4>::from_dispatch(<Dispatch as KdOps>::kd_conv2d_bias(
+        x.into_dispatch(),
+        weight.into_dispatch(),
+        bias.into_dispatch(),
+        stride,
+        padding,
+        groups,
+        relu,
+    ))
+}
+
+/// Inference: `relu(conv2d(x, weight) + bias + residual)`, the end of a residual block, through
+/// kd's kernels in one pass per image where they apply and `residual` has the output's shape;
+/// elsewhere burn's ops.
+///
+/// # Shapes
+/// As [`conv2d`]; `bias`: `[out_channels]`; `residual`: the output's shape.
+pub fn conv2d_bias_add_relu(
+    x: Tensor<4>,
+    weight: Tensor<4>,
+    bias: Tensor<1>,
+    residual: Tensor<4>,
+    options: ConvOptions<2>,
+) -> Tensor<4> {
+    let geometry = kd_geometry(&x, &weight, &options).filter(|&(stride, padding, groups)| {
+        ConvShape::new(x.dims(), weight.dims(), stride, padding, groups)
+            .is_some_and(|g| residual.dims() == [g.batch, g.out_channels, g.out_h, g.out_w])
+            && on_flex(&residual)
+    });
+    let Some((stride, padding, groups)) = geometry else {
+        return activation::relu(module::conv2d(x, weight, Some(bias), options) + residual);
+    };
+    Tensor::<4>::from_dispatch(<Dispatch as KdOps>::kd_conv2d_bias_add_relu(
+        x.into_dispatch(),
+        weight.into_dispatch(),
+        bias.into_dispatch(),
+        residual.into_dispatch(),
+        stride,
+        padding,
+        groups,
+    ))
 }
 
 /// Training-mode batch normalisation: the normalised output with the batch's mean and biased

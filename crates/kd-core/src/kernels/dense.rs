@@ -22,6 +22,7 @@ use rayon::prelude::*;
 
 use super::conv_shape::ConvShape;
 use super::direct;
+use super::epilogue::Epilogue;
 use super::gemm::{MatRef, matmul, matmul_strided};
 use super::im2col::{col2im, im2col};
 
@@ -53,22 +54,23 @@ fn patches<'a>(g: &ConvShape, x: &'a [f32], col: &'a mut [f32]) -> &'a [f32] {
     }
 }
 
-/// `conv2d(x, w)` without bias: `[batch, out_channels, out_h, out_w]`, row-major.
-pub fn forward(g: &ConvShape, x: &[f32], w: &[f32]) -> Vec<f32> {
+/// `conv2d(x, w)` followed by `epilogue`: `[batch, out_channels, out_h, out_w]`, row-major.
+pub fn forward(g: &ConvShape, x: &[f32], w: &[f32], epilogue: &Epilogue<'_>) -> Vec<f32> {
     if direct::applies(g) {
-        return direct::forward(g, x, w);
+        return direct::forward(g, x, w, epilogue);
     }
     if g.is_pointwise() && g.groups == 1 && g.out_plane() <= SMALL_PLANE && g.batch > 1 {
-        return pointwise_batched(g, x, w);
+        return pointwise_batched(g, x, w, epilogue);
     }
     let mut y = vec![0.0; g.output_len()];
     let (patch, out_plane, out_pg) = (g.patch(), g.out_plane(), g.out_per_group());
     let in_group = g.in_per_group() * g.in_plane();
     y.par_chunks_mut(g.out_channels * out_plane)
         .zip(x.par_chunks(g.in_channels * g.in_plane()))
+        .enumerate()
         .for_each_init(
             || vec![0.0; col_len(g)],
-            |col, (y, x)| {
+            |col, (image, (y, x))| {
                 for group in 0..g.groups {
                     let xg = &x[group * in_group..(group + 1) * in_group];
                     let cols = patches(g, xg, col);
@@ -80,6 +82,7 @@ pub fn forward(g: &ConvShape, x: &[f32], w: &[f32]) -> Vec<f32> {
                         MatRef::row_major(cols, out_plane),
                     );
                 }
+                epilogue.apply(image, g.out_channels, out_plane, y);
             },
         );
     y
@@ -94,7 +97,7 @@ const ROWS_PER_TASK: usize = 32;
 /// tiles. The input is gathered into `in_channels × (batch · plane)`, the product runs in blocks
 /// of [`ROWS_PER_TASK`] output channels over rayon's workers, and the result is scattered back
 /// to NCHW.
-fn pointwise_batched(g: &ConvShape, x: &[f32], w: &[f32]) -> Vec<f32> {
+fn pointwise_batched(g: &ConvShape, x: &[f32], w: &[f32], epilogue: &Epilogue<'_>) -> Vec<f32> {
     let plane = g.out_plane();
     let (c, o, cols) = (g.in_channels, g.out_channels, g.batch * g.out_plane());
     let mut gathered = vec![0.0; c * cols];
@@ -123,6 +126,7 @@ fn pointwise_batched(g: &ConvShape, x: &[f32], w: &[f32]) -> Vec<f32> {
             let at = channel * cols + image * plane;
             dst.copy_from_slice(&product[at..at + plane]);
         }
+        epilogue.apply(image, o, plane, ys);
     }
     y
 }

@@ -30,6 +30,7 @@
 use rayon::prelude::*;
 
 use super::conv_shape::ConvShape;
+use super::epilogue::Epilogue;
 
 /// Kernel taps `(c, kh, kw)` per pass over the output: the input rows one pass reads stay in the
 /// second-level cache on wide layers.
@@ -95,12 +96,13 @@ fn same_3x3(g: &ConvShape) -> bool {
     g.groups == 1 && (g.kernel_h, g.kernel_w) == (3, 3) && g.stride == [1, 1] && g.padding == [1, 1]
 }
 
-/// `conv2d(x, w)` for a geometry [`applies`] accepts: `[batch, out_channels, h, w]`.
+/// `conv2d(x, w)` followed by `epilogue`, for a geometry [`applies`] accepts:
+/// `[batch, out_channels, h, w]`.
 ///
 /// # Panics
 /// If [`applies`] is false for `g`, or a slice is shorter than `g` says.
-pub fn forward(g: &ConvShape, x: &[f32], w: &[f32]) -> Vec<f32> {
-    forward_on(detected(), g, x, w)
+pub fn forward(g: &ConvShape, x: &[f32], w: &[f32], epilogue: &Epilogue<'_>) -> Vec<f32> {
+    forward_on(detected(), g, x, w, epilogue)
 }
 
 /// The gradient of `conv2d(x, w)` with respect to `x` for a geometry [`applies`] accepts: the
@@ -116,10 +118,11 @@ fn detected() -> Isa {
     Isa::detect().expect("direct::applies checked the CPU")
 }
 
-fn forward_on(isa: Isa, g: &ConvShape, x: &[f32], w: &[f32]) -> Vec<f32> {
+fn forward_on(isa: Isa, g: &ConvShape, x: &[f32], w: &[f32], epilogue: &Epilogue<'_>) -> Vec<f32> {
     let taps = 9 * g.in_channels;
     let packed = pack(isa, g.out_channels, taps, |o, k| w[o * taps + k]);
-    convolve(isa, g, g.in_channels, g.out_channels, x, &packed)
+    let (from, to) = (g.in_channels, g.out_channels);
+    convolve(isa, g, (from, to), x, &packed, epilogue)
 }
 
 fn input_grad_on(isa: Isa, g: &ConvShape, w: &[f32], dy: &[f32]) -> Vec<f32> {
@@ -128,7 +131,7 @@ fn input_grad_on(isa: Isa, g: &ConvShape, w: &[f32], dy: &[f32]) -> Vec<f32> {
         let (o, tap) = (k / 9, k % 9);
         w[(o * c_in + c) * 9 + (8 - tap)]
     });
-    convolve(isa, g, c_out, c_in, dy, &packed)
+    convolve(isa, g, (c_out, c_in), dy, &packed, &Epilogue::NONE)
 }
 
 /// The weights `weight(o, k)` (`rows × taps`) in blocks of `isa.rows()` output channels,
@@ -146,14 +149,14 @@ fn pack(isa: Isa, rows: usize, taps: usize, weight: impl Fn(usize, usize) -> f32
 }
 
 /// The same-size 3×3 convolution of `src` (`[batch, from, h, w]`) with packed weights into
-/// `[batch, to, h, w]`, images spread over rayon's workers.
+/// `[batch, to, h, w]`, then `epilogue`, images spread over rayon's workers.
 fn convolve(
     isa: Isa,
     g: &ConvShape,
-    from: usize,
-    to: usize,
+    (from, to): (usize, usize),
     src: &[f32],
     packed: &[f32],
+    epilogue: &Epilogue<'_>,
 ) -> Vec<f32> {
     let (h, w) = (g.in_h, g.in_w);
     let plane = h * w;
@@ -167,11 +170,13 @@ fn convolve(
     let mut y = vec![0.0; g.batch * to * plane];
     y.par_chunks_mut(to * plane)
         .zip(src.par_chunks(from * plane))
+        .enumerate()
         .for_each_init(
             || vec![0.0; copies.len()],
-            |scratch, (y, x)| {
+            |scratch, (index, (y, x))| {
                 copies.fill(x, scratch);
                 image(isa, &copies, scratch, packed, to, y);
+                epilogue.apply(index, to, plane, y);
             },
         );
     y
@@ -476,7 +481,10 @@ mod tests {
                 let g = ConvShape::new([b, c, h, w], [o, c, 3, 3], [1, 1], [1, 1], 1).unwrap();
                 let (x, wt) = (pattern(g.input_len(), 0.37), pattern(g.weight_len(), 0.11));
                 let want = textbook(&g, &x, &wt);
-                for (got, want) in forward_on(isa, &g, &x, &wt).iter().zip(&want) {
+                for (got, want) in forward_on(isa, &g, &x, &wt, &Epilogue::NONE)
+                    .iter()
+                    .zip(&want)
+                {
                     assert!(
                         (*got as f64 - want).abs() < 1e-4,
                         "{isa:?} {b}x{c}→{o} {h}x{w}: {got} vs {want}"

@@ -1,5 +1,6 @@
-//! kd's kernels as a burn backend extension: the [`KdOps`] trait (convolution, batch statistics,
-//! training-mode batch norm) and its implementation for burn-flex, which hands contiguous `f32`
+//! kd's kernels as a burn backend extension: the [`KdOps`] trait (convolution, the inference
+//! convolution with its bias, residual and ReLU fused, batch statistics, training-mode batch
+//! norm) and its implementation for burn-flex, which hands contiguous `f32`
 //! slices to the kernels; `autodiff.rs` implements it for `Autodiff<Flex>` with handwritten
 //! backward passes.
 //!
@@ -13,7 +14,10 @@ use burn::backend::{Backend, Flex, backend_extension};
 use burn::tensor::{Bytes, DType, Shape};
 
 use super::batch_norm::{self, Planes};
+use rayon::prelude::*;
+
 use super::conv_shape::ConvShape;
+use super::epilogue::Epilogue;
 use super::{dense, depthwise};
 
 /// The operations kd computes with its own kernels.
@@ -28,6 +32,40 @@ pub trait KdOps: Backend {
     fn kd_conv2d(
         x: FloatTensor<Self>,
         weight: FloatTensor<Self>,
+        stride: [usize; 2],
+        padding: [usize; 2],
+        groups: usize,
+    ) -> FloatTensor<Self>;
+
+    /// Inference: `conv2d(x, weight) + bias`, then clamped at zero when `relu`, in one pass over
+    /// each image's output ([`Epilogue`]). The autodiff backend composes it from tracked
+    /// operations, so gradients flow as through the unfused ops.
+    ///
+    /// # Shapes
+    /// - `x`: `[batch, in_channels, height, width]`
+    /// - `weight`: `[out_channels, in_channels / groups, kernel_h, kernel_w]`
+    /// - `bias`: `[out_channels]`
+    /// - output: `[batch, out_channels, out_h, out_w]`
+    fn kd_conv2d_bias(
+        x: FloatTensor<Self>,
+        weight: FloatTensor<Self>,
+        bias: FloatTensor<Self>,
+        stride: [usize; 2],
+        padding: [usize; 2],
+        groups: usize,
+        relu: bool,
+    ) -> FloatTensor<Self>;
+
+    /// Inference: `relu(conv2d(x, weight) + bias + residual)`, the end of a residual block, in
+    /// one pass over each image's output.
+    ///
+    /// # Shapes
+    /// As [`KdOps::kd_conv2d_bias`]; `residual` has the output's shape.
+    fn kd_conv2d_bias_add_relu(
+        x: FloatTensor<Self>,
+        weight: FloatTensor<Self>,
+        bias: FloatTensor<Self>,
+        residual: FloatTensor<Self>,
         stride: [usize; 2],
         padding: [usize; 2],
         groups: usize,
@@ -105,14 +143,32 @@ impl KdOps for Flex {
         padding: [usize; 2],
         groups: usize,
     ) -> FlexTensor {
-        let (x, weight) = (contiguous(x), contiguous(weight));
-        let g = geometry(&x, &weight, stride, padding, groups);
-        let y = if g.is_depthwise() {
-            depthwise::forward(&g, elements(&x), elements(&weight))
-        } else {
-            dense::forward(&g, elements(&x), elements(&weight))
-        };
-        tensor(y, &[g.batch, g.out_channels, g.out_h, g.out_w])
+        conv_forward(x, weight, (stride, padding, groups), None, None, false)
+    }
+
+    fn kd_conv2d_bias(
+        x: FlexTensor,
+        weight: FlexTensor,
+        bias: FlexTensor,
+        stride: [usize; 2],
+        padding: [usize; 2],
+        groups: usize,
+        relu: bool,
+    ) -> FlexTensor {
+        conv_forward(x, weight, (stride, padding, groups), Some(bias), None, relu)
+    }
+
+    fn kd_conv2d_bias_add_relu(
+        x: FlexTensor,
+        weight: FlexTensor,
+        bias: FlexTensor,
+        residual: FlexTensor,
+        stride: [usize; 2],
+        padding: [usize; 2],
+        groups: usize,
+    ) -> FlexTensor {
+        let options = (stride, padding, groups);
+        conv_forward(x, weight, options, Some(bias), Some(residual), true)
     }
 
     fn kd_batch_norm_stats(x: FlexTensor) -> FlexTensor {
@@ -144,6 +200,36 @@ impl KdOps for Flex {
         );
         tensor(y, &dims4(&x))
     }
+}
+
+/// The forward of every `kd_conv2d*` operation: the convolution, then its [`Epilogue`] per image.
+fn conv_forward(
+    x: FlexTensor,
+    weight: FlexTensor,
+    (stride, padding, groups): ([usize; 2], [usize; 2], usize),
+    bias: Option<FlexTensor>,
+    residual: Option<FlexTensor>,
+    relu: bool,
+) -> FlexTensor {
+    let (x, weight) = (contiguous(x), contiguous(weight));
+    let (bias, residual) = (bias.map(contiguous), residual.map(contiguous));
+    let g = geometry(&x, &weight, stride, padding, groups);
+    let epilogue = Epilogue {
+        bias: bias.as_ref().map(elements),
+        residual: residual.as_ref().map(elements),
+        relu,
+    };
+    let y = if g.is_depthwise() {
+        let mut y = depthwise::forward(&g, elements(&x), elements(&weight));
+        let plane = g.out_plane();
+        y.par_chunks_mut(g.out_channels * plane)
+            .enumerate()
+            .for_each(|(image, y)| epilogue.apply(image, g.out_channels, plane, y));
+        y
+    } else {
+        dense::forward(&g, elements(&x), elements(&weight), &epilogue)
+    };
+    tensor(y, &[g.batch, g.out_channels, g.out_h, g.out_w])
 }
 
 /// `x`'s sizes as batch-norm planes.

@@ -18,9 +18,10 @@ mod conv_shape;
 mod dense;
 mod depthwise;
 mod direct;
+mod epilogue;
 mod extension;
 mod gemm;
 mod im2col;
 mod reduce;
 
-pub use base::{batch_norm_train, conv2d, enabled, set_enabled};
+pub use base::{batch_norm_train, conv2d, conv2d_bias, conv2d_bias_add_relu, enabled, set_enabled};

@@ -198,27 +198,74 @@ pub fn norm(layer: &BatchNorm, x: Tensor<4>) -> Tensor<4> {
 /// # Shapes
 /// - `x`: `[batch, in_channels, height, width]` → `[batch, out_channels, out_h, out_w]`
 pub fn conv_norm(conv_layer: &Conv2d, bn: &BatchNorm, x: Tensor<4>) -> Tensor<4> {
-    if x.device().is_autodiff() || !kernels::enabled() {
-        return norm(bn, conv(conv_layer, x));
+    match folded(conv_layer, bn, &x.device()) {
+        Some((weight, bias, options)) => kernels::conv2d_bias(x, weight, bias, options, false),
+        None => norm(bn, conv(conv_layer, x)),
+    }
+}
+
+/// `relu(bn(conv(x)))`: [`conv_norm`] and a ReLU, which in inference with kd's kernels on is
+/// applied to each image's output as the convolution finishes it instead of in a pass of its
+/// own over the batch (`kernels::conv2d_bias`).
+///
+/// # Shapes
+/// - `x`: `[batch, in_channels, height, width]` → `[batch, out_channels, out_h, out_w]`
+pub fn conv_norm_relu(conv_layer: &Conv2d, bn: &BatchNorm, x: Tensor<4>) -> Tensor<4> {
+    match folded(conv_layer, bn, &x.device()) {
+        Some((weight, bias, options)) => kernels::conv2d_bias(x, weight, bias, options, true),
+        None => relu(norm(bn, conv(conv_layer, x))),
+    }
+}
+
+/// `relu(bn(conv(x)) + residual)`: the end of a residual block. In inference with kd's kernels
+/// on, the residual and the ReLU are applied per image as the convolution finishes it
+/// (`kernels::conv2d_bias_add_relu`).
+///
+/// # Shapes
+/// - `x`: `[batch, in_channels, height, width]`; `residual` and the output:
+///   `[batch, out_channels, out_h, out_w]`
+pub fn conv_norm_add_relu(
+    conv_layer: &Conv2d,
+    bn: &BatchNorm,
+    x: Tensor<4>,
+    residual: Tensor<4>,
+) -> Tensor<4> {
+    match folded(conv_layer, bn, &x.device()) {
+        Some((weight, bias, options)) => {
+            kernels::conv2d_bias_add_relu(x, weight, bias, residual, options)
+        }
+        None => relu(norm(bn, conv(conv_layer, x)) + residual),
+    }
+}
+
+/// The folded weights, bias and options of a conv → bn pair (see [`conv_norm`]), or `None`
+/// where the pair runs unfolded: on an autodiff device (training-mode batch norm), with kd's
+/// kernels off, or with padding other than explicit.
+fn folded(
+    conv_layer: &Conv2d,
+    bn: &BatchNorm,
+    device: &Device,
+) -> Option<(Tensor<4>, Tensor<1>, ConvOptions<2>)> {
+    if device.is_autodiff() || !kernels::enabled() {
+        return None;
     }
     let padding = match conv_layer.padding {
         PaddingConfig2d::Explicit(top, left, bottom, right) => [(top, bottom), (left, right)],
-        _ => return norm(bn, conv(conv_layer, x)),
+        _ => return None,
     };
-    let device = x.device();
     let weight = conv_layer.weight.val();
     let [out_channels, ..] = weight.dims();
-    let scale = bn.gamma.val().to_device(&device)
+    let scale = bn.gamma.val().to_device(device)
         / bn.running_var
             .value()
-            .to_device(&device)
+            .to_device(device)
             .add_scalar(bn.epsilon)
             .sqrt();
     let centre = match &conv_layer.bias {
-        Some(bias) => bias.val() - bn.running_mean.value().to_device(&device),
-        None => bn.running_mean.value().to_device(&device).neg(),
+        Some(bias) => bias.val() - bn.running_mean.value().to_device(device),
+        None => bn.running_mean.value().to_device(device).neg(),
     };
-    let bias = bn.beta.val().to_device(&device) + centre * scale.clone();
+    let bias = bn.beta.val().to_device(device) + centre * scale.clone();
     let weight = weight * scale.reshape([out_channels, 1, 1, 1]);
     let options = ConvOptions::new_with_padding(
         conv_layer.stride,
@@ -226,7 +273,7 @@ pub fn conv_norm(conv_layer: &Conv2d, bn: &BatchNorm, x: Tensor<4>) -> Tensor<4>
         conv_layer.dilation,
         conv_layer.groups,
     );
-    kernels::conv2d(x, weight, Some(bias), options)
+    Some((weight, bias, options))
 }
 
 thread_local! {
@@ -345,12 +392,16 @@ impl Layer {
 }
 
 /// Runs an `nn.Sequential` given as a slice of [`Layer`]s; a convolution followed by a batch
-/// norm runs as one [`conv_norm`].
+/// norm runs as one [`conv_norm`], and with a ReLU after them as one [`conv_norm_relu`].
 pub fn sequential(layers: &[Layer], mut x: Tensor<4>) -> Tensor<4> {
     let mut rest = layers;
     while let Some((first, tail)) = rest.split_first() {
-        match (first, tail.first()) {
-            (Layer::Conv(c), Some(Layer::Norm(bn))) => {
+        match (first, tail) {
+            (Layer::Conv(c), [Layer::Norm(bn), Layer::Relu(_), ..]) => {
+                x = conv_norm_relu(c, bn, x);
+                rest = &tail[2..];
+            }
+            (Layer::Conv(c), [Layer::Norm(bn), ..]) => {
                 x = conv_norm(c, bn, x);
                 rest = &tail[1..];
             }

@@ -13,12 +13,11 @@ use burn::config::Config;
 use burn::module::Module;
 use burn::nn::conv::Conv2d;
 use burn::nn::{BatchNorm, Linear};
-use burn::tensor::activation::relu;
 use burn::tensor::{Device, Tensor};
 
 use super::base::Staged;
-use super::layers::conv_norm;
 use super::layers::{ConvInit, ConvSpec, Layer, LinearInit, batch_norm, global_avg_pool, linear};
+use super::layers::{conv_norm_add_relu, conv_norm_relu};
 
 /// Hyper-parameters of a CIFAR ResNet.
 #[derive(Config, Debug)]
@@ -71,13 +70,12 @@ impl BasicBlock {
     /// # Shapes
     /// - `x`: `[N, in, H, W]` → `[N, planes, H/stride, W/stride]`
     pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
-        let out = relu(conv_norm(&self.conv1, &self.bn1, x.clone()));
-        let out = conv_norm(&self.conv2, &self.bn2, out);
+        let out = conv_norm_relu(&self.conv1, &self.bn1, x.clone());
         let residual = match &self.downsample {
             Some(layers) => super::layers::sequential(layers, x),
             None => x,
         };
-        relu(out + residual)
+        conv_norm_add_relu(&self.conv2, &self.bn2, out, residual)
     }
 }
 
@@ -126,7 +124,7 @@ impl Staged for CifarResNet {
     }
 
     fn stem(&self, x: Tensor<4>) -> Tensor<4> {
-        relu(conv_norm(&self.conv1, &self.bn1, x))
+        conv_norm_relu(&self.conv1, &self.bn1, x)
     }
 
     fn stage(&self, index: usize, x: Tensor<4>) -> Tensor<4> {

@@ -11,14 +11,13 @@ use burn::config::Config;
 use burn::module::Module;
 use burn::nn::conv::Conv2d;
 use burn::nn::{BatchNorm, Linear};
-use burn::tensor::activation::relu;
 use burn::tensor::{Device, Tensor};
 
 use super::base::Staged;
-use super::layers::conv_norm;
 use super::layers::{
     ConvInit, ConvSpec, Layer, LinearInit, batch_norm, global_avg_pool, linear, sequential,
 };
+use super::layers::{conv_norm_add_relu, conv_norm_relu};
 
 /// Hyper-parameters of a ResNet18/34/50.
 #[derive(Config, Debug)]
@@ -94,13 +93,15 @@ impl ResidualBlock {
     /// # Shapes
     /// - `x`: `[N, in, H, W]` → `[N, planes·expansion, H/stride, W/stride]`
     pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
-        let out = relu(conv_norm(&self.conv1, &self.bn1, x.clone()));
-        let out = conv_norm(&self.conv2, &self.bn2, out);
-        let out = match (&self.conv3, &self.bn3) {
-            (Some(conv3), Some(bn3)) => conv_norm(conv3, bn3, relu(out)),
-            _ => out,
-        };
-        relu(out + sequential(&self.shortcut, x))
+        let out = conv_norm_relu(&self.conv1, &self.bn1, x.clone());
+        let shortcut = sequential(&self.shortcut, x);
+        match (&self.conv3, &self.bn3) {
+            (Some(conv3), Some(bn3)) => {
+                let out = conv_norm_relu(&self.conv2, &self.bn2, out);
+                conv_norm_add_relu(conv3, bn3, out, shortcut)
+            }
+            _ => conv_norm_add_relu(&self.conv2, &self.bn2, out, shortcut),
+        }
     }
 }
 
@@ -163,7 +164,7 @@ impl Staged for ImageNetResNet {
     }
 
     fn stem(&self, x: Tensor<4>) -> Tensor<4> {
-        relu(conv_norm(&self.conv1, &self.bn1, x))
+        conv_norm_relu(&self.conv1, &self.bn1, x)
     }
 
     fn stage(&self, index: usize, x: Tensor<4>) -> Tensor<4> {

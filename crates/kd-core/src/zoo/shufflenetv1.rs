@@ -17,11 +17,11 @@ use burn::tensor::activation::relu;
 use burn::tensor::{Device, Tensor};
 
 use super::base::Staged;
-use super::layers::conv_norm;
 use super::layers::{
     ConvInit, ConvSpec, Layer, LinearInit, batch_norm, channel_shuffle, global_avg_pool, linear,
     sequential,
 };
+use super::layers::{conv_norm, conv_norm_add_relu, conv_norm_relu};
 
 /// Hyper-parameters of ShuffleNet V1.
 #[derive(Config, Debug)]
@@ -89,15 +89,15 @@ impl ShuffleUnitV1 {
     /// # Shapes
     /// - `x`: `[N, in, H, W]` → `[N, out (+ in if stride 2), H/stride, W/stride]`
     pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
-        let out = relu(conv_norm(&self.conv1, &self.bn1, x.clone()));
+        let out = conv_norm_relu(&self.conv1, &self.bn1, x.clone());
         let out = channel_shuffle(out, self.shuffle_groups);
-        let out = relu(conv_norm(&self.conv2, &self.bn2, out));
-        let out = conv_norm(&self.conv3, &self.bn3, out);
+        let out = conv_norm_relu(&self.conv2, &self.bn2, out);
         let residual = sequential(&self.shortcut, x);
         if self.stride == 2 {
+            let out = conv_norm(&self.conv3, &self.bn3, out);
             relu(Tensor::cat(vec![out, residual], 1))
         } else {
-            relu(out + residual)
+            conv_norm_add_relu(&self.conv3, &self.bn3, out, residual)
         }
     }
 }
@@ -158,7 +158,7 @@ impl Staged for ShuffleNetV1 {
     }
 
     fn stem(&self, x: Tensor<4>) -> Tensor<4> {
-        relu(conv_norm(&self.conv1, &self.bn1, x))
+        conv_norm_relu(&self.conv1, &self.bn1, x)
     }
 
     fn stage(&self, index: usize, x: Tensor<4>) -> Tensor<4> {

@@ -11,14 +11,13 @@ use burn::config::Config;
 use burn::module::Module;
 use burn::nn::conv::Conv2d;
 use burn::nn::{BatchNorm, Linear};
-use burn::tensor::activation::relu;
 use burn::tensor::{Device, Tensor};
 
 use super::base::Staged;
-use super::layers::conv_norm;
 use super::layers::{
     ConvInit, ConvSpec, LinearInit, batch_norm, channel_shuffle, global_avg_pool, linear,
 };
+use super::layers::{conv_norm, conv_norm_relu};
 
 /// Hyper-parameters of ShuffleNet V2.
 #[derive(Config, Debug)]
@@ -78,10 +77,10 @@ impl DownUnit {
 
     fn forward(&self, x: Tensor<4>) -> Tensor<4> {
         let left = conv_norm(&self.conv1, &self.bn1, x.clone());
-        let left = relu(conv_norm(&self.conv2, &self.bn2, left));
-        let right = relu(conv_norm(&self.conv3, &self.bn3, x));
+        let left = conv_norm_relu(&self.conv2, &self.bn2, left);
+        let right = conv_norm_relu(&self.conv3, &self.bn3, x);
         let right = conv_norm(&self.conv4, &self.bn4, right);
-        let right = relu(conv_norm(&self.conv5, &self.bn5, right));
+        let right = conv_norm_relu(&self.conv5, &self.bn5, right);
         channel_shuffle(Tensor::cat(vec![left, right], 1), 2)
     }
 }
@@ -117,9 +116,9 @@ impl SplitUnit {
         let half = channels / 2;
         let kept = x.clone().narrow(1, 0, half);
         let out = x.narrow(1, half, channels - half);
-        let out = relu(conv_norm(&self.conv1, &self.bn1, out));
+        let out = conv_norm_relu(&self.conv1, &self.bn1, out);
         let out = conv_norm(&self.conv2, &self.bn2, out);
-        let out = relu(conv_norm(&self.conv3, &self.bn3, out));
+        let out = conv_norm_relu(&self.conv3, &self.bn3, out);
         channel_shuffle(Tensor::cat(vec![kept, out], 1), 2)
     }
 }
@@ -187,7 +186,7 @@ impl Staged for ShuffleNetV2 {
     }
 
     fn stem(&self, x: Tensor<4>) -> Tensor<4> {
-        relu(conv_norm(&self.conv1, &self.bn1, x))
+        conv_norm_relu(&self.conv1, &self.bn1, x)
     }
 
     fn stage(&self, index: usize, x: Tensor<4>) -> Tensor<4> {
@@ -201,7 +200,7 @@ impl Staged for ShuffleNetV2 {
     }
 
     fn pool(&self, x: Tensor<4>) -> Tensor<2> {
-        global_avg_pool(relu(conv_norm(&self.conv2, &self.bn2, x)))
+        global_avg_pool(conv_norm_relu(&self.conv2, &self.bn2, x))
     }
 
     fn clear_stages_before(&mut self, index: usize) {

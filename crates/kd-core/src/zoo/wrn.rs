@@ -19,7 +19,7 @@ use burn::tensor::{Device, Tensor};
 
 use super::base::Staged;
 use super::layers::{ConvInit, ConvSpec, LinearInit, batch_norm, conv, global_avg_pool, linear};
-use super::layers::{conv_norm, norm};
+use super::layers::{conv_norm_relu, norm};
 
 /// Hyper-parameters of a wide ResNet.
 #[derive(Config, Debug)]
@@ -66,7 +66,7 @@ impl WideBlock {
     /// - `x`: `[N, in, H, W]` → `[N, out, H/stride, W/stride]`
     pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
         let activated = relu(norm(&self.bn1, x.clone()));
-        let out = relu(conv_norm(&self.conv1, &self.bn2, activated.clone()));
+        let out = conv_norm_relu(&self.conv1, &self.bn2, activated.clone());
         let out = conv(&self.conv2, out);
         match &self.convShortcut {
             // Width changes: the shortcut sees the activated input.

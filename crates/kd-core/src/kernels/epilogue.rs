@@ -1,0 +1,102 @@
+//! What an inference convolution does to its output before returning it: add a per-channel
+//! bias, add a residual, clamp at zero (ReLU), each optional, in one pass over each image's
+//! output while it is still in cache.
+//!
+//! A frozen network (a teacher in a distillation step, `kd eval`, `kd predict`) runs every
+//! conv → bn (→ ReLU) of the zoo as one convolution with the batch norm folded in
+//! (`zoo::layers::conv_norm`); burn would then add the bias, the residual and the ReLU as three
+//! elementwise passes over the whole batch, each reading and writing it from memory.
+
+/// The optional steps after a convolution, in the order they apply: `y + bias[c] + residual`,
+/// then `max(·, 0)` when `relu`.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Epilogue<'a> {
+    /// One value per output channel.
+    pub bias: Option<&'a [f32]>,
+    /// A tensor of the output's shape (`[batch, channels, h, w]`, contiguous).
+    pub residual: Option<&'a [f32]>,
+    /// Clamp at zero last.
+    pub relu: bool,
+}
+
+impl Epilogue<'_> {
+    /// No step at all: the convolution's output as it is.
+    pub const NONE: Epilogue<'static> = Epilogue {
+        bias: None,
+        residual: None,
+        relu: false,
+    };
+
+    /// Applies the steps to image `image`'s output `y` (`[channels, plane]`).
+    ///
+    /// # Panics
+    /// If `y`, the bias or the residual is shorter than the shape says.
+    pub fn apply(&self, image: usize, channels: usize, plane: usize, y: &mut [f32]) {
+        if self.bias.is_none() && self.residual.is_none() && !self.relu {
+            return;
+        }
+        let y = &mut y[..channels * plane];
+        let residual = self
+            .residual
+            .map(|r| &r[image * channels * plane..(image + 1) * channels * plane]);
+        for (c, row) in y.chunks_exact_mut(plane).enumerate() {
+            let b = self.bias.map_or(0.0, |b| b[c]);
+            match residual {
+                Some(r) => {
+                    let r = &r[c * plane..(c + 1) * plane];
+                    row.iter_mut().zip(r).for_each(|(v, r)| *v = *v + b + r);
+                }
+                None if b != 0.0 => row.iter_mut().for_each(|v| *v += b),
+                None => {}
+            }
+            if self.relu {
+                row.iter_mut().for_each(|v| *v = v.max(0.0));
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bias_then_residual_then_relu_per_channel_and_image() {
+        // 2 images, 2 channels, planes of 3.
+        let bias = [1.0, -10.0];
+        let residual: Vec<f32> = (0..12).map(|i| i as f32 * 0.5 - 2.0).collect();
+        let y0: Vec<f32> = (0..12).map(|i| (i as f32 - 6.0) * 0.25).collect();
+        let want = |relu: bool| -> Vec<f32> {
+            (0..12)
+                .map(|i| {
+                    let c = (i / 3) % 2;
+                    let v = y0[i] + bias[c] + residual[i];
+                    if relu { v.max(0.0) } else { v }
+                })
+                .collect()
+        };
+        for relu in [false, true] {
+            let epilogue = Epilogue {
+                bias: Some(&bias),
+                residual: Some(&residual),
+                relu,
+            };
+            let mut y = y0.clone();
+            for (image, y) in y.chunks_exact_mut(6).enumerate() {
+                epilogue.apply(image, 2, 3, y);
+            }
+            assert_eq!(y, want(relu));
+        }
+        // Nothing to do leaves the output alone; ReLU alone clamps.
+        let mut y = y0.clone();
+        Epilogue::NONE.apply(0, 2, 3, &mut y[..6]);
+        assert_eq!(y, y0);
+        let relu_only = Epilogue {
+            relu: true,
+            ..Epilogue::NONE
+        };
+        relu_only.apply(1, 2, 3, &mut y[6..]);
+        assert_eq!(&y[..6], &y0[..6]);
+        assert!(y[6..].iter().zip(&y0[6..]).all(|(a, b)| *a == b.max(0.0)));
+    }
+}

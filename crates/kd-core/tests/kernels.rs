@@ -237,6 +237,53 @@ fn fused_inference_convolutions_equal_the_unfused_ops() {
     }
 }
 
+/// The one-pass inference batch norm + ReLU equals burn's `relu(x · scale + shift)` bitwise (the
+/// same two operations per element), on the plain device and, with equal input gradients, on
+/// the autodiff device; a strided input is read in logical order.
+#[test]
+fn scale_shift_relu_equals_burns_ops() {
+    use burn::tensor::activation::relu;
+    let bits = |t: Tensor<4>| t.into_data().try_into_vec::<f32>().unwrap();
+    for autodiff in [false, true] {
+        let device = if autodiff {
+            Device::flex().autodiff()
+        } else {
+            Device::flex()
+        };
+        for transposed in [false, true] {
+            let run = |fused: bool| {
+                let x = fixed([3, 5, 6, 7], 14, 1.0, &device);
+                let x = if autodiff { x.require_grad() } else { x };
+                let input = if transposed {
+                    x.clone().swap_dims(2, 3)
+                } else {
+                    x.clone()
+                };
+                let (scale, shift) = (fixed([5], 15, 1.0, &device), fixed([5], 16, 1.0, &device));
+                let y = if fused {
+                    kernels::scale_shift_relu(input, scale, shift)
+                } else {
+                    relu(input * scale.reshape([1, 5, 1, 1]) + shift.reshape([1, 5, 1, 1]))
+                };
+                (x, y)
+            };
+            let ((x_got, got), (x_want, want)) = (run(true), run(false));
+            if autodiff {
+                let r = fixed(want.dims(), 17, 1.0, &device);
+                let g = (got.clone() * r.clone()).sum().backward();
+                let h = (want.clone() * r).sum().backward();
+                assert_eq!(
+                    bits(x_got.grad(&g).unwrap()),
+                    bits(x_want.grad(&h).unwrap())
+                );
+            }
+            let (got, want) = (bits(got), bits(want));
+            assert!(got == want, "autodiff {autodiff}, transposed {transposed}");
+            assert!(got.contains(&0.0) && got.iter().any(|v| *v > 0.0));
+        }
+    }
+}
+
 /// A strided view (a transposed input) is read in logical order, not storage order.
 #[test]
 fn strided_inputs_are_read_in_logical_order() {

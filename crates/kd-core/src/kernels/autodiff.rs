@@ -110,6 +110,18 @@ impl<C: CheckpointStrategy> KdOps for Autodiff<Flex, C> {
         Self::relu(Self::float_add(out, residual))
     }
 
+    fn kd_scale_shift_relu(
+        x: FloatTensor<Self>,
+        scale: FloatTensor<Self>,
+        shift: FloatTensor<Self>,
+    ) -> FloatTensor<Self> {
+        let channels = scale.shape().dims::<1>()[0];
+        let per_channel = Shape::new([1, channels, 1, 1]);
+        let scale = Self::float_reshape(scale, per_channel.clone());
+        let shift = Self::float_reshape(shift, per_channel);
+        Self::relu(Self::float_add(Self::float_mul(x, scale), shift))
+    }
+
     fn kd_batch_norm_stats(x: FloatTensor<Self>) -> FloatTensor<Self> {
         <FloatTensor<Self>>::new(Flex::kd_batch_norm_stats(x.into_primitive()))
     }

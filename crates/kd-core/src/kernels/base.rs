@@ -161,6 +161,25 @@ pub fn conv2d_bias_add_relu(
     ))
 }
 
+/// Inference: `max(x · scale + shift, 0)` with per-channel `scale` and `shift`, one pass through
+/// kd's kernels on flex (`f32`, non-empty), burn's ops elsewhere.
+///
+/// # Shapes
+/// - `x`: `[batch, channels, height, width]`; `scale`, `shift`: `[channels]`; output: the shape
+///   of `x`
+pub fn scale_shift_relu(x: Tensor<4>, scale: Tensor<1>, shift: Tensor<1>) -> Tensor<4> {
+    let channels = x.dims()[1];
+    if !on_flex(&x) || scale.dims() != [channels] || shift.dims() != [channels] {
+        let per_channel = [1, channels, 1, 1];
+        return activation::relu(x * scale.reshape(per_channel) + shift.reshape(per_channel));
+    }
+    Tensor::<4>::from_dispatch(<Dispatch as KdOps>::kd_scale_shift_relu(
+        x.into_dispatch(),
+        scale.into_dispatch(),
+        shift.into_dispatch(),
+    ))
+}
+
 /// Training-mode batch normalisation: the normalised output with the batch's mean and biased
 /// variance (detached), through kd's kernels on flex and burn's `batch_norm_train` elsewhere.
 ///

@@ -84,6 +84,28 @@ pub fn forward(
     y
 }
 
+/// `max(x · scale + shift, 0)` per channel, planes spread over rayon's workers: an inference
+/// batch norm (`scale = γ / √(running_var + ε)`, `shift = β − running_mean · scale`) and the ReLU
+/// after it in one pass, as pre-activation blocks (WRN) apply them to their input.
+///
+/// # Panics
+/// If `x` is not `p`'s size or `scale`, `shift` have fewer than `p.channels` values.
+pub fn scale_shift_relu(p: Planes, x: &[f32], scale: &[f32], shift: &[f32]) -> Vec<f32> {
+    assert_eq!(x.len(), p.batch * p.channels * p.plane);
+    let mut y = vec![0.0; x.len()];
+    y.par_chunks_mut(p.plane)
+        .zip(x.par_chunks(p.plane))
+        .enumerate()
+        .for_each(|(i, (y, x))| {
+            let c = i % p.channels;
+            let (scale, shift) = (scale[c], shift[c]);
+            for (y, x) in y.iter_mut().zip(x) {
+                *y = (x * scale + shift).max(0.0);
+            }
+        });
+    y
+}
+
 /// The gradients `(dx, dgamma, dbeta)` of [`forward`] given the output gradient `dy`, with the
 /// batch statistics' own dependence on `x` included.
 pub fn backward(

@@ -71,6 +71,19 @@ pub trait KdOps: Backend {
         groups: usize,
     ) -> FloatTensor<Self>;
 
+    /// Inference: `max(x · scale + shift, 0)` per channel, one pass (an inference batch norm
+    /// and its ReLU, see `batch_norm::scale_shift_relu`). The autodiff backend composes it from
+    /// tracked operations.
+    ///
+    /// # Shapes
+    /// - `x`: `[batch, channels, height, width]`; `scale`, `shift`: `[channels]`; output: the
+    ///   shape of `x`
+    fn kd_scale_shift_relu(
+        x: FloatTensor<Self>,
+        scale: FloatTensor<Self>,
+        shift: FloatTensor<Self>,
+    ) -> FloatTensor<Self>;
+
     /// Per-channel batch mean and biased variance of `x`, as one `[2, channels]` tensor (row 0
     /// the means). Never tracked by autodiff: [`KdOps::kd_batch_norm_train`]'s backward accounts
     /// for the statistics' dependence on `x`.
@@ -169,6 +182,17 @@ impl KdOps for Flex {
     ) -> FlexTensor {
         let options = (stride, padding, groups);
         conv_forward(x, weight, options, Some(bias), Some(residual), true)
+    }
+
+    fn kd_scale_shift_relu(x: FlexTensor, scale: FlexTensor, shift: FlexTensor) -> FlexTensor {
+        let (x, scale, shift) = (contiguous(x), contiguous(scale), contiguous(shift));
+        let y = batch_norm::scale_shift_relu(
+            planes(&x),
+            elements(&x),
+            elements(&scale),
+            elements(&shift),
+        );
+        tensor(y, &dims4(&x))
     }
 
     fn kd_batch_norm_stats(x: FlexTensor) -> FlexTensor {

@@ -24,4 +24,7 @@ mod gemm;
 mod im2col;
 mod reduce;
 
-pub use base::{batch_norm_train, conv2d, conv2d_bias, conv2d_bias_add_relu, enabled, set_enabled};
+pub use base::{
+    batch_norm_train, conv2d, conv2d_bias, conv2d_bias_add_relu, enabled, scale_shift_relu,
+    set_enabled,
+};

@@ -276,6 +276,30 @@ fn folded(
     Some((weight, bias, options))
 }
 
+/// `relu(bn(x))`: a batch norm and its ReLU, as pre-activation blocks (WRN) apply them to their
+/// input. In inference with kd's kernels on, the running statistics become a per-channel scale
+/// `γ / √(running_var + ε)` and shift `β − running_mean · scale`, applied with the ReLU in one
+/// pass (`kernels::scale_shift_relu`) instead of burn's five; equal to `relu(norm(bn, x))` up
+/// to f32 rounding (`tests/conv_norm.rs` runs every architecture both ways).
+///
+/// # Shapes
+/// - `x`: `[batch, channels, height, width]`, unchanged
+pub fn norm_relu(bn: &BatchNorm, x: Tensor<4>) -> Tensor<4> {
+    let device = x.device();
+    if device.is_autodiff() || !kernels::enabled() {
+        return relu(norm(bn, x));
+    }
+    let scale = bn.gamma.val().to_device(&device)
+        / bn.running_var
+            .value()
+            .to_device(&device)
+            .add_scalar(bn.epsilon)
+            .sqrt();
+    let shift = bn.beta.val().to_device(&device)
+        - bn.running_mean.value().to_device(&device) * scale.clone();
+    kernels::scale_shift_relu(x, scale, shift)
+}
+
 thread_local! {
     /// Whether [`norm`] in training mode moves the running statistics (see
     /// [`without_running_stat_updates`]).

@@ -14,12 +14,11 @@ use burn::config::Config;
 use burn::module::Module;
 use burn::nn::conv::Conv2d;
 use burn::nn::{BatchNorm, Linear};
-use burn::tensor::activation::relu;
 use burn::tensor::{Device, Tensor};
 
 use super::base::Staged;
 use super::layers::{ConvInit, ConvSpec, LinearInit, batch_norm, conv, global_avg_pool, linear};
-use super::layers::{conv_norm_relu, norm};
+use super::layers::{conv_norm_relu, norm_relu};
 
 /// Hyper-parameters of a wide ResNet.
 #[derive(Config, Debug)]
@@ -65,7 +64,7 @@ impl WideBlock {
     /// # Shapes
     /// - `x`: `[N, in, H, W]` → `[N, out, H/stride, W/stride]`
     pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
-        let activated = relu(norm(&self.bn1, x.clone()));
+        let activated = norm_relu(&self.bn1, x.clone());
         let out = conv_norm_relu(&self.conv1, &self.bn2, activated.clone());
         let out = conv(&self.conv2, out);
         match &self.convShortcut {
@@ -150,7 +149,7 @@ impl Staged for WideResNet {
     }
 
     fn pool(&self, x: Tensor<4>) -> Tensor<2> {
-        global_avg_pool(relu(norm(&self.bn1, x)))
+        global_avg_pool(norm_relu(&self.bn1, x))
     }
 
     fn clear_stages_before(&mut self, index: usize) {

@@ -45,7 +45,9 @@ impl SameShift {
         (oh_lo, oh_hi, _, _, shift): (usize, usize, usize, usize, isize),
     ) -> (usize, usize) {
         let plane = g.in_plane() as isize;
-        let start = ((oh_lo * g.out_w) as isize).max(-shift);
+        // On planes smaller than the shift (a 1×1 plane under a 3×3 kernel) nothing is valid:
+        // the range is clamped to the plane so that it stays a (possibly empty) slice of it.
+        let start = ((oh_lo * g.out_w) as isize).max(-shift).min(plane);
         let end = ((oh_hi * g.out_w) as isize).min(plane - shift);
         (start as usize, end.max(start) as usize)
     }
@@ -93,8 +95,10 @@ pub fn im2col(g: &ConvShape, x: &[f32], col: &mut [f32]) {
                 let shift = offset.4;
                 row[..start].fill(0.0);
                 row[end..].fill(0.0);
-                let from = (start as isize + shift) as usize;
-                row[start..end].copy_from_slice(&plane[from..from + end - start]);
+                if start < end {
+                    let from = (start as isize + shift) as usize;
+                    row[start..end].copy_from_slice(&plane[from..from + end - start]);
+                }
                 SameShift::clear_wrapped(g, row, offset);
             }
         }
@@ -150,6 +154,9 @@ pub fn col2im(g: &ConvShape, col: &mut [f32], x: &mut [f32]) {
                 let row = rows.next().expect("col holds patch rows");
                 SameShift::clear_wrapped(g, row, offset);
                 let (start, end) = SameShift::span(g, offset);
+                if start == end {
+                    continue;
+                }
                 let from = (start as isize + offset.4) as usize;
                 for (d, s) in plane[from..from + end - start]
                     .iter_mut()

@@ -454,11 +454,13 @@ mod tests {
         (0..n).map(|i| (i as f32 * step).sin()).collect()
     }
 
-    /// Odd sizes: output channels not a multiple of 6, planes that end in a partial tile and
-    /// rows of 1 and 2 pixels, and more taps than one pass ([`KC`]) holds.
-    const SHAPES: [[usize; 5]; 5] = [
+    /// Odd sizes: output channels not a multiple of 6, planes of one and of several tiles that
+    /// end in a partial one, rows of 1 and 2 pixels, and more taps than one pass ([`KC`])
+    /// holds.
+    const SHAPES: [[usize; 5]; 6] = [
         // batch, in, out, h, w
         [2, 3, 7, 5, 9],
+        [2, 3, 5, 9, 11],
         [1, 37, 13, 9, 7],
         [2, 16, 16, 12, 12],
         [1, 4, 5, 1, 1],

@@ -97,7 +97,7 @@ pub fn torch_state_dict(network: &Network) -> Vec<TorchTensor> {
         tensors: Vec::with_capacity(inventory.len()),
     };
     network.visit(&mut values);
-    debug_assert_eq!(inventory.len(), values.tensors.len());
+    assert_eq!(inventory.len(), values.tensors.len());
     let mut out = Vec::with_capacity(inventory.len() * 5 / 4);
     for (param, data) in inventory.into_iter().zip(values.tensors) {
         let key = torch_key(&param.name);

@@ -114,7 +114,9 @@ pub fn conv2d_bias(
     options: ConvOptions<2>,
     relu: bool,
 ) -> Tensor<4> {
-    let Some((stride, padding, groups)) = kd_geometry(&x, &weight, &options) else {
+    let geometry = kd_geometry(&x, &weight, &options)
+        .filter(|_| bias.dims() == [weight.dims()[0]] && bias.dtype() == DType::F32);
+    let Some((stride, padding, groups)) = geometry else {
         let out = module::conv2d(x, weight, Some(bias), options);
         return if relu { activation::relu(out) } else { out };
     };
@@ -146,6 +148,8 @@ pub fn conv2d_bias_add_relu(
         ConvShape::new(x.dims(), weight.dims(), stride, padding, groups)
             .is_some_and(|g| residual.dims() == [g.batch, g.out_channels, g.out_h, g.out_w])
             && on_flex(&residual)
+            && bias.dims() == [weight.dims()[0]]
+            && bias.dtype() == DType::F32
     });
     let Some((stride, padding, groups)) = geometry else {
         return activation::relu(module::conv2d(x, weight, Some(bias), options) + residual);
@@ -169,7 +173,8 @@ pub fn conv2d_bias_add_relu(
 ///   of `x`
 pub fn scale_shift_relu(x: Tensor<4>, scale: Tensor<1>, shift: Tensor<1>) -> Tensor<4> {
     let channels = x.dims()[1];
-    if !on_flex(&x) || scale.dims() != [channels] || shift.dims() != [channels] {
+    let vector = |t: &Tensor<1>| t.dims() == [channels] && t.dtype() == DType::F32;
+    if !on_flex(&x) || !vector(&scale) || !vector(&shift) {
         let per_channel = [1, channels, 1, 1];
         return activation::relu(x * scale.reshape(per_channel) + shift.reshape(per_channel));
     }

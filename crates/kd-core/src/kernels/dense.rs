@@ -10,8 +10,8 @@
 //!   buffers (transposed, see [`weight_grad`]) and the buffers added in order, so the result is
 //!   the same whatever the scheduling.
 //!
-//! 3×3 same-size layers on CPUs with AVX-512 take [`direct`] for the forward and the input
-//! gradient instead.
+//! 3×3 same-size layers on CPUs with AVX-512 or AVX2 + FMA take [`direct`] for the forward and
+//! the input gradient instead.
 //!
 //! Images are spread over rayon's workers; each product runs on its worker's thread. A pointwise
 //! convolution (1×1, stride 1, no padding) skips im2col: the input planes are the matrix.

@@ -62,6 +62,22 @@ impl Isa {
         None
     }
 
+    /// Whether the running CPU has this instruction set (the tiles' `target_feature`s).
+    fn available(self) -> bool {
+        #[cfg(target_arch = "x86_64")]
+        {
+            match self {
+                Isa::Avx512 => std::arch::is_x86_feature_detected!("avx512f"),
+                Isa::Avx2 => {
+                    std::arch::is_x86_feature_detected!("avx2")
+                        && std::arch::is_x86_feature_detected!("fma")
+                }
+            }
+        }
+        #[cfg(not(target_arch = "x86_64"))]
+        false
+    }
+
     /// Output channels per tile (broadcast weights).
     fn rows(self) -> usize {
         match self {
@@ -161,10 +177,7 @@ fn convolve(
     let (h, w) = (g.in_h, g.in_w);
     let plane = h * w;
     assert!(same_3x3(g) && g.out_h == h && g.out_w == w);
-    assert!(
-        Isa::detect().is_some_and(|best| best == isa || isa == Isa::Avx2),
-        "{isa:?} kernels on a CPU without them"
-    );
+    assert!(isa.available(), "{isa:?} kernels on a CPU without them");
     assert!(src.len() >= g.batch * from * plane);
     let copies = Copies::new(from, h, w, isa.width());
     let mut y = vec![0.0; g.batch * to * plane];
@@ -255,8 +268,9 @@ fn image(isa: Isa, copies: &Copies, scratch: &[f32], packed: &[f32], to: usize, 
     let plane = copies.h * copies.w;
     let taps = copies.offsets.len();
     let (nr, mr, lanes) = (isa.rows(), isa.width(), isa.lanes());
-    let last_tap = copies.offsets.last().copied().unwrap_or(0);
-    assert!(scratch.len() >= copies.len() && last_tap + plane + mr <= scratch.len());
+    let largest = copies.offsets.iter().copied().max().unwrap_or(0);
+    assert!(isa.available(), "{isa:?} kernels on a CPU without them");
+    assert!(scratch.len() >= copies.len() && largest + plane + mr <= scratch.len());
     assert!(y.len() >= to * plane && packed.len() >= to.div_ceil(nr) * taps * nr);
     for k0 in (0..taps).step_by(KC) {
         let offsets = &copies.offsets[k0..(k0 + KC).min(taps)];
@@ -273,7 +287,7 @@ fn image(isa: Isa, copies: &Copies, scratch: &[f32], packed: &[f32], to: usize, 
                     tail: width - lanes * (vectors - 1),
                     accumulate: k0 > 0,
                 };
-                // SAFETY: `convolve` checked that the CPU has `isa`'s instructions. The tile
+                // SAFETY: checked above that the CPU has `isa`'s instructions. The tile
                 // reads `offsets[i] + m0 + [0, width)` of `scratch` (inside it by the assertion
                 // above, whole vectors included), `offsets.len() · nr` packed weights from its
                 // block's tap `k0`, and writes `rows` rows of `width` positions from `m0` of `y`.
@@ -283,9 +297,10 @@ fn image(isa: Isa, copies: &Copies, scratch: &[f32], packed: &[f32], to: usize, 
                         (Isa::Avx512, 4) => tile.avx512::<4>(offsets),
                         (Isa::Avx512, 3) => tile.avx512::<3>(offsets),
                         (Isa::Avx512, 2) => tile.avx512::<2>(offsets),
-                        (Isa::Avx512, _) => tile.avx512::<1>(offsets),
+                        (Isa::Avx512, 1) => tile.avx512::<1>(offsets),
                         (Isa::Avx2, 2) => tile.avx2::<2>(offsets),
-                        (Isa::Avx2, _) => tile.avx2::<1>(offsets),
+                        (Isa::Avx2, 1) => tile.avx2::<1>(offsets),
+                        (_, vectors) => unreachable!("{vectors} vectors in one tile"),
                     }
                 }
                 #[cfg(not(target_arch = "x86_64"))]
@@ -325,9 +340,9 @@ impl Tile {
         };
         let lanes = |v: usize| if v + 1 == V { tail } else { u16::MAX };
         let mut acc = [[_mm512_setzero_ps(); V]; NR];
-        // Pointer steps with `wrapping_add` and no index arithmetic in the loop: `cargo run`'s
-        // profile keeps overflow and pointer checks on in kd's crates, and they cost this loop a
-        // third of its speed (the extents are checked once, by `image`).
+        // Pointer steps with `wrapping_add` and no index arithmetic in the loop, so that no
+        // overflow or precondition check is left in it in any profile (the extents are checked
+        // once, by `image`).
         let mut wk = self.weights;
         for &offset in offsets {
             // SAFETY (whole block): extents checked by `image`.
@@ -378,9 +393,9 @@ impl Tile {
         let all = _mm256_set1_epi32(-1);
         let lanes = |v: usize| if v + 1 == V { tail } else { all };
         let mut acc = [[_mm256_setzero_ps(); V]; NR];
-        // Pointer steps with `wrapping_add` and no index arithmetic in the loop: `cargo run`'s
-        // profile keeps overflow and pointer checks on in kd's crates, and they cost this loop a
-        // third of its speed (the extents are checked once, by `image`).
+        // Pointer steps with `wrapping_add` and no index arithmetic in the loop, so that no
+        // overflow or precondition check is left in it in any profile (the extents are checked
+        // once, by `image`).
         let mut wk = self.weights;
         for &offset in offsets {
             // SAFETY (whole block): extents checked by `image`.
@@ -455,12 +470,14 @@ mod tests {
     }
 
     /// Odd sizes: output channels not a multiple of 6, planes of one and of several tiles that
-    /// end in a partial one, rows of 1 and 2 pixels, and more taps than one pass ([`KC`])
-    /// holds.
-    const SHAPES: [[usize; 5]; 6] = [
+    /// end in a partial one, a plane of exactly one AVX-512 tile over two passes of taps
+    /// ([`KC`]), and planes of 1×1, 1×2 and rows of 1 and 2 pixels.
+    const SHAPES: [[usize; 5]; 8] = [
         // batch, in, out, h, w
         [2, 3, 7, 5, 9],
         [2, 3, 5, 9, 11],
+        [1, 40, 7, 8, 8],
+        [1, 2, 5, 1, 2],
         [1, 37, 13, 9, 7],
         [2, 16, 16, 12, 12],
         [1, 4, 5, 1, 1],

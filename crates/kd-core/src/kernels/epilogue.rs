@@ -46,7 +46,8 @@ impl Epilogue<'_> {
                     let r = &r[c * plane..(c + 1) * plane];
                     row.iter_mut().zip(r).for_each(|(v, r)| *v = *v + b + r);
                 }
-                None if b != 0.0 => row.iter_mut().for_each(|v| *v += b),
+                // A bias of 0 is still added: `-0.0 + 0.0` is `+0.0`, as in the unfused ops.
+                None if self.bias.is_some() => row.iter_mut().for_each(|v| *v += b),
                 None => {}
             }
             if self.relu {
@@ -98,5 +99,13 @@ mod tests {
         relu_only.apply(1, 2, 3, &mut y[6..]);
         assert_eq!(&y[..6], &y0[..6]);
         assert!(y[6..].iter().zip(&y0[6..]).all(|(a, b)| *a == b.max(0.0)));
+        // A zero bias is added like any other: `-0.0 + 0.0` is `+0.0`, as burn's add gives.
+        let mut y = [-0.0f32];
+        let zero = Epilogue {
+            bias: Some(&[0.0]),
+            ..Epilogue::NONE
+        };
+        zero.apply(0, 1, 1, &mut y);
+        assert_eq!(y[0].to_bits(), 0.0f32.to_bits());
     }
 }

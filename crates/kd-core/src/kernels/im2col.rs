@@ -13,7 +13,8 @@ use super::conv_shape::{ConvShape, valid_outputs};
 /// A stride-1 convolution whose output plane has the input's size (a 3×3 kernel with padding 1):
 /// each im2col row is then the input plane shifted by one flat offset, so it can be moved with one
 /// copy instead of one per output row, and the handful of positions that wrap across a row edge
-/// fixed up after. This is every 3×3 layer of the ResNets and WRNs.
+/// fixed up after. This is every 3×3 layer of the ResNets and WRNs; on CPUs with AVX-512 or
+/// AVX2 + FMA only their weight gradient comes here (`direct.rs` runs the rest).
 struct SameShift {
     /// `(oh_lo, oh_hi, ow_lo, ow_hi)` per kernel offset `kh · kernel_w + kw`, and the flat shift.
     offsets: Vec<(usize, usize, usize, usize, isize)>,
@@ -218,6 +219,10 @@ mod tests {
             (2, 2, 0),
         ] {
             all.push(ConvShape::new([1, 2, 7, 6], [3, 2, k, k], [s, s], [p, p], 1).unwrap());
+        }
+        // Same-size planes smaller than the kernel's reach: most taps read only padding.
+        for (h, w) in [(1, 1), (1, 2), (2, 1)] {
+            all.push(ConvShape::new([1, 2, h, w], [3, 2, 3, 3], [1, 1], [1, 1], 1).unwrap());
         }
         all
     }

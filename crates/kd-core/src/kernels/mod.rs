@@ -5,11 +5,12 @@
 //! axes for the weight gradient, with full transposed copies, and that is most of a CIFAR
 //! training step on the CPU (docs/results/bench.md). This folder replaces that path for the zoo
 //! through burn's backend-extension mechanism: `base.rs` routes a convolution, `extension.rs`
-//! defines the operation with its handwritten backward, `dense.rs` (im2col + GEMM per image) and
-//! `depthwise.rs` (direct loops) compute it, and `direct.rs` the 3×3
-//! same-size layers without im2col on CPUs with AVX-512, on `conv_shape.rs`'s sizes, with `im2col.rs` and one
-//! bounds-checked GEMM call in `gemm.rs`. The zoo calls [`conv2d`]; `tests/kernels.rs` checks
-//! every path against burn's `conv2d`, values and gradients.
+//! defines the operations (the inference ones with their bias, residual and ReLU fused by
+//! `epilogue.rs`) with their handwritten backward, and `dense.rs` (im2col + GEMM per image),
+//! `direct.rs` (the 3×3 same-size layers without im2col, on CPUs with AVX-512 or AVX2 + FMA) and
+//! `depthwise.rs` (direct loops) compute them, on `conv_shape.rs`'s sizes, with `im2col.rs` and
+//! one bounds-checked GEMM call in `gemm.rs`. The zoo calls [`conv2d`]; `tests/kernels.rs`
+//! checks every path against burn's `conv2d`, values and gradients.
 
 mod autodiff;
 mod base;

@@ -11,6 +11,15 @@ use kd_core::kernels;
 mod common;
 use common::fixed;
 
+/// A flex device, with autodiff or without.
+fn flex(autodiff: bool) -> Device {
+    if autodiff {
+        Device::flex().autodiff()
+    } else {
+        Device::flex()
+    }
+}
+
 /// Largest `|a − b| / (1 + |b|)` over two equally shaped tensors.
 fn max_rel_diff<const D: usize>(a: Tensor<D>, b: Tensor<D>) -> f32 {
     assert_eq!(a.dims(), b.dims());
@@ -168,11 +177,7 @@ fn fused_inference_convolutions_equal_the_unfused_ops() {
     use burn::tensor::activation::relu;
     let bits = |t: Tensor<4>| t.into_data().try_into_vec::<f32>().unwrap();
     for autodiff in [false, true] {
-        let device = if autodiff {
-            Device::flex().autodiff()
-        } else {
-            Device::flex()
-        };
+        let device = flex(autodiff);
         for c in &CASES {
             // Variant `which` (0: bias, 1: bias and ReLU, 2: bias, residual and ReLU), fused or
             // as kd's plain convolution and burn's ops, each on a fresh graph: the input and
@@ -247,11 +252,7 @@ fn scale_shift_relu_equals_burns_ops() {
     use burn::tensor::activation::relu;
     let bits = |t: Tensor<4>| t.into_data().try_into_vec::<f32>().unwrap();
     for autodiff in [false, true] {
-        let device = if autodiff {
-            Device::flex().autodiff()
-        } else {
-            Device::flex()
-        };
+        let device = flex(autodiff);
         for transposed in [false, true] {
             let run = |fused: bool| {
                 let x = fixed([3, 5, 6, 7], 14, 1.0, &device);

@@ -69,16 +69,35 @@ pub fn forward(
     epsilon: f64,
 ) -> Vec<f32> {
     let (mean, var) = stats.split_at(p.channels);
+    let coefficients = |c: usize| {
+        let scale = gamma[c] * inv_std(var[c], epsilon);
+        (scale, beta[c] - mean[c] * scale)
+    };
+    affine(p, x, coefficients, false)
+}
+
+/// `x · scale + shift` per channel (clamped at zero when `relu`), with `coefficients(c)` giving
+/// channel `c`'s `(scale, shift)`, planes spread over rayon's workers.
+fn affine(
+    p: Planes,
+    x: &[f32],
+    coefficients: impl Fn(usize) -> (f32, f32) + Sync,
+    relu: bool,
+) -> Vec<f32> {
     let mut y = vec![0.0; x.len()];
     y.par_chunks_mut(p.plane)
         .zip(x.par_chunks(p.plane))
         .enumerate()
         .for_each(|(i, (y, x))| {
-            let c = i % p.channels;
-            let scale = gamma[c] * inv_std(var[c], epsilon);
-            let shift = beta[c] - mean[c] * scale;
-            for (y, x) in y.iter_mut().zip(x) {
-                *y = x * scale + shift;
+            let (scale, shift) = coefficients(i % p.channels);
+            if relu {
+                y.iter_mut()
+                    .zip(x)
+                    .for_each(|(y, x)| *y = (x * scale + shift).max(0.0));
+            } else {
+                y.iter_mut()
+                    .zip(x)
+                    .for_each(|(y, x)| *y = x * scale + shift);
             }
         });
     y
@@ -92,18 +111,7 @@ pub fn forward(
 /// If `x` is not `p`'s size or `scale`, `shift` have fewer than `p.channels` values.
 pub fn scale_shift_relu(p: Planes, x: &[f32], scale: &[f32], shift: &[f32]) -> Vec<f32> {
     assert_eq!(x.len(), p.batch * p.channels * p.plane);
-    let mut y = vec![0.0; x.len()];
-    y.par_chunks_mut(p.plane)
-        .zip(x.par_chunks(p.plane))
-        .enumerate()
-        .for_each(|(i, (y, x))| {
-            let c = i % p.channels;
-            let (scale, shift) = (scale[c], shift[c]);
-            for (y, x) in y.iter_mut().zip(x) {
-                *y = (x * scale + shift).max(0.0);
-            }
-        });
-    y
+    affine(p, x, |c| (scale[c], shift[c]), true)
 }
 
 /// The gradients `(dx, dgamma, dbeta)` of [`forward`] given the output gradient `dy`, with the

@@ -61,11 +61,12 @@ const fn case(
     }
 }
 
-const CASES: [Case; 20] = [
+const CASES: [Case; 21] = [
     case([3, 16, 12, 12], 16, 3, 1, 1, 1, false), // ResNet basic block
     case([2, 37, 9, 7], 13, 3, 1, 1, 1, true),    // direct 3×3: partial tiles, two passes of taps
     case([2, 4, 1, 1], 5, 3, 1, 1, 1, true),      // 3×3 on a 1×1 plane: only the centre tap reads
     case([3, 3, 1, 2], 7, 3, 1, 1, 1, false),     // and on a 1×2 plane
+    case([19, 3, 2, 2], 5, 3, 1, 1, 1, true),     // 2×2 planes, an odd batch
     case([2, 16, 12, 12], 32, 3, 2, 1, 1, false), // ResNet downsampling
     case([2, 16, 8, 8], 32, 1, 2, 0, 1, false),   // ResNet shortcut
     case([2, 24, 8, 8], 48, 1, 1, 0, 1, false),   // pointwise (MobileNetV2 expand)

@@ -472,8 +472,10 @@ mod tests {
     /// Odd sizes: output channels not a multiple of 6, planes of one and of several tiles that
     /// end in a partial one, a plane of exactly one AVX-512 tile over two passes of taps
     /// ([`KC`]), and planes of 1×1, 1×2 and rows of 1 and 2 pixels.
-    const SHAPES: [[usize; 5]; 8] = [
+    const SHAPES: [[usize; 5]; 10] = [
         // batch, in, out, h, w
+        [19, 3, 7, 2, 2],
+        [5, 33, 6, 1, 1],
         [2, 3, 7, 5, 9],
         [2, 3, 5, 9, 11],
         [1, 40, 7, 8, 8],

@@ -40,13 +40,9 @@ fn on_flex<const D: usize>(x: &Tensor<D>) -> bool {
         && matches!(x.device().inner().as_dispatch(), DispatchDevice::Flex(_))
 }
 
-/// The stride, symmetric padding and groups kd's kernels need, or `None` when burn's `conv2d`
-/// must run instead.
-fn kd_geometry(
-    x: &Tensor<4>,
-    weight: &Tensor<4>,
-    options: &ConvOptions<2>,
-) -> Option<([usize; 2], [usize; 2], usize)> {
+/// The geometry kd's kernels run (stride, symmetric padding, groups and the output size), or
+/// `None` when burn's `conv2d` must run instead.
+fn kd_geometry(x: &Tensor<4>, weight: &Tensor<4>, options: &ConvOptions<2>) -> Option<ConvShape> {
     if weight.dtype() != DType::F32 || weight.dims().contains(&0) {
         return None;
     }
@@ -57,15 +53,13 @@ fn kd_geometry(
     if top != bottom || left != right || options.dilation != [1, 1] {
         return None;
     }
-    let padding = [top, left];
     ConvShape::new(
         x.dims(),
         weight.dims(),
         options.stride,
-        padding,
+        [top, left],
         options.groups,
-    )?;
-    Some((options.stride, padding, options.groups))
+    )
 }
 
 /// `conv2d(x, weight) + bias`, through kd's kernels where they apply (see the module docs).
@@ -81,15 +75,15 @@ pub fn conv2d(
     bias: Option<Tensor<1>>,
     options: ConvOptions<2>,
 ) -> Tensor<4> {
-    let Some((stride, padding, groups)) = kd_geometry(&x, &weight, &options) else {
+    let Some(g) = kd_geometry(&x, &weight, &options) else {
         return module::conv2d(x, weight, bias, options);
     };
     let out = Tensor::<4>::from_dispatch(<Dispatch as KdOps>::kd_conv2d(
         x.into_dispatch(),
         weight.into_dispatch(),
-        stride,
-        padding,
-        groups,
+        g.stride,
+        g.padding,
+        g.groups,
     ));
     match bias {
         Some(bias) => {
@@ -115,8 +109,8 @@ pub fn conv2d_bias(
     relu: bool,
 ) -> Tensor<4> {
     let geometry = kd_geometry(&x, &weight, &options)
-        .filter(|_| bias.dims() == [weight.dims()[0]] && bias.dtype() == DType::F32);
-    let Some((stride, padding, groups)) = geometry else {
+        .filter(|g| bias.dims() == [g.out_channels] && bias.dtype() == DType::F32);
+    let Some(g) = geometry else {
         let out = module::conv2d(x, weight, Some(bias), options);
         return if relu { activation::relu(out) } else { out };
     };
@@ -124,9 +118,9 @@ pub fn conv2d_bias(
         x.into_dispatch(),
         weight.into_dispatch(),
         bias.into_dispatch(),
-        stride,
-        padding,
-        groups,
+        g.stride,
+        g.padding,
+        g.groups,
         relu,
     ))
 }
@@ -144,14 +138,13 @@ pub fn conv2d_bias_add_relu(
     residual: Tensor<4>,
     options: ConvOptions<2>,
 ) -> Tensor<4> {
-    let geometry = kd_geometry(&x, &weight, &options).filter(|&(stride, padding, groups)| {
-        ConvShape::new(x.dims(), weight.dims(), stride, padding, groups)
-            .is_some_and(|g| residual.dims() == [g.batch, g.out_channels, g.out_h, g.out_w])
+    let geometry = kd_geometry(&x, &weight, &options).filter(|g| {
+        residual.dims() == [g.batch, g.out_channels, g.out_h, g.out_w]
             && on_flex(&residual)
-            && bias.dims() == [weight.dims()[0]]
+            && bias.dims() == [g.out_channels]
             && bias.dtype() == DType::F32
     });
-    let Some((stride, padding, groups)) = geometry else {
+    let Some(g) = geometry else {
         return activation::relu(module::conv2d(x, weight, Some(bias), options) + residual);
     };
     Tensor::<4>::from_dispatch(<Dispatch as KdOps>::kd_conv2d_bias_add_relu(
@@ -159,9 +152,9 @@ pub fn conv2d_bias_add_relu(
         weight.into_dispatch(),
         bias.into_dispatch(),
         residual.into_dispatch(),
-        stride,
-        padding,
-        groups,
+        g.stride,
+        g.padding,
+        g.groups,
     ))
 }
 

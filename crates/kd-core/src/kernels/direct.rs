@@ -48,18 +48,9 @@ enum Isa {
 impl Isa {
     /// The best the running CPU has, if any.
     fn detect() -> Option<Self> {
-        #[cfg(target_arch = "x86_64")]
-        {
-            if std::arch::is_x86_feature_detected!("avx512f") {
-                return Some(Isa::Avx512);
-            }
-            if std::arch::is_x86_feature_detected!("avx2")
-                && std::arch::is_x86_feature_detected!("fma")
-            {
-                return Some(Isa::Avx2);
-            }
-        }
-        None
+        [Isa::Avx512, Isa::Avx2]
+            .into_iter()
+            .find(|isa| isa.available())
     }
 
     /// Whether the running CPU has this instruction set (the tiles' `target_feature`s).

@@ -13,9 +13,9 @@ use burn::backend::tensor::FloatTensor;
 use burn::backend::{Backend, Flex, backend_extension};
 use burn::tensor::{Bytes, DType, Shape};
 
-use super::batch_norm::{self, Planes};
 use rayon::prelude::*;
 
+use super::batch_norm::{self, Planes};
 use super::conv_shape::ConvShape;
 use super::epilogue::Epilogue;
 use super::{dense, depthwise};

@@ -255,12 +255,7 @@ fn folded(
     };
     let weight = conv_layer.weight.val();
     let [out_channels, ..] = weight.dims();
-    let scale = bn.gamma.val().to_device(device)
-        / bn.running_var
-            .value()
-            .to_device(device)
-            .add_scalar(bn.epsilon)
-            .sqrt();
+    let scale = running_scale(bn, device);
     let centre = match &conv_layer.bias {
         Some(bias) => bias.val() - bn.running_mean.value().to_device(device),
         None => bn.running_mean.value().to_device(device).neg(),
@@ -276,6 +271,16 @@ fn folded(
     Some((weight, bias, options))
 }
 
+/// An inference batch norm's per-channel scale, `γ / √(running_var + ε)` (`[channels]`).
+fn running_scale(bn: &BatchNorm, device: &Device) -> Tensor<1> {
+    bn.gamma.val().to_device(device)
+        / bn.running_var
+            .value()
+            .to_device(device)
+            .add_scalar(bn.epsilon)
+            .sqrt()
+}
+
 /// `relu(bn(x))`: a batch norm and its ReLU, as pre-activation blocks (WRN) apply them to their
 /// input. In inference with kd's kernels on, the running statistics become a per-channel scale
 /// `γ / √(running_var + ε)` and shift `β − running_mean · scale`, applied with the ReLU in one
@@ -289,12 +294,7 @@ pub fn norm_relu(bn: &BatchNorm, x: Tensor<4>) -> Tensor<4> {
     if device.is_autodiff() || !kernels::enabled() {
         return relu(norm(bn, x));
     }
-    let scale = bn.gamma.val().to_device(&device)
-        / bn.running_var
-            .value()
-            .to_device(&device)
-            .add_scalar(bn.epsilon)
-            .sqrt();
+    let scale = running_scale(bn, &device);
     let shift = bn.beta.val().to_device(&device)
         - bn.running_mean.value().to_device(&device) * scale.clone();
     kernels::scale_shift_relu(x, scale, shift)

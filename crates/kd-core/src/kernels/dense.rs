@@ -10,8 +10,8 @@
 //!   buffers (transposed, see [`weight_grad`]) and the buffers added in order, so the result is
 //!   the same whatever the scheduling.
 //!
-//! 3×3 same-size layers on CPUs with AVX-512 or AVX2 + FMA take [`direct`] for the forward and
-//! the input gradient instead.
+//! 3×3 same-size layers on CPUs with AVX-512 or AVX2 + FMA take [`direct`] instead: the forward
+//! and the input gradient always, the weight gradient on planes of at least 4×4.
 //!
 //! Images are spread over rayon's workers; each product runs on its worker's thread. A pointwise
 //! convolution (1×1, stride 1, no padding) skips im2col: the input planes are the matrix.
@@ -31,7 +31,7 @@ use super::im2col::{col2im, im2col};
 /// gradient split by output channels ([`weight_grad_by_channels`]; on larger planes,
 /// recomputing the im2col per task cost more than the partial sums it saves: ResNet-18 and
 /// resnet32x4 trained 7–15% slower).
-const SMALL_PLANE: usize = 64;
+pub(super) const SMALL_PLANE: usize = 64;
 
 /// Length of the im2col scratch one worker needs: none for a pointwise convolution, whose input
 /// planes are already the matrix.
@@ -163,15 +163,25 @@ pub fn input_grad(g: &ConvShape, w: &[f32], dy: &[f32]) -> Vec<f32> {
 }
 
 /// Images whose weight-gradient contributions one worker sums before the partial sums are added.
-const IMAGES_PER_PARTIAL: usize = 4;
+pub(super) const IMAGES_PER_PARTIAL: usize = 4;
 
-/// The gradient of `conv2d(x, w)` with respect to `w`, given the output gradient `dy`.
+/// The gradient of `conv2d(x, w)` with respect to `w`, given the output gradient `dy`: from
+/// [`direct`] for the 3×3 same-size layers it takes, else from [`weight_grad_im2col`].
+pub fn weight_grad(g: &ConvShape, x: &[f32], dy: &[f32]) -> Vec<f32> {
+    if direct::weight_grad_applies(g) {
+        direct::weight_grad(g, x, dy)
+    } else {
+        weight_grad_im2col(g, x, dy)
+    }
+}
+
+/// The weight gradient through im2col and `gemm`.
 ///
 /// Each chunk of [`IMAGES_PER_PARTIAL`] images accumulates `dWᵀ = Σ col · dyᵀ` (`patch × out_per_group` per group): with the
 /// long spatial axis as the inner dimension of both operands, `gemm` runs this orientation about
 /// 2.7× faster than `dy · colᵀ` on ResNet-20's first stage (32 vs 88 GFLOP/s on one core). The
 /// sum is transposed into OIHW once at the end.
-pub fn weight_grad(g: &ConvShape, x: &[f32], dy: &[f32]) -> Vec<f32> {
+fn weight_grad_im2col(g: &ConvShape, x: &[f32], dy: &[f32]) -> Vec<f32> {
     if g.groups == 1 && g.weight_len() >= LARGE_WEIGHT && g.out_plane() <= SMALL_PLANE {
         return weight_grad_by_channels(g, x, dy);
     }
@@ -226,10 +236,10 @@ pub fn weight_grad(g: &ConvShape, x: &[f32], dy: &[f32]) -> Vec<f32> {
 
 /// Weights of at least this many elements on output planes of at most [`SMALL_PLANE`] pixels
 /// take [`weight_grad_by_channels`].
-const LARGE_WEIGHT: usize = 1 << 16;
+pub(super) const LARGE_WEIGHT: usize = 1 << 16;
 
 /// Output channels per task of [`weight_grad_by_channels`].
-const CHANNELS_PER_TASK: usize = 64;
+pub(super) const CHANNELS_PER_TASK: usize = 64;
 
 /// [`weight_grad`] for a large weight on a small plane (VGG's and the ImageNet-style ResNets'
 /// late layers, WRN's last stage):
@@ -289,7 +299,7 @@ mod tests {
                 .num_threads(threads)
                 .build()
                 .unwrap()
-                .install(|| weight_grad(g, &x, &dy))
+                .install(|| weight_grad_im2col(g, &x, &dy))
         };
         let one = on(1);
         assert_eq!(one, on(2));
@@ -297,7 +307,7 @@ mod tests {
         (x, dy, one)
     }
 
-    /// The chunked weight gradient does not depend on the thread count.
+    /// The chunked weight gradient through im2col does not depend on the thread count.
     #[test]
     fn weight_gradient_does_not_depend_on_the_thread_count() {
         let g = ConvShape::new([13, 6, 9, 9], [8, 6, 3, 3], [1, 1], [1, 1], 1).unwrap();

@@ -19,7 +19,8 @@
 //! vectors) × 6 channels in 24 accumulators (`gemm`'s `x4x6`); with AVX2, 16 positions (two
 //! 8-lane vectors) × 6 channels in 12 of the 16 registers (three vectors × 4 channels, `gemm`'s
 //! shape, spilled registers and ran at half the speed). The input gradient of this geometry is the same convolution of the output gradient
-//! with the weights' channel axes swapped and the kernel turned by 180°.
+//! with the weights' channel axes swapped and the kernel turned by 180°. The weight gradient
+//! reads the same copies ([`weight_grad`]).
 //!
 //! Measured on one core of an AMD EPYC with AVX-512 against im2col + `gemm` (per layer, batch
 //! 64): 16→16 channels on 32×32, 1.58 against 2.06 ms; 64→64 on 16×16, 5.1 against 5.9 ms;
@@ -31,6 +32,10 @@ use rayon::prelude::*;
 
 use super::conv_shape::ConvShape;
 use super::epilogue::Epilogue;
+
+mod weight_grad;
+
+pub use weight_grad::{applies as weight_grad_applies, weight_grad};
 
 /// Kernel taps `(c, kh, kw)` per pass over the output: the input rows one pass reads stay in the
 /// second-level cache on wide layers.
@@ -456,14 +461,14 @@ mod tests {
         y
     }
 
-    fn pattern(n: usize, step: f32) -> Vec<f32> {
+    pub(super) fn pattern(n: usize, step: f32) -> Vec<f32> {
         (0..n).map(|i| (i as f32 * step).sin()).collect()
     }
 
     /// Odd sizes: output channels not a multiple of 6, planes of one and of several tiles that
     /// end in a partial one, a plane of exactly one AVX-512 tile over two passes of taps
     /// ([`KC`]), and planes of 1×1, 1×2 and rows of 1 and 2 pixels.
-    const SHAPES: [[usize; 5]; 10] = [
+    pub(super) const SHAPES: [[usize; 5]; 10] = [
         // batch, in, out, h, w
         [19, 3, 7, 2, 2],
         [5, 33, 6, 1, 1],
@@ -478,7 +483,7 @@ mod tests {
     ];
 
     /// The instruction sets this CPU can run, best first.
-    fn runnable() -> Vec<Isa> {
+    pub(super) fn runnable() -> Vec<Isa> {
         match Isa::detect() {
             Some(Isa::Avx512) => vec![Isa::Avx512, Isa::Avx2],
             Some(Isa::Avx2) => vec![Isa::Avx2],

@@ -1,0 +1,416 @@
+//! The weight gradient of the direct 3×3 convolution, read from the same three column-masked
+//! copies as the forward ([`Copies`]), without im2col.
+//!
+//! `dW[o][c][kh][kw] = Σ_images Σ_j dy[o][j] · x_(c,kh,kw)[j]`, with `x_(c,kh,kw)` tap
+//! `(c, kh, kw)` of the copies (the input shifted by the kernel offset, zero where it reads the
+//! padding). Both operands are contiguous along the positions `j`, the sum's long axis, so the
+//! microkernel keeps a tile of output channels × taps in registers as vectors of partial sums
+//! over positions, and reduces each vector to one number when the tile's images are done: with
+//! AVX-512, 4 channels × 6 taps in 24 accumulators (4 output-gradient vectors and one tap vector
+//! loaded per step: 10 loads for 24 multiply-adds); with AVX2 + FMA, 2 × 6 in 12 of the 16
+//! registers. A tile sums over as many images as make about [`POSITIONS_PER_CALL`] positions,
+//! so that the reduction is a small share of it even on 4×4 planes.
+//!
+//! im2col + GEMM ([`super::super::dense`]) writes nine shifted copies of every plane, then the
+//! GEMM packs them once more: about a third of a ResNet-20 training step went to the two
+//! (docs/results/bench.md). Planes smaller than 4×4 fill less than one vector per image and stay
+//! there.
+//!
+//! As in [`super::super::dense`], the result does not depend on the thread count: images are
+//! summed in fixed chunks whose partial gradients are added in order, and a large weight on a
+//! small plane is split by output channels, each summed over every image by one task.
+
+use rayon::prelude::*;
+
+use super::super::conv_shape::ConvShape;
+use super::super::dense::{CHANNELS_PER_TASK, IMAGES_PER_PARTIAL, LARGE_WEIGHT, SMALL_PLANE};
+use super::{Copies, Isa, detected, same_3x3};
+
+/// Positions (over all its images) one tile sums before it reduces its accumulators: enough
+/// that the reduction is a small share, few enough that the output gradients a row of tiles
+/// reads (all output channels over these positions) stay in the second-level cache.
+const POSITIONS_PER_CALL: usize = 1024;
+
+/// Taps per tile.
+const TAPS: usize = 6;
+
+/// Whether the weight gradient of this convolution runs here: a geometry [`super::applies`]
+/// accepts, on a plane of at least 16 pixels.
+pub fn applies(g: &ConvShape) -> bool {
+    super::applies(g) && g.in_h * g.in_w >= 16
+}
+
+/// The gradient of `conv2d(x, w)` with respect to `w` (`[out, in, 3, 3]`), given `dy`, for a
+/// geometry [`applies`] accepts.
+///
+/// # Panics
+/// If [`super::applies`] is false for `g`, or a slice is shorter than `g` says.
+pub fn weight_grad(g: &ConvShape, x: &[f32], dy: &[f32]) -> Vec<f32> {
+    weight_grad_on(detected(), g, x, dy)
+}
+
+/// Output channels per tile.
+fn rows(isa: Isa) -> usize {
+    match isa {
+        Isa::Avx512 => 4,
+        Isa::Avx2 => 2,
+    }
+}
+
+fn weight_grad_on(isa: Isa, g: &ConvShape, x: &[f32], dy: &[f32]) -> Vec<f32> {
+    let (from, to, plane) = (g.in_channels, g.out_channels, g.in_h * g.in_w);
+    assert!(same_3x3(g) && g.out_h == g.in_h && g.out_w == g.in_w);
+    assert!(x.len() >= g.batch * from * plane && dy.len() >= g.batch * to * plane);
+    let copies = Copies::new(from, g.in_h, g.in_w, 0);
+    let (image_in, image_out) = (from * plane, to * plane);
+    let taps = 9 * from;
+    if g.weight_len() >= LARGE_WEIGHT && plane <= SMALL_PLANE {
+        // Every image's copies once, then tasks of output channels, each over every image.
+        let mut all = vec![0.0; g.batch * copies.len()];
+        all.par_chunks_mut(copies.len())
+            .zip(x.par_chunks(image_in))
+            .for_each(|(scratch, x)| copies.fill(x, scratch));
+        let mut dw = vec![0.0; g.weight_len()];
+        dw.par_chunks_mut(CHANNELS_PER_TASK * taps)
+            .enumerate()
+            .for_each(|(task, dw)| {
+                let dy = &dy[task * CHANNELS_PER_TASK * plane..];
+                accumulate(isa, &copies, &all, (dy, image_out), g.batch, dw);
+            });
+        return dw;
+    }
+    let partials: Vec<Vec<f32>> = (0..g.batch.div_ceil(IMAGES_PER_PARTIAL))
+        .into_par_iter()
+        .map_init(
+            || vec![0.0; IMAGES_PER_PARTIAL * copies.len()],
+            |scratch, chunk| {
+                let first = chunk * IMAGES_PER_PARTIAL;
+                let images = IMAGES_PER_PARTIAL.min(g.batch - first);
+                let x = &x[first * image_in..(first + images) * image_in];
+                for (scratch, x) in scratch
+                    .chunks_exact_mut(copies.len())
+                    .zip(x.chunks(image_in))
+                {
+                    copies.fill(x, scratch);
+                }
+                let mut dw = vec![0.0; g.weight_len()];
+                let dy = &dy[first * image_out..];
+                accumulate(isa, &copies, scratch, (dy, image_out), images, &mut dw);
+                dw
+            },
+        )
+        .collect();
+    let mut dw = vec![0.0; g.weight_len()];
+    for partial in &partials {
+        dw.iter_mut().zip(partial).for_each(|(a, b)| *a += b);
+    }
+    dw
+}
+
+/// `dw` (`[rows, 9·channels]`) += `Σ_images dy · tapsᵀ` over `images` images: image `i`'s
+/// copies start at `i · copies.len()` of `scratch`, and its output gradient for row `r` of `dw`
+/// at `i · dy_image + r · h·w` of `dy`.
+///
+/// Every extent the tiles address is checked here, before any of them runs.
+fn accumulate(
+    isa: Isa,
+    copies: &Copies,
+    scratch: &[f32],
+    (dy, dy_image): (&[f32], usize),
+    images: usize,
+    dw: &mut [f32],
+) {
+    let plane = copies.h * copies.w;
+    let taps = copies.offsets.len();
+    let rows = dw.len() / taps;
+    let (nr, lanes) = (self::rows(isa), isa.lanes());
+    let largest = copies.offsets.iter().copied().max().unwrap_or(0);
+    assert!(isa.available(), "{isa:?} kernels on a CPU without them");
+    assert!(images > 0 && rows > 0 && dw.len() == rows * taps);
+    assert!(largest + plane <= copies.len() && scratch.len() >= images * copies.len());
+    assert!(dy.len() >= (images - 1) * dy_image + rows * plane);
+    let per_call = (POSITIONS_PER_CALL / plane).max(1);
+    for i0 in (0..images).step_by(per_call) {
+        for t0 in (0..taps).step_by(TAPS) {
+            // A last block of fewer than six taps repeats its last one; only real taps are
+            // written.
+            let offsets: [usize; TAPS] =
+                std::array::from_fn(|t| copies.offsets[(t0 + t).min(taps - 1)]);
+            for r0 in (0..rows).step_by(nr) {
+                let tile = GradTile {
+                    dy: dy[i0 * dy_image + r0 * plane..].as_ptr(),
+                    dy_row: plane,
+                    dy_image,
+                    src: scratch[i0 * copies.len()..].as_ptr(),
+                    src_image: copies.len(),
+                    images: per_call.min(images - i0),
+                    vectors: plane / lanes,
+                    tail: plane % lanes,
+                    out: dw[r0 * taps + t0..].as_mut_ptr(),
+                    out_stride: taps,
+                    rows: nr.min(rows - r0),
+                    taps: TAPS.min(taps - t0),
+                };
+                // SAFETY: checked above that the CPU has `isa`'s instructions. The tile reads
+                // `plane` positions of `rows` output-gradient rows (the last repeated up to
+                // `nr`) and of six taps (`offset + plane ≤ copies.len()`) for each of its
+                // images, all inside `dy` and `scratch` by the assertions above (the tail's
+                // loads are masked), and adds to `rows × taps` elements of `dw` from
+                // `(r0, t0)`.
+                #[cfg(target_arch = "x86_64")]
+                unsafe {
+                    match isa {
+                        Isa::Avx512 => tile.avx512(&offsets),
+                        Isa::Avx2 => tile.avx2(&offsets),
+                    }
+                }
+                #[cfg(not(target_arch = "x86_64"))]
+                let _ = (tile, offsets);
+            }
+        }
+    }
+}
+
+/// One microkernel call: up to `rows` output channels × up to six taps, summed over `images`
+/// images of `vectors` whole vectors and a `tail` of positions each.
+struct GradTile {
+    dy: *const f32,
+    dy_row: usize,
+    dy_image: usize,
+    src: *const f32,
+    src_image: usize,
+    images: usize,
+    vectors: usize,
+    tail: usize,
+    out: *mut f32,
+    out_stride: usize,
+    rows: usize,
+    taps: usize,
+}
+
+#[cfg(target_arch = "x86_64")]
+impl GradTile {
+    /// `out[r][t] += Σ_images Σ_j dy[r][j] · src[offsets[t] + j]`, 4 rows × 6 taps of 16-lane
+    /// vectors.
+    ///
+    /// # Safety
+    /// AVX-512F, and the extents [`accumulate`] checks.
+    #[target_feature(enable = "avx512f")]
+    unsafe fn avx512(&self, offsets: &[usize; TAPS]) {
+        use std::arch::x86_64::*;
+        const NR: usize = 4;
+        let tail = ((1u32 << self.tail) - 1) as u16;
+        let mut acc = [[_mm512_setzero_ps(); TAPS]; NR];
+        // Pointers step with `wrapping_add`, so that no overflow check is left in the loops in
+        // any profile (the extents are checked once, by `accumulate`).
+        let (mut dy, mut src) = (self.dy, self.src);
+        for _ in 0..self.images {
+            let d: [*const f32; NR] =
+                std::array::from_fn(|r| dy.wrapping_add(self.dy_row * r.min(self.rows - 1)));
+            let s: [*const f32; TAPS] = std::array::from_fn(|t| src.wrapping_add(offsets[t]));
+            // SAFETY: extents checked by `accumulate`; the tail's masked lanes are not read.
+            acc = unsafe { image_avx512(acc, d, s, self.vectors, tail) };
+            dy = dy.wrapping_add(self.dy_image);
+            src = src.wrapping_add(self.src_image);
+        }
+        for (r, acc) in acc.iter().enumerate().take(self.rows) {
+            for (t, &sum) in acc.iter().enumerate().take(self.taps) {
+                // SAFETY: row `r < rows`, tap `t < taps`.
+                unsafe { *self.out.add(r * self.out_stride + t) += _mm512_reduce_add_ps(sum) };
+            }
+        }
+    }
+
+    /// [`GradTile::avx512`] with 2 rows × 6 taps of 8-lane vectors, on AVX2 + FMA.
+    ///
+    /// # Safety
+    /// AVX2 and FMA, and the extents [`accumulate`] checks.
+    #[target_feature(enable = "avx2,fma")]
+    unsafe fn avx2(&self, offsets: &[usize; TAPS]) {
+        use std::arch::x86_64::*;
+        const NR: usize = 2;
+        // Lane `l` of the tail is on when `l < tail` (the mask's sign bit).
+        let tail = _mm256_cmpgt_epi32(
+            _mm256_set1_epi32(self.tail as i32),
+            _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7),
+        );
+        let mut acc = [[_mm256_setzero_ps(); TAPS]; NR];
+        let (mut dy, mut src) = (self.dy, self.src);
+        for _ in 0..self.images {
+            let d: [*const f32; NR] =
+                std::array::from_fn(|r| dy.wrapping_add(self.dy_row * r.min(self.rows - 1)));
+            let s: [*const f32; TAPS] = std::array::from_fn(|t| src.wrapping_add(offsets[t]));
+            // SAFETY: extents checked by `accumulate`; the tail's masked lanes are not read.
+            acc = unsafe { image_avx2(acc, d, s, self.vectors, tail) };
+            dy = dy.wrapping_add(self.dy_image);
+            src = src.wrapping_add(self.src_image);
+        }
+        for (r, acc) in acc.iter().enumerate().take(self.rows) {
+            for (t, &sum) in acc.iter().enumerate().take(self.taps) {
+                let half = _mm_add_ps(_mm256_castps256_ps128(sum), _mm256_extractf128_ps(sum, 1));
+                let pair = _mm_add_ps(half, _mm_movehl_ps(half, half));
+                let one = _mm_add_ss(pair, _mm_movehdup_ps(pair));
+                // SAFETY: row `r < rows`, tap `t < taps`.
+                unsafe { *self.out.add(r * self.out_stride + t) += _mm_cvtss_f32(one) };
+            }
+        }
+    }
+}
+
+/// One image of [`GradTile::avx512`]: `acc[r][t] += dy_r[j] · src_t[j]` over `vectors` whole
+/// vectors and then the lanes of `tail`, the accumulators passed in and out by value so that
+/// they stay in registers across the loop.
+///
+/// # Safety
+/// AVX-512F; every pointer readable for `16 · vectors` lanes and the tail's.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+#[inline]
+unsafe fn image_avx512(
+    mut acc: [[std::arch::x86_64::__m512; TAPS]; 4],
+    mut d: [*const f32; 4],
+    mut s: [*const f32; TAPS],
+    vectors: usize,
+    tail: u16,
+) -> [[std::arch::x86_64::__m512; TAPS]; 4] {
+    use std::arch::x86_64::*;
+    for _ in 0..vectors {
+        // SAFETY (whole block): the caller's.
+        unsafe {
+            let g = [0, 1, 2, 3].map(|r| _mm512_loadu_ps(d[r]));
+            for d in &mut d {
+                *d = d.wrapping_add(16);
+            }
+            for (t, s) in s.iter_mut().enumerate() {
+                let x = _mm512_loadu_ps(*s);
+                *s = s.wrapping_add(16);
+                for (acc, g) in acc.iter_mut().zip(&g) {
+                    acc[t] = _mm512_fmadd_ps(*g, x, acc[t]);
+                }
+            }
+        }
+    }
+    if tail != 0 {
+        // SAFETY: the caller's; masked lanes are not read.
+        unsafe {
+            let g = [0, 1, 2, 3].map(|r| _mm512_maskz_loadu_ps(tail, d[r]));
+            for (t, s) in s.iter().enumerate() {
+                let x = _mm512_maskz_loadu_ps(tail, *s);
+                for (acc, g) in acc.iter_mut().zip(&g) {
+                    acc[t] = _mm512_fmadd_ps(*g, x, acc[t]);
+                }
+            }
+        }
+    }
+    acc
+}
+
+/// One image of [`GradTile::avx2`], as [`image_avx512`] with 8-lane vectors and 2 rows; `tail`
+/// has the sign bit set in the lanes to read.
+///
+/// # Safety
+/// AVX2 and FMA; every pointer readable for `8 · vectors` lanes and the tail's.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+#[inline]
+unsafe fn image_avx2(
+    mut acc: [[std::arch::x86_64::__m256; TAPS]; 2],
+    mut d: [*const f32; 2],
+    mut s: [*const f32; TAPS],
+    vectors: usize,
+    tail: std::arch::x86_64::__m256i,
+) -> [[std::arch::x86_64::__m256; TAPS]; 2] {
+    use std::arch::x86_64::*;
+    for _ in 0..vectors {
+        // SAFETY (whole block): the caller's.
+        unsafe {
+            let g = [0, 1].map(|r| _mm256_loadu_ps(d[r]));
+            for d in &mut d {
+                *d = d.wrapping_add(8);
+            }
+            for (t, s) in s.iter_mut().enumerate() {
+                let x = _mm256_loadu_ps(*s);
+                *s = s.wrapping_add(8);
+                for (acc, g) in acc.iter_mut().zip(&g) {
+                    acc[t] = _mm256_fmadd_ps(*g, x, acc[t]);
+                }
+            }
+        }
+    }
+    if _mm256_movemask_ps(_mm256_castsi256_ps(tail)) != 0 {
+        // SAFETY: the caller's; masked lanes are not read.
+        unsafe {
+            let g = [0, 1].map(|r| _mm256_maskload_ps(d[r], tail));
+            for (t, s) in s.iter().enumerate() {
+                let x = _mm256_maskload_ps(*s, tail);
+                for (acc, g) in acc.iter_mut().zip(&g) {
+                    acc[t] = _mm256_fmadd_ps(*g, x, acc[t]);
+                }
+            }
+        }
+    }
+    acc
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::tests::{SHAPES, pattern, runnable};
+    use super::*;
+
+    /// `dW[o][c][kh][kw] = Σ_b Σ_(oh, ow) dy[b][o][oh][ow] · x[b][c][oh + kh − 1][ow + kw − 1]`
+    /// in f64, over the positions that read inside the input.
+    fn textbook(g: &ConvShape, x: &[f32], dy: &[f32]) -> Vec<f64> {
+        let (c_in, o, h, w) = (g.in_channels, g.out_channels, g.in_h, g.in_w);
+        let mut dw = vec![0.0f64; g.weight_len()];
+        for (i, dw) in dw.iter_mut().enumerate() {
+            let (kw, kh, c, oc) = (i % 3, i / 3 % 3, i / 9 % c_in, i / (9 * c_in));
+            for b in 0..g.batch {
+                for oh in 0..h {
+                    for ow in 0..w {
+                        let (ih, iw) = (oh + kh, ow + kw);
+                        if ih < 1 || iw < 1 || ih > h || iw > w {
+                            continue;
+                        }
+                        let xv = x[((b * c_in + c) * h + ih - 1) * w + iw - 1];
+                        *dw += xv as f64 * dy[((b * o + oc) * h + oh) * w + ow] as f64;
+                    }
+                }
+            }
+        }
+        dw
+    }
+
+    /// Every shape of the forward's tests (tails of positions, taps and rows; tiny planes,
+    /// which [`applies`] sends elsewhere, still compute here), 4×4 and 3×7 planes over more
+    /// images than one partial holds, and a weight large enough to be split by output channels
+    /// (its tasks end in a partial block of rows): each against the textbook sum, on every
+    /// instruction set this CPU runs and on 1, 2 and 3 threads, bitwise equal across them.
+    #[test]
+    fn weight_gradient_matches_the_textbook_sum() {
+        let more = [[9, 5, 6, 4, 4], [6, 3, 9, 3, 7], [5, 48, 170, 4, 4]];
+        for isa in runnable() {
+            for [b, c, o, h, w] in SHAPES.into_iter().chain(more) {
+                let g = ConvShape::new([b, c, h, w], [o, c, 3, 3], [1, 1], [1, 1], 1).unwrap();
+                let (x, dy) = (pattern(g.input_len(), 0.37), pattern(g.output_len(), 0.23));
+                let want = textbook(&g, &x, &dy);
+                let on = |threads: usize| {
+                    rayon::ThreadPoolBuilder::new()
+                        .num_threads(threads)
+                        .build()
+                        .unwrap()
+                        .install(|| weight_grad_on(isa, &g, &x, &dy))
+                };
+                let got = on(1);
+                assert_eq!(got, on(2), "{isa:?} {b}x{c}→{o} {h}x{w}");
+                assert_eq!(got, on(3), "{isa:?} {b}x{c}→{o} {h}x{w}");
+                let scale = (b * h * w) as f64;
+                for (i, (got, want)) in got.iter().zip(&want).enumerate() {
+                    assert!(
+                        (*got as f64 - want).abs() < 1e-5 * scale,
+                        "{isa:?} {b}x{c}→{o} {h}x{w} [{i}]: {got} vs {want}"
+                    );
+                }
+            }
+        }
+    }
+}

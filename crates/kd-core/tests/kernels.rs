@@ -61,7 +61,7 @@ const fn case(
     }
 }
 
-const CASES: [Case; 21] = [
+const CASES: [Case; 23] = [
     case([3, 16, 12, 12], 16, 3, 1, 1, 1, false), // ResNet basic block
     case([2, 37, 9, 7], 13, 3, 1, 1, 1, true),    // direct 3×3: partial tiles, two passes of taps
     case([2, 4, 1, 1], 5, 3, 1, 1, 1, true),      // 3×3 on a 1×1 plane: only the centre tap reads
@@ -76,6 +76,8 @@ const CASES: [Case; 21] = [
     case([2, 8, 9, 7], 12, 3, 1, 1, 2, true),     // grouped 3×3, odd sizes, bias
     case([3, 24, 9, 9], 24, 3, 1, 1, 24, false),  // depthwise (MobileNetV2)
     case([2, 24, 9, 9], 24, 3, 2, 1, 24, false),  // depthwise, strided
+    case([3, 10, 4, 4], 10, 3, 2, 1, 10, true),   // depthwise, stride 2 to 2×2 (MobileNetV2)
+    case([2, 5, 2, 2], 5, 3, 2, 1, 5, false),     // and to 1×1
     case([2, 3, 10, 11], 8, 5, 1, 2, 1, true),    // 5×5 with bias
     case([2, 3, 10, 10], 8, 3, 1, 0, 1, false),   // no padding
     case([1, 4, 7, 7], 6, 2, 2, 0, 1, false),     // even kernel

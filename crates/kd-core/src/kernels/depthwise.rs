@@ -1,180 +1,173 @@
-//! Depthwise convolution (`groups = in_channels = out_channels`), forward and both gradients, as
-//! direct loops over each channel's plane on contiguous NCHW `f32` slices.
+//! Depthwise convolution (`groups = in_channels = out_channels`), forward and both gradients, on
+//! contiguous NCHW `f32` slices.
 //!
-//! Each channel sees only its own input plane and its own `kernel_h × kernel_w` filter, so there is
-//! no matrix product to hand to a GEMM. With stride 1 (most layers) a channel's planes from every
-//! image are stacked into one zero-bordered buffer and every kernel offset becomes one contiguous
-//! multiply-add over it (see `Stacked`); other strides walk, for each kernel offset, the output
-//! rows that read inside the input, within a row over the range [`valid_outputs`] gives. Channels
-//! (stride 1) or planes (other strides) are spread over rayon's workers. These are MobileNetV2's and the
-//! ShuffleNets' 3×3 layers, whose backward burn-flex otherwise runs as a generic grouped
-//! transposed convolution.
+//! Each channel sees only its own input plane and its own `kernel_h × kernel_w` filter, so there
+//! is no matrix product to hand to a GEMM. Instead a channel's planes from every image are
+//! stacked into one zero-bordered buffer, split into stride phases, and every kernel offset
+//! becomes one contiguous multiply-add over the whole batch of that channel (see [`Stacked`]).
+//! Channels are spread over rayon's workers. These are MobileNetV2's and the ShuffleNets' 3×3
+//! layers, whose backward burn-flex otherwise runs as a generic grouped transposed convolution.
 
 use rayon::prelude::*;
 
-use super::conv_shape::{ConvShape, valid_outputs};
+use super::conv_shape::ConvShape;
 use super::reduce;
 
-/// Calls `f(oh, ow_lo, ow_hi, ih, iw_first)` for every output row `oh` of one plane that reads
-/// inside the input at kernel offset `(kh, kw)`: outputs `ow_lo..ow_hi` of that row read input row
-/// `ih` from column `iw_first` on, one stride apart.
-fn for_each_segment(
-    g: &ConvShape,
-    kh: usize,
-    kw: usize,
-    mut f: impl FnMut(usize, usize, usize, usize, usize),
-) {
-    let [stride_h, stride_w] = g.stride;
-    let [pad_h, pad_w] = g.padding;
-    let (oh_lo, oh_hi) = valid_outputs(kh, pad_h, stride_h, g.in_h, g.out_h);
-    let (ow_lo, ow_hi) = valid_outputs(kw, pad_w, stride_w, g.in_w, g.out_w);
-    if ow_lo >= ow_hi {
-        return;
-    }
-    let first = ow_lo * stride_w + kw - pad_w;
-    for oh in oh_lo..oh_hi {
-        let ih = oh * stride_h + kh - pad_h;
-        f(oh, ow_lo, ow_hi, ih, first);
-    }
-}
-
-/// `y += k · x` over one plane at one kernel offset.
-fn plane_forward(g: &ConvShape, x: &[f32], kernel: &[f32], y: &mut [f32]) {
-    let stride_w = g.stride[1];
-    for kh in 0..g.kernel_h {
-        for kw in 0..g.kernel_w {
-            let k = kernel[kh * g.kernel_w + kw];
-            for_each_segment(g, kh, kw, |oh, lo, hi, ih, first| {
-                let dst = &mut y[oh * g.out_w + lo..oh * g.out_w + hi];
-                let src = &x[ih * g.in_w + first..(ih + 1) * g.in_w];
-                if stride_w == 1 {
-                    for (d, s) in dst.iter_mut().zip(src) {
-                        *d += k * s;
-                    }
-                } else {
-                    for (d, s) in dst.iter_mut().zip(src.iter().step_by(stride_w)) {
-                        *d += k * s;
-                    }
-                }
-            });
-        }
-    }
-}
-
-/// `dx += k · dy` over one plane, scattered back to the input positions each output read.
-fn plane_input_grad(g: &ConvShape, dy: &[f32], kernel: &[f32], dx: &mut [f32]) {
-    let stride_w = g.stride[1];
-    for kh in 0..g.kernel_h {
-        for kw in 0..g.kernel_w {
-            let k = kernel[kh * g.kernel_w + kw];
-            for_each_segment(g, kh, kw, |oh, lo, hi, ih, first| {
-                let src = &dy[oh * g.out_w + lo..oh * g.out_w + hi];
-                let dst = &mut dx[ih * g.in_w + first..(ih + 1) * g.in_w];
-                if stride_w == 1 {
-                    for (d, s) in dst.iter_mut().zip(src) {
-                        *d += k * s;
-                    }
-                } else {
-                    for (d, s) in dst.iter_mut().step_by(stride_w).zip(src) {
-                        *d += k * s;
-                    }
-                }
-            });
-        }
-    }
-}
-
-/// `dk += Σ dy · x` over one plane, for every kernel offset.
-fn plane_weight_grad(g: &ConvShape, x: &[f32], dy: &[f32], dk: &mut [f32]) {
-    let stride_w = g.stride[1];
-    for kh in 0..g.kernel_h {
-        for kw in 0..g.kernel_w {
-            let mut sum = 0.0f32;
-            for_each_segment(g, kh, kw, |oh, lo, hi, ih, first| {
-                let d = &dy[oh * g.out_w + lo..oh * g.out_w + hi];
-                let s = &x[ih * g.in_w + first..(ih + 1) * g.in_w];
-                if stride_w == 1 {
-                    sum += d.iter().zip(s).map(|(d, s)| d * s).sum::<f32>();
-                } else {
-                    sum += d
-                        .iter()
-                        .zip(s.iter().step_by(stride_w))
-                        .map(|(d, s)| d * s)
-                        .sum::<f32>();
-                }
-            });
-            dk[kh * g.kernel_w + kw] += sum;
-        }
-    }
-}
-
-/// The stacked padded-plane form of a stride-1 depthwise convolution.
+/// The stacked, phase-split padded planes of one channel.
 ///
-/// One channel's planes from every image share one filter, so they are handled together: each is
-/// copied into a zero-bordered plane (width `wp = in_w + 2·pad_w`, height `hp = in_h + 2·pad_h`)
-/// and the planes are laid one after another. Output `(b, oh, ow)` at kernel offset `(kh, kw)`
-/// then reads stacked element `b·hp·wp + (oh + kh)·wp + ow + kw`: one constant shift of the flat
-/// index. Computing a "wide" output with the same layout (the positions past `out_w` in a row and
-/// past `out_h` in a plane are discarded) turns each kernel offset into a single contiguous
-/// multiply-add over the whole batch of that channel, instead of one short loop per row: on
-/// MobileNetV2's 4×4 and 8×8 planes the per-row overhead is what costs.
+/// One channel's planes from every image share one filter, so they are handled together. Each is
+/// zero-bordered (height `hp = in_h + 2·pad_h`, width `wp = in_w + 2·pad_w`) and split into
+/// `stride_h · stride_w` phases: phase `(pr, pc)` holds the padded rows `≡ pr` and columns
+/// `≡ pc` (mod the stride), as planes of `hq = ⌈hp / stride_h⌉ × wq = ⌈wp / stride_w⌉`, every
+/// image's one after another. Output `(b, oh, ow)` at kernel offset `(kh, kw)` reads padded
+/// position `(oh·stride_h + kh, ow·stride_w + kw)`, which is phase `(kh mod stride_h, kw mod
+/// stride_w)` at `b·hq·wq + (oh + ⌊kh / stride_h⌋)·wq + ow + ⌊kw / stride_w⌋`: one constant
+/// shift of the flat index `b·hq·wq + oh·wq + ow`. Computing a "wide" output with that layout
+/// (the positions past `out_w` in a row and past `out_h` in a plane are discarded) turns each
+/// kernel offset into a single contiguous multiply-add over the whole batch of that channel,
+/// instead of one short loop per row, or a strided one: on MobileNetV2's 4×4 and 8×8 planes the
+/// per-row overhead is what costs, and with stride 2 the strided loops do not vectorise. With
+/// stride 1 there is one phase, the padded planes themselves.
 struct Stacked {
-    wp: usize,
-    hp: usize,
+    stride: [usize; 2],
+    padding: [usize; 2],
+    /// Input plane size.
+    in_h: usize,
+    in_w: usize,
+    hq: usize,
+    wq: usize,
+    /// Images in the stack.
+    batch: usize,
     /// Flat length of the wide output up to the last real output of the last image.
     span: usize,
 }
 
 impl Stacked {
-    fn new(g: &ConvShape) -> Option<Self> {
-        if g.stride != [1, 1] || g.batch == 0 {
-            return None;
+    fn new(g: &ConvShape) -> Self {
+        let [stride_h, stride_w] = g.stride;
+        let hq = (g.in_h + 2 * g.padding[0]).div_ceil(stride_h);
+        let wq = (g.in_w + 2 * g.padding[1]).div_ceil(stride_w);
+        let span = match g.batch {
+            0 => 0,
+            batch => (batch - 1) * hq * wq + (g.out_h - 1) * wq + g.out_w,
+        };
+        Self {
+            stride: g.stride,
+            padding: g.padding,
+            in_h: g.in_h,
+            in_w: g.in_w,
+            hq,
+            wq,
+            batch: g.batch,
+            span,
         }
-        let wp = g.in_w + 2 * g.padding[1];
-        let hp = g.in_h + 2 * g.padding[0];
-        Some(Self {
-            wp,
-            hp,
-            span: (g.batch - 1) * hp * wp + (g.out_h - 1) * wp + g.out_w,
-        })
     }
 
+    /// One image's plane in one phase.
     fn plane(&self) -> usize {
-        self.hp * self.wp
+        self.hq * self.wq
     }
 
-    fn len(&self, g: &ConvShape) -> usize {
-        g.batch * self.plane()
+    /// One phase: every image's plane.
+    fn phase(&self) -> usize {
+        self.batch * self.plane()
     }
 
-    fn shift(&self, kh: usize, kw: usize) -> usize {
-        kh * self.wp + kw
+    fn len(&self) -> usize {
+        self.stride[0] * self.stride[1] * self.phase()
     }
 
-    /// Copies channel `c`'s input planes of every image into the interiors of a zeroed stack.
+    /// Where kernel offset `(kh, kw)`'s reads for wide output 0 start.
+    fn tap(&self, kh: usize, kw: usize) -> usize {
+        let [sh, sw] = self.stride;
+        ((kh % sh) * sw + kw % sw) * self.phase() + (kh / sh) * self.wq + kw / sw
+    }
+
+    /// For each phase column `pc`: the first input column whose padded column is `≡ pc` (mod
+    /// `stride_w`), where it lands in the phase's rows, and how many of a row's columns the
+    /// phase holds (every `stride_w`-th from the first).
+    fn columns(&self) -> Vec<(usize, usize, usize)> {
+        let (sw, pw) = (self.stride[1], self.padding[1]);
+        (0..sw)
+            .map(|pc| {
+                let first = (pc + sw - pw % sw) % sw;
+                let n = self.in_w.saturating_sub(first).div_ceil(sw);
+                (first, pc * self.phase() + (first + pw) / sw, n)
+            })
+            .collect()
+    }
+
+    /// Where input row `row` of image `b` lands in phase column 0 of its phase row.
+    fn input_row(&self, b: usize, row: usize) -> usize {
+        let (sh, sw) = (self.stride[0], self.stride[1]);
+        let r = row + self.padding[0];
+        (r % sh) * sw * self.phase() + b * self.plane() + (r / sh) * self.wq
+    }
+
+    /// Copies channel `c` of every image of `x` (`[batch, channels, in_h, in_w]`) into a zeroed
+    /// stack.
     fn pad(&self, g: &ConvShape, x: &[f32], c: usize, stack: &mut [f32]) {
         stack.fill(0.0);
-        let [pad_h, pad_w] = g.padding;
-        let in_plane = g.in_plane();
-        for b in 0..g.batch {
+        let in_plane = self.in_h * self.in_w;
+        let (sw, columns) = (self.stride[1], self.columns());
+        for b in 0..self.batch {
             let src = &x[(b * g.in_channels + c) * in_plane..][..in_plane];
-            for (row, line) in src.chunks_exact(g.in_w).enumerate() {
-                let at = b * self.plane() + (row + pad_h) * self.wp + pad_w;
-                stack[at..at + g.in_w].copy_from_slice(line);
+            for (row, line) in src.chunks_exact(self.in_w).enumerate() {
+                let at = self.input_row(b, row);
+                if sw == 1 {
+                    let at = at + self.padding[1];
+                    stack[at..at + self.in_w].copy_from_slice(line);
+                    continue;
+                }
+                for &(first, offset, n) in &columns {
+                    let dst = &mut stack[at + offset..][..n];
+                    for (i, d) in dst.iter_mut().enumerate() {
+                        *d = line[first + i * sw];
+                    }
+                }
             }
         }
     }
 
+    /// Reads channel `c`'s input-shaped planes back out of a stack into `out` (`[batch, in_h,
+    /// in_w]`).
+    fn unpad(&self, stack: &[f32], out: &mut Vec<f32>) {
+        let (sw, columns) = (self.stride[1], self.columns());
+        for b in 0..self.batch {
+            for row in 0..self.in_h {
+                let at = self.input_row(b, row);
+                if sw == 1 {
+                    let at = at + self.padding[1];
+                    out.extend_from_slice(&stack[at..at + self.in_w]);
+                    continue;
+                }
+                let start = out.len();
+                out.resize(start + self.in_w, 0.0);
+                let line = &mut out[start..];
+                for &(first, offset, n) in &columns {
+                    for (i, s) in stack[at + offset..][..n].iter().enumerate() {
+                        line[first + i * sw] = *s;
+                    }
+                }
+            }
+        }
+    }
+
+    /// Where wide output row `oh` of image `b` starts.
+    fn output_row(&self, b: usize, oh: usize) -> usize {
+        b * self.plane() + oh * self.wq
+    }
+
     /// Spreads channel `c`'s output-gradient planes of every image over a zeroed wide stack, so
     /// shifted reads of it see zeros at the discarded positions.
-    fn widen(&self, g: &ConvShape, dy: &[f32], c: usize, stack: &mut [f32]) {
-        stack.fill(0.0);
+    fn widen(&self, g: &ConvShape, dy: &[f32], c: usize, wide: &mut [f32]) {
+        wide.fill(0.0);
         let out_plane = g.out_plane();
-        for b in 0..g.batch {
+        for b in 0..self.batch {
             let src = &dy[(b * g.in_channels + c) * out_plane..][..out_plane];
             for (oh, line) in src.chunks_exact(g.out_w).enumerate() {
-                let at = b * self.plane() + oh * self.wp;
-                stack[at..at + g.out_w].copy_from_slice(line);
+                let at = self.output_row(b, oh);
+                wide[at..at + g.out_w].copy_from_slice(line);
             }
         }
     }
@@ -192,28 +185,18 @@ fn scatter(per_channel: &[Vec<f32>], channels: usize, plane: usize, out: &mut [f
 pub fn forward(g: &ConvShape, x: &[f32], w: &[f32]) -> Vec<f32> {
     let mut y = vec![0.0; g.output_len()];
     let kernel = g.kernel_plane();
-    let Some(st) = Stacked::new(g) else {
-        y.par_chunks_mut(g.out_plane())
-            .zip(x.par_chunks(g.in_plane()))
-            .enumerate()
-            .for_each(|(plane, (y, x))| {
-                let c = plane % g.in_channels;
-                plane_forward(g, x, &w[c * kernel..(c + 1) * kernel], y);
-            });
-        return y;
-    };
+    let st = Stacked::new(g);
     let per_channel: Vec<Vec<f32>> = (0..g.in_channels)
         .into_par_iter()
         .map_init(
-            || (vec![0.0; st.len(g)], vec![0.0; st.len(g)]),
-            |(padded, wide), c| {
-                st.pad(g, x, c, padded);
-                let wide = &mut wide[..st.span];
+            || (vec![0.0; st.len()], vec![0.0; st.span]),
+            |(stack, wide), c| {
+                st.pad(g, x, c, stack);
                 wide.fill(0.0);
                 for kh in 0..g.kernel_h {
                     for kw in 0..g.kernel_w {
                         let k = w[c * kernel + kh * g.kernel_w + kw];
-                        let src = &padded[st.shift(kh, kw)..st.shift(kh, kw) + st.span];
+                        let src = &stack[st.tap(kh, kw)..][..st.span];
                         for (d, s) in wide.iter_mut().zip(src) {
                             *d += k * s;
                         }
@@ -222,7 +205,7 @@ pub fn forward(g: &ConvShape, x: &[f32], w: &[f32]) -> Vec<f32> {
                 let mut out = Vec::with_capacity(g.batch * g.out_plane());
                 for b in 0..g.batch {
                     for oh in 0..g.out_h {
-                        let at = b * st.plane() + oh * st.wp;
+                        let at = st.output_row(b, oh);
                         out.extend_from_slice(&wide[at..at + g.out_w]);
                     }
                 }
@@ -238,40 +221,25 @@ pub fn forward(g: &ConvShape, x: &[f32], w: &[f32]) -> Vec<f32> {
 pub fn input_grad(g: &ConvShape, w: &[f32], dy: &[f32]) -> Vec<f32> {
     let mut dx = vec![0.0; g.input_len()];
     let kernel = g.kernel_plane();
-    let Some(st) = Stacked::new(g) else {
-        dx.par_chunks_mut(g.in_plane())
-            .zip(dy.par_chunks(g.out_plane()))
-            .enumerate()
-            .for_each(|(plane, (dx, dy))| {
-                let c = plane % g.in_channels;
-                plane_input_grad(g, dy, &w[c * kernel..(c + 1) * kernel], dx);
-            });
-        return dx;
-    };
-    let [pad_h, pad_w] = g.padding;
+    let st = Stacked::new(g);
     let per_channel: Vec<Vec<f32>> = (0..g.in_channels)
         .into_par_iter()
         .map_init(
-            || (vec![0.0; st.len(g)], vec![0.0; st.len(g)]),
-            |(padded, wide), c| {
+            || (vec![0.0; st.len()], vec![0.0; st.span]),
+            |(stack, wide), c| {
                 st.widen(g, dy, c, wide);
-                padded.fill(0.0);
+                stack.fill(0.0);
                 for kh in 0..g.kernel_h {
                     for kw in 0..g.kernel_w {
                         let k = w[c * kernel + kh * g.kernel_w + kw];
-                        let dst = &mut padded[st.shift(kh, kw)..st.shift(kh, kw) + st.span];
-                        for (d, s) in dst.iter_mut().zip(&wide[..st.span]) {
+                        let dst = &mut stack[st.tap(kh, kw)..][..st.span];
+                        for (d, s) in dst.iter_mut().zip(wide.iter()) {
                             *d += k * s;
                         }
                     }
                 }
                 let mut out = Vec::with_capacity(g.batch * g.in_plane());
-                for b in 0..g.batch {
-                    for row in 0..g.in_h {
-                        let at = b * st.plane() + (row + pad_h) * st.wp + pad_w;
-                        out.extend_from_slice(&padded[at..at + g.in_w]);
-                    }
-                }
+                st.unpad(stack, &mut out);
                 out
             },
         )
@@ -283,37 +251,21 @@ pub fn input_grad(g: &ConvShape, w: &[f32], dy: &[f32]) -> Vec<f32> {
 /// The gradient of a depthwise `conv2d(x, w)` with respect to `w`.
 pub fn weight_grad(g: &ConvShape, x: &[f32], dy: &[f32]) -> Vec<f32> {
     let mut dw = vec![0.0; g.weight_len()];
-    let (in_plane, out_plane) = (g.in_plane(), g.out_plane());
-    if let Some(st) = Stacked::new(g) {
-        dw.par_chunks_mut(g.kernel_plane())
-            .enumerate()
-            .for_each_init(
-                || (vec![0.0; st.len(g)], vec![0.0; st.len(g)]),
-                |(padded, wide), (c, dk)| {
-                    st.pad(g, x, c, padded);
-                    st.widen(g, dy, c, wide);
-                    for kh in 0..g.kernel_h {
-                        for kw in 0..g.kernel_w {
-                            let src = &padded[st.shift(kh, kw)..st.shift(kh, kw) + st.span];
-                            dk[kh * g.kernel_w + kw] = reduce::dot(&wide[..st.span], src);
-                        }
-                    }
-                },
-            );
-        return dw;
-    }
+    let st = Stacked::new(g);
     dw.par_chunks_mut(g.kernel_plane())
         .enumerate()
-        .for_each(|(c, dk)| {
-            for image in 0..g.batch {
-                let plane = image * g.in_channels + c;
-                plane_weight_grad(
-                    g,
-                    &x[plane * in_plane..(plane + 1) * in_plane],
-                    &dy[plane * out_plane..(plane + 1) * out_plane],
-                    dk,
-                );
-            }
-        });
+        .for_each_init(
+            || (vec![0.0; st.len()], vec![0.0; st.span]),
+            |(stack, wide), (c, dk)| {
+                st.pad(g, x, c, stack);
+                st.widen(g, dy, c, wide);
+                for kh in 0..g.kernel_h {
+                    for kw in 0..g.kernel_w {
+                        let src = &stack[st.tap(kh, kw)..][..st.span];
+                        dk[kh * g.kernel_w + kw] = reduce::dot(wide, src);
+                    }
+                }
+            },
+        );
     dw
 }

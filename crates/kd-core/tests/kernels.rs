@@ -61,7 +61,7 @@ const fn case(
     }
 }
 
-const CASES: [Case; 23] = [
+const CASES: [Case; 24] = [
     case([3, 16, 12, 12], 16, 3, 1, 1, 1, false), // ResNet basic block
     case([2, 37, 9, 7], 13, 3, 1, 1, 1, true),    // direct 3×3: partial tiles, two passes of taps
     case([2, 4, 1, 1], 5, 3, 1, 1, 1, true),      // 3×3 on a 1×1 plane: only the centre tap reads
@@ -84,6 +84,7 @@ const CASES: [Case; 23] = [
     case([2, 4, 6, 6], 4, 3, 3, 2, 4, true),      // depthwise, wide padding, bias
     case([2, 6, 5, 7], 6, 3, 1, 2, 6, false),     // depthwise stride 1, wider padding
     case([2, 6, 9, 8], 6, 5, 1, 2, 6, false),     // depthwise 5×5
+    case([2, 6, 9, 8], 6, 5, 2, 2, 6, true),      // depthwise 5×5, stride 2 (stacked phases)
     case([2, 6, 4, 4], 6, 3, 1, 0, 6, true),      // depthwise, no padding
 ];
 

@@ -11,7 +11,10 @@
 use rayon::prelude::*;
 
 use super::conv_shape::ConvShape;
+use super::epilogue::Epilogue;
 use super::reduce;
+
+mod masked;
 
 /// The stacked, phase-split padded planes of one channel.
 ///
@@ -181,8 +184,12 @@ fn scatter(per_channel: &[Vec<f32>], channels: usize, plane: usize, out: &mut [f
     });
 }
 
-/// Depthwise `conv2d(x, w)` without bias: `[batch, channels, out_h, out_w]`, row-major.
-pub fn forward(g: &ConvShape, x: &[f32], w: &[f32]) -> Vec<f32> {
+/// Depthwise `conv2d(x, w)` followed by `epilogue`: `[batch, channels, out_h, out_w]`,
+/// row-major. [`masked`] computes the 3×3 layers of stride 1 and 2 on CPUs with AVX-512.
+pub fn forward(g: &ConvShape, x: &[f32], w: &[f32], epilogue: &Epilogue<'_>) -> Vec<f32> {
+    if masked::applies(g) {
+        return masked::forward(g, x, w, epilogue);
+    }
     let mut y = vec![0.0; g.output_len()];
     let kernel = g.kernel_plane();
     let st = Stacked::new(g);
@@ -214,11 +221,19 @@ pub fn forward(g: &ConvShape, x: &[f32], w: &[f32]) -> Vec<f32> {
         )
         .collect();
     scatter(&per_channel, g.in_channels, g.out_plane(), &mut y);
+    let plane = g.out_plane();
+    y.par_chunks_mut(g.out_channels * plane)
+        .enumerate()
+        .for_each(|(image, y)| epilogue.apply(image, g.out_channels, plane, y));
     y
 }
 
-/// The gradient of a depthwise `conv2d(x, w)` with respect to `x`.
+/// The gradient of a depthwise `conv2d(x, w)` with respect to `x`: from [`masked`] for the 3×3
+/// layers of stride 1 on CPUs with AVX-512.
 pub fn input_grad(g: &ConvShape, w: &[f32], dy: &[f32]) -> Vec<f32> {
+    if masked::applies_to_input_grad(g) {
+        return masked::input_grad(g, w, dy);
+    }
     let mut dx = vec![0.0; g.input_len()];
     let kernel = g.kernel_plane();
     let st = Stacked::new(g);

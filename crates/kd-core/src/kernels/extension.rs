@@ -13,8 +13,6 @@ use burn::backend::tensor::FloatTensor;
 use burn::backend::{Backend, Flex, backend_extension};
 use burn::tensor::{Bytes, DType, Shape};
 
-use rayon::prelude::*;
-
 use super::batch_norm::{self, Planes};
 use super::conv_shape::ConvShape;
 use super::epilogue::Epilogue;
@@ -244,12 +242,7 @@ fn conv_forward(
         relu,
     };
     let y = if g.is_depthwise() {
-        let mut y = depthwise::forward(&g, elements(&x), elements(&weight));
-        let plane = g.out_plane();
-        y.par_chunks_mut(g.out_channels * plane)
-            .enumerate()
-            .for_each(|(image, y)| epilogue.apply(image, g.out_channels, plane, y));
-        y
+        depthwise::forward(&g, elements(&x), elements(&weight), &epilogue)
     } else {
         dense::forward(&g, elements(&x), elements(&weight), &epilogue)
     };

@@ -1,0 +1,376 @@
+//! 3×3 depthwise convolutions with padding 1 and stride 1 or 2 (every depthwise layer of
+//! MobileNetV2 and the ShuffleNets), read straight from each image's planes with masked AVX-512
+//! loads: the forward with its [`Epilogue`], and the input gradient of stride 1.
+//!
+//! With `j = oh·out_w + ow` a flat output position, kernel offset `(kh, kw)` reads input row
+//! `s·oh + kh − 1`, column `s·ow + kw − 1`. For stride 1 that is flat input position
+//! `j + (kh − 1)·W + (kw − 1)`: 16 consecutive outputs read 16 consecutive inputs, and the lanes
+//! whose read leaves the plane (a row above or below, or a column that wraps onto the
+//! neighbouring row) are masked off, so the load reads zeros there, as the padding would. For
+//! stride 2 each plane is first split into its four phases (even and odd rows × even and odd
+//! columns, each `out_h × out_w`); a kernel offset then reads one phase at a constant shift, and
+//! the same masks apply. The masks and shifts depend only on the geometry and are worked out
+//! once per call ([`Plan`]).
+//!
+//! Each output vector is one accumulator over the nine offsets; four vectors (of one plane or
+//! of consecutive channels) run together so the multiply-adds overlap. There is no copy of the
+//! input for stride 1, and the output is written once, in NCHW, with the bias and ReLU applied
+//! while it is in cache. The stacked path of [`super`] (one channel's planes of every image laid
+//! side by side) stays for the weight gradient, the stride-2 input gradient, other geometries
+//! and CPUs without AVX-512: it pads and stacks every plane, makes nine passes over the stack,
+//! and scatters the result back to NCHW.
+#![allow(unsafe_code)]
+
+use rayon::prelude::*;
+
+use super::super::conv_shape::ConvShape;
+use super::super::epilogue::Epilogue;
+
+/// Lanes per vector.
+const LANES: usize = 16;
+
+/// Output vectors one kernel call computes together.
+const UNITS: usize = 4;
+
+/// Whether this convolution runs here: depthwise, 3×3, padding 1, stride 1 or 2, on a CPU with
+/// AVX-512.
+pub fn applies(g: &ConvShape) -> bool {
+    g.is_depthwise()
+        && (g.kernel_h, g.kernel_w) == (3, 3)
+        && g.padding == [1, 1]
+        && (g.stride == [1, 1] || g.stride == [2, 2])
+        && avx512()
+}
+
+/// Whether its input gradient runs here as well: stride 1, where it is the same convolution with
+/// the kernel turned by 180°.
+pub fn applies_to_input_grad(g: &ConvShape) -> bool {
+    applies(g) && g.stride == [1, 1]
+}
+
+fn avx512() -> bool {
+    #[cfg(target_arch = "x86_64")]
+    {
+        std::arch::is_x86_feature_detected!("avx512f")
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    false
+}
+
+/// The depthwise `conv2d(x, w)` followed by `epilogue`: `[batch, channels, out_h, out_w]`.
+///
+/// # Panics
+/// If [`applies`] is false for `g`, or a slice is shorter than `g` says.
+pub fn forward(g: &ConvShape, x: &[f32], w: &[f32], epilogue: &Epilogue<'_>) -> Vec<f32> {
+    assert!(applies(g));
+    let plan = Plan::new(g);
+    let (channels, in_plane, out_plane) = (g.in_channels, g.in_plane(), g.out_plane());
+    assert!(x.len() >= g.batch * channels * in_plane && w.len() >= channels * 9);
+    let mut y = vec![0.0; g.output_len()];
+    y.par_chunks_mut(channels * out_plane)
+        .zip(x.par_chunks(channels * in_plane))
+        .enumerate()
+        .for_each_init(
+            || vec![0.0; channels * plan.source_plane()],
+            |phases, (image, (y, x))| {
+                let source = plan.source(x, phases);
+                plan.image(source, w, y);
+                epilogue.apply(image, channels, out_plane, y);
+            },
+        );
+    y
+}
+
+/// The gradient of the depthwise `conv2d(x, w)` with respect to `x`, stride 1: the same
+/// convolution of `dy` with `w'[c][kh][kw] = w[c][2 − kh][2 − kw]`.
+///
+/// # Panics
+/// If [`applies_to_input_grad`] is false for `g`, or a slice is shorter than `g` says.
+pub fn input_grad(g: &ConvShape, w: &[f32], dy: &[f32]) -> Vec<f32> {
+    assert!(applies_to_input_grad(g));
+    let turned: Vec<f32> = w
+        .chunks_exact(9)
+        .take(g.in_channels)
+        .flat_map(|k| k.iter().rev().copied())
+        .collect();
+    forward(g, dy, &turned, &Epilogue::NONE)
+}
+
+/// Shifts and masks of one geometry.
+struct Plan {
+    stride: usize,
+    in_h: usize,
+    in_w: usize,
+    out_h: usize,
+    out_w: usize,
+    /// Where kernel offset `t = kh·3 + kw` reads for output 0, relative to the start of the
+    /// channel's source plane (or phases).
+    shifts: [isize; 9],
+    /// Per output vector, the lanes each kernel offset reads (`[vector][t]`).
+    masks: Vec<[u16; 9]>,
+    /// Per output vector, the lanes inside the plane.
+    stores: Vec<u16>,
+    /// [`Plan::reads_inside`], worked out once.
+    inside: bool,
+}
+
+impl Plan {
+    fn new(g: &ConvShape) -> Self {
+        let s = g.stride[0];
+        let (out_h, out_w) = (g.out_h, g.out_w);
+        let phase = out_h * out_w;
+        let mut shifts = [0isize; 9];
+        for (t, shift) in shifts.iter_mut().enumerate() {
+            // Input offset `k − 1` = `s·d + p` with `p` the phase (0 ≤ p < s), `d` the shift
+            // inside it (−1 for `k = 0` when `s = 2`).
+            let split = |k: usize| {
+                let k = k as isize - 1;
+                (k.rem_euclid(s as isize), k.div_euclid(s as isize))
+            };
+            let ((pr, dr), (pc, dc)) = (split(t / 3), split(t % 3));
+            let phase_start = if s == 1 {
+                0
+            } else {
+                (pr * s as isize + pc) * phase as isize
+            };
+            let row = if s == 1 { g.in_w } else { out_w } as isize;
+            *shift = phase_start + dr * row + dc;
+        }
+        let vectors = (out_h * out_w).div_ceil(LANES);
+        let mut masks = vec![[0u16; 9]; vectors];
+        let mut stores = vec![0u16; vectors];
+        for (v, (masks, store)) in masks.iter_mut().zip(&mut stores).enumerate() {
+            for lane in 0..LANES {
+                let j = v * LANES + lane;
+                if j >= out_h * out_w {
+                    break;
+                }
+                *store |= 1 << lane;
+                let (oh, ow) = (j / out_w, j % out_w);
+                for (t, mask) in masks.iter_mut().enumerate() {
+                    let (ih, iw) = (s * oh + t / 3, s * ow + t % 3);
+                    if (1..=g.in_h).contains(&ih) && (1..=g.in_w).contains(&iw) {
+                        *mask |= 1 << lane;
+                    }
+                }
+            }
+        }
+        let mut plan = Self {
+            stride: s,
+            in_h: g.in_h,
+            in_w: g.in_w,
+            out_h,
+            out_w,
+            shifts,
+            masks,
+            stores,
+            inside: false,
+        };
+        plan.inside = plan.reads_inside();
+        plan
+    }
+
+    /// Length of one channel's phases (stride 2); none for stride 1, which reads the input.
+    fn source_plane(&self) -> usize {
+        if self.stride == 1 {
+            0
+        } else {
+            4 * self.out_h * self.out_w
+        }
+    }
+
+    /// One image's planes as the shifts read them (`[channels, source plane]`): `x` itself for
+    /// stride 1; for stride 2, each plane split into its four phases in `phases`.
+    fn source<'a>(&self, x: &'a [f32], phases: &'a mut [f32]) -> &'a [f32] {
+        if self.stride == 1 {
+            return x;
+        }
+        let (h, w, ow) = (self.in_h, self.in_w, self.out_w);
+        let phase = self.out_h * ow;
+        for (src, dst) in x
+            .chunks_exact(h * w)
+            .zip(phases.chunks_exact_mut(4 * phase))
+        {
+            for (r, line) in src.chunks_exact(w).enumerate() {
+                let at = (r % 2) * 2 * phase + (r / 2) * ow;
+                for (c, &v) in line.iter().enumerate() {
+                    dst[at + (c % 2) * phase + c / 2] = v;
+                }
+            }
+        }
+        phases
+    }
+
+    /// Length of one channel's plane as the shifts read it: the input plane for stride 1, its
+    /// four phases for stride 2.
+    fn read_plane(&self) -> usize {
+        if self.stride == 1 {
+            self.in_h * self.in_w
+        } else {
+            self.source_plane()
+        }
+    }
+
+    /// Whether every element an unmasked lane reads lies inside its channel's plane of
+    /// [`Plan::read_plane`] elements.
+    fn reads_inside(&self) -> bool {
+        let len = self.read_plane() as isize;
+        self.masks.iter().enumerate().all(|(v, masks)| {
+            masks.iter().zip(&self.shifts).all(|(&mask, &shift)| {
+                (0..LANES).filter(|l| mask >> l & 1 == 1).all(|l| {
+                    let at = (v * LANES + l) as isize + shift;
+                    (0..len).contains(&at)
+                })
+            })
+        })
+    }
+
+    /// One image: `y` (`[channels, out_h·out_w]`) from `source` (`[channels, read plane]`)
+    /// and the kernels `w` (`[channels, 9]`), [`UNITS`] output vectors at a time.
+    fn image(&self, source: &[f32], w: &[f32], y: &mut [f32]) {
+        let (out_plane, read_plane) = (self.out_h * self.out_w, self.read_plane());
+        let channels = y.len() / out_plane;
+        assert!(avx512(), "AVX-512 kernels on a CPU without it");
+        assert!(self.inside && y.len() == channels * out_plane);
+        assert!(w.len() >= 9 * channels && source.len() >= channels * read_plane);
+        let mut group = Group {
+            src: [source.as_ptr(); UNITS],
+            weights: [w.as_ptr(); UNITS],
+            masks: [[0; 9]; UNITS],
+            out: [y.as_mut_ptr(); UNITS],
+            stores: [0; UNITS],
+        };
+        let mut n = 0;
+        for c in 0..channels {
+            for (v, (masks, &store)) in self.masks.iter().zip(&self.stores).enumerate() {
+                group.src[n] = source[c * read_plane + v * LANES..].as_ptr();
+                group.weights[n] = w[c * 9..].as_ptr();
+                group.masks[n] = *masks;
+                group.out[n] = y[c * out_plane + v * LANES..].as_mut_ptr();
+                group.stores[n] = store;
+                n += 1;
+                if n == UNITS || (c + 1 == channels && v + 1 == self.stores.len()) {
+                    // Units past the last of the image load and store no lane.
+                    for u in n..UNITS {
+                        group.masks[u] = [0; 9];
+                        group.stores[u] = 0;
+                    }
+                    // SAFETY: checked above that the CPU has AVX-512F. Every unmasked lane
+                    // reads inside its channel's plane of `source` (`reads_inside`, at
+                    // construction), the nine weights of a channel below `channels` are inside
+                    // `w`, and the stored lanes are inside the channel's plane of `y`.
+                    #[cfg(target_arch = "x86_64")]
+                    unsafe {
+                        group.avx512(&self.shifts)
+                    };
+                    n = 0;
+                }
+            }
+        }
+    }
+}
+
+/// Up to [`UNITS`] output vectors, each with its channel's source plane (at the vector's first
+/// position), kernel, read masks, output and store mask.
+struct Group {
+    src: [*const f32; UNITS],
+    weights: [*const f32; UNITS],
+    masks: [[u16; 9]; UNITS],
+    out: [*mut f32; UNITS],
+    stores: [u16; UNITS],
+}
+
+#[cfg(target_arch = "x86_64")]
+impl Group {
+    /// `out[u] = Σ_t weights[u][t] · src[u][shifts[t] + lane]` over the lanes of `masks[u][t]`.
+    ///
+    /// # Safety
+    /// AVX-512F, and the extents [`Plan::image`] checks.
+    #[target_feature(enable = "avx512f")]
+    unsafe fn avx512(&self, shifts: &[isize; 9]) {
+        use std::arch::x86_64::*;
+        let mut acc = [_mm512_setzero_ps(); UNITS];
+        for (t, &shift) in shifts.iter().enumerate() {
+            for (u, acc) in acc.iter_mut().enumerate() {
+                // SAFETY: masked-off lanes are not read; the rest are inside (checked by
+                // `Plan::image`), as is the weight.
+                unsafe {
+                    let at = self.src[u].wrapping_offset(shift);
+                    let x = _mm512_maskz_loadu_ps(self.masks[u][t], at);
+                    let k = _mm512_set1_ps(*self.weights[u].add(t));
+                    *acc = _mm512_fmadd_ps(x, k, *acc);
+                }
+            }
+        }
+        for (u, acc) in acc.iter().enumerate() {
+            // SAFETY: only the lanes inside the output plane are stored.
+            unsafe { _mm512_mask_storeu_ps(self.out[u], self.stores[u], *acc) };
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Textbook depthwise 3×3 convolution with padding 1 in f64.
+    fn textbook(g: &ConvShape, x: &[f32], w: &[f32]) -> Vec<f64> {
+        let (c_all, h, wd, s) = (g.in_channels, g.in_h, g.in_w, g.stride[0]);
+        let mut y = vec![0.0f64; g.output_len()];
+        for (i, y) in y.iter_mut().enumerate() {
+            let (ow, oh) = (i % g.out_w, i / g.out_w % g.out_h);
+            let (c, b) = (i / g.out_plane() % c_all, i / (g.out_plane() * c_all));
+            for kh in 0..3 {
+                for kw in 0..3 {
+                    let (ih, iw) = (s * oh + kh, s * ow + kw);
+                    if ih < 1 || iw < 1 || ih > h || iw > wd {
+                        continue;
+                    }
+                    let xv = x[((b * c_all + c) * h + ih - 1) * wd + iw - 1] as f64;
+                    *y += xv * w[c * 9 + kh * 3 + kw] as f64;
+                }
+            }
+        }
+        y
+    }
+
+    /// Planes of 1×1 to 17×17, square and not, even and odd, on both strides, with more channels
+    /// than one group of vectors and fewer: each against the textbook sum, and the input gradient
+    /// of stride 1 against the forward's adjoint `⟨conv(x), dy⟩ = ⟨x, dx⟩`.
+    #[test]
+    fn forward_matches_the_textbook_convolution_and_its_adjoint() {
+        if !avx512() {
+            return;
+        }
+        let shapes = [
+            [2, 3, 1, 1],
+            [3, 5, 2, 2],
+            [2, 7, 4, 4],
+            [1, 2, 5, 7],
+            [2, 3, 8, 8],
+            [1, 4, 9, 6],
+            [2, 2, 16, 16],
+            [1, 3, 17, 17],
+        ];
+        let pattern =
+            |n: usize, step: f32| -> Vec<f32> { (0..n).map(|i| (i as f32 * step).sin()).collect() };
+        for [b, c, h, w] in shapes {
+            for s in [1, 2] {
+                let g = ConvShape::new([b, c, h, w], [c, 1, 3, 3], [s, s], [1, 1], c).unwrap();
+                assert!(applies(&g));
+                let (x, k) = (pattern(g.input_len(), 0.37), pattern(9 * c, 0.71));
+                let y = forward(&g, &x, &k, &Epilogue::NONE);
+                for (got, want) in y.iter().zip(textbook(&g, &x, &k)) {
+                    assert!((*got as f64 - want).abs() < 1e-5, "{g:?}: {got} vs {want}");
+                }
+                if s == 1 {
+                    let dy = pattern(g.output_len(), 0.23);
+                    let dx = input_grad(&g, &k, &dy);
+                    let left: f64 = y.iter().zip(&dy).map(|(a, b)| (a * b) as f64).sum();
+                    let right: f64 = x.iter().zip(&dx).map(|(a, b)| (a * b) as f64).sum();
+                    assert!((left - right).abs() < 1e-4 * left.abs().max(1.0), "{g:?}");
+                }
+            }
+        }
+    }
+}

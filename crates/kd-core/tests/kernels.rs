@@ -291,6 +291,54 @@ fn scale_shift_relu_equals_burns_ops() {
     }
 }
 
+/// Max pooling through kd's kernels equals burn's `max_pool2d`, values and input gradients, on
+/// both devices: 2×2 windows on even and odd planes (the odd last row and column dropped), 3×3
+/// windows of stride 2 and 1, and a strided (transposed) input.
+#[test]
+fn max_pooling_equals_burns() {
+    use burn::tensor::ops::MaxPoolOptions;
+    let bits = |t: Tensor<4>| t.into_data().try_into_vec::<f32>().unwrap();
+    let shapes = [
+        ([2, 3, 8, 8], [2, 2], [2, 2]),
+        ([3, 4, 7, 9], [2, 2], [2, 2]),
+        ([2, 2, 9, 9], [3, 3], [2, 2]),
+        ([1, 2, 5, 6], [3, 3], [1, 1]),
+        ([2, 3, 2, 2], [2, 2], [2, 2]),
+    ];
+    for autodiff in [false, true] {
+        let device = flex(autodiff);
+        for (dims, kernel, stride) in shapes {
+            for transposed in [false, true] {
+                let run = |ours: bool| {
+                    let x = fixed(dims, 18, 1.0, &device);
+                    let x = if autodiff { x.require_grad() } else { x };
+                    let input = if transposed {
+                        x.clone().swap_dims(2, 3)
+                    } else {
+                        x.clone()
+                    };
+                    let y = if ours {
+                        kernels::max_pool2d(input, kernel, stride)
+                    } else {
+                        module::max_pool2d(input, MaxPoolOptions::new(kernel).with_stride(stride))
+                    };
+                    (x, y)
+                };
+                let ((x_got, got), (x_want, want)) = (run(true), run(false));
+                let case = format!("{dims:?} k{kernel:?} s{stride:?} transposed {transposed}");
+                if autodiff {
+                    let r = fixed(want.dims(), 19, 1.0, &device);
+                    let g = (got.clone() * r.clone()).sum().backward();
+                    let h = (want.clone() * r).sum().backward();
+                    let (dx_got, dx_want) = (x_got.grad(&g).unwrap(), x_want.grad(&h).unwrap());
+                    assert_eq!(bits(dx_got), bits(dx_want), "{case}");
+                }
+                assert_eq!(bits(got), bits(want), "{case}");
+            }
+        }
+    }
+}
+
 /// A strided view (a transposed input) is read in logical order, not storage order.
 #[test]
 fn strided_inputs_are_read_in_logical_order() {

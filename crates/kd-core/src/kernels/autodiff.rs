@@ -17,8 +17,8 @@ use burn::backend::tensor::FloatTensor;
 use burn::backend::{Autodiff, Flex, TensorMetadata};
 use burn::tensor::Shape;
 
-use super::batch_norm;
-use super::extension::{KdOps, contiguous, conv_gradients, dims4, elements, planes, tensor};
+use super::extension::{KdOps, contiguous, conv_gradients, dims4, elements, planes, pool, tensor};
+use super::{batch_norm, max_pool};
 
 #[derive(Debug)]
 struct KdConvBackward;
@@ -122,6 +122,29 @@ impl<C: CheckpointStrategy> KdOps for Autodiff<Flex, C> {
         Self::relu(Self::float_add(Self::float_mul(x, scale), shift))
     }
 
+    fn kd_max_pool2d(
+        x: FloatTensor<Self>,
+        kernel: [usize; 2],
+        stride: [usize; 2],
+    ) -> FloatTensor<Self> {
+        match MaxPoolBackward
+            .prepare::<C>([x.node()])
+            .compute_bound()
+            .stateful()
+        {
+            OpsKind::Tracked(mut prep) => {
+                let x_state = prep.checkpoint(&x);
+                prep.finish(
+                    (x_state, kernel, stride),
+                    Flex::kd_max_pool2d(x.into_primitive(), kernel, stride),
+                )
+            }
+            OpsKind::UnTracked(prep) => {
+                prep.finish(Flex::kd_max_pool2d(x.into_primitive(), kernel, stride))
+            }
+        }
+    }
+
     fn kd_batch_norm_stats(x: FloatTensor<Self>) -> FloatTensor<Self> {
         <FloatTensor<Self>>::new(Flex::kd_batch_norm_stats(x.into_primitive()))
     }
@@ -213,5 +236,28 @@ impl Backward<Flex, 3> for BatchNormBackward {
         if let Some(node) = node_beta {
             grads.register::<Flex>(node.id, vector(dbeta));
         }
+    }
+}
+
+#[derive(Debug)]
+struct MaxPoolBackward;
+
+impl Backward<Flex, 1> for MaxPoolBackward {
+    type State = (NodeId, [usize; 2], [usize; 2]);
+
+    fn backward(
+        self,
+        ops: Ops<Self::State, 1>,
+        grads: &mut Gradients,
+        checkpointer: &mut Checkpointer,
+    ) {
+        let [node_x] = ops.parents;
+        let dy = contiguous(grads.consume::<Flex>(&ops.node));
+        let Some(node) = node_x else { return };
+        let (x_state, kernel, stride) = ops.state;
+        let x = contiguous(checkpointer.retrieve_node_output::<FlexTensor>(x_state));
+        let p = pool(&x, kernel, stride);
+        let dx = max_pool::backward(&p, elements(&x), elements(&dy));
+        grads.register::<Flex>(node.id, tensor(dx, &dims4(&x)));
     }
 }

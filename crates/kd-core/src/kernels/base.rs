@@ -11,12 +11,13 @@
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use burn::backend::{Dispatch, DispatchDevice};
-use burn::tensor::ops::ConvOptions;
+use burn::tensor::ops::{ConvOptions, MaxPoolOptions};
 use burn::tensor::{DType, Tensor};
 use burn::tensor::{activation, module};
 
 use super::conv_shape::ConvShape;
 use super::extension::KdOps;
+use super::max_pool::Pool;
 
 static ENABLED: AtomicBool = AtomicBool::new(true);
 
@@ -175,6 +176,24 @@ pub fn scale_shift_relu(x: Tensor<4>, scale: Tensor<1>, shift: Tensor<1>) -> Ten
         x.into_dispatch(),
         scale.into_dispatch(),
         shift.into_dispatch(),
+    ))
+}
+
+/// Max pooling with no padding or dilation (`nn.MaxPool2d(kernel, stride)`), through kd's
+/// kernels on flex (`f32`, non-empty, the window inside the plane), burn's `max_pool2d`
+/// elsewhere.
+///
+/// # Shapes
+/// - `x`: `[batch, channels, height, width]` → `[batch, channels, out_h, out_w]`, with
+///   `out = (in − kernel) / stride + 1`
+pub fn max_pool2d(x: Tensor<4>, kernel: [usize; 2], stride: [usize; 2]) -> Tensor<4> {
+    if !on_flex(&x) || Pool::new(x.dims(), kernel, stride).is_none() {
+        return module::max_pool2d(x, MaxPoolOptions::new(kernel).with_stride(stride));
+    }
+    Tensor::<4>::from_dispatch(<Dispatch as KdOps>::kd_max_pool2d(
+        x.into_dispatch(),
+        kernel,
+        stride,
     ))
 }
 

@@ -16,6 +16,7 @@ use burn::tensor::{Bytes, DType, Shape};
 use super::batch_norm::{self, Planes};
 use super::conv_shape::ConvShape;
 use super::epilogue::Epilogue;
+use super::max_pool::{self, Pool};
 use super::{dense, depthwise};
 
 /// The operations kd computes with its own kernels.
@@ -80,6 +81,18 @@ pub trait KdOps: Backend {
         x: FloatTensor<Self>,
         scale: FloatTensor<Self>,
         shift: FloatTensor<Self>,
+    ) -> FloatTensor<Self>;
+
+    /// Max pooling without padding or dilation (`max_pool.rs`), with its handwritten backward
+    /// on the autodiff backend.
+    ///
+    /// # Shapes
+    /// - `x`: `[batch, channels, height, width]` → `[batch, channels, out_h, out_w]`, with
+    ///   `out = (in − kernel) / stride + 1`
+    fn kd_max_pool2d(
+        x: FloatTensor<Self>,
+        kernel: [usize; 2],
+        stride: [usize; 2],
     ) -> FloatTensor<Self>;
 
     /// Per-channel batch mean and biased variance of `x`, as one `[2, channels]` tensor (row 0
@@ -193,6 +206,16 @@ impl KdOps for Flex {
         tensor(y, &dims4(&x))
     }
 
+    fn kd_max_pool2d(x: FlexTensor, kernel: [usize; 2], stride: [usize; 2]) -> FlexTensor {
+        let x = contiguous(x);
+        let [batch, channels, ..] = dims4(&x);
+        let p = pool(&x, kernel, stride);
+        tensor(
+            max_pool::forward(&p, elements(&x)),
+            &[batch, channels, p.out_h, p.out_w],
+        )
+    }
+
     fn kd_batch_norm_stats(x: FlexTensor) -> FlexTensor {
         let x = contiguous(x);
         let p = planes(&x);
@@ -247,6 +270,14 @@ fn conv_forward(
         dense::forward(&g, elements(&x), elements(&weight), &epilogue)
     };
     tensor(y, &[g.batch, g.out_channels, g.out_h, g.out_w])
+}
+
+/// The max pooling of `x` by `kernel` and `stride`.
+///
+/// # Panics
+/// If the window does not fit: [`super::base::max_pool2d`] checks it before calling.
+pub(super) fn pool(x: &FlexTensor, kernel: [usize; 2], stride: [usize; 2]) -> Pool {
+    Pool::new(dims4(x), kernel, stride).expect("base::max_pool2d checked the window")
 }
 
 /// `x`'s sizes as batch-norm planes.

@@ -9,8 +9,10 @@
 //! `epilogue.rs`) with their handwritten backward, and `dense.rs` (im2col + GEMM per image),
 //! `direct.rs` (the 3×3 same-size layers without im2col, on CPUs with AVX-512 or AVX2 + FMA) and
 //! `depthwise.rs` (direct loops) compute them, on `conv_shape.rs`'s sizes, with `im2col.rs` and
-//! one bounds-checked GEMM call in `gemm.rs`. The zoo calls [`conv2d`]; `tests/kernels.rs`
-//! checks every path against burn's `conv2d`, values and gradients.
+//! one bounds-checked GEMM call in `gemm.rs`. `max_pool.rs` does VGG's max pooling, which
+//! burn-flex runs through its generic 3-D pooling with indices. The zoo calls [`conv2d`] and
+//! [`max_pool2d`]; `tests/kernels.rs` checks every path against burn's ops, values and
+//! gradients.
 
 mod autodiff;
 mod base;
@@ -23,9 +25,10 @@ mod epilogue;
 mod extension;
 mod gemm;
 mod im2col;
+mod max_pool;
 mod reduce;
 
 pub use base::{
-    batch_norm_train, conv2d, conv2d_bias, conv2d_bias_add_relu, enabled, scale_shift_relu,
-    set_enabled,
+    batch_norm_train, conv2d, conv2d_bias, conv2d_bias_add_relu, enabled, max_pool2d,
+    scale_shift_relu, set_enabled,
 };

@@ -402,7 +402,7 @@ impl Layer {
             Layer::Conv(layer) => conv(layer, x),
             Layer::Norm(layer) => norm(layer, x),
             Layer::Relu(_) => relu(x),
-            Layer::MaxPool(pool) => pool.forward(x),
+            Layer::MaxPool(pool) => max_pool(pool, x),
             Layer::AvgPool(pool) => pool.forward(x),
             Layer::Linear(layer) => {
                 let [batch, ..] = x.dims();
@@ -412,6 +412,24 @@ impl Layer {
                 out.reshape([batch, features, 1, 1])
             }
         }
+    }
+}
+
+/// `nn.MaxPool2d`'s forward: through [`crate::kernels::max_pool2d`] when it has no padding or
+/// dilation and floors its output size (every max pooling of the zoo), else burn's.
+///
+/// # Shapes
+/// - `x`: `[batch, channels, height, width]` → `[batch, channels, out_h, out_w]`
+pub fn max_pool(pool: &MaxPool2d, x: Tensor<4>) -> Tensor<4> {
+    let unpadded = match pool.padding {
+        PaddingConfig2d::Valid => true,
+        PaddingConfig2d::Explicit(top, left, bottom, right) => top + left + bottom + right == 0,
+        _ => false,
+    };
+    if unpadded && pool.dilation == [1, 1] && !pool.ceil_mode {
+        kernels::max_pool2d(x, pool.kernel_size, pool.stride)
+    } else {
+        pool.forward(x)
     }
 }
 

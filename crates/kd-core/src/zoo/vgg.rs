@@ -18,7 +18,8 @@ use burn::tensor::{Device, Tensor};
 
 use super::base::Staged;
 use super::layers::{
-    ConvInit, ConvSpec, Layer, LinearInit, batch_norm, global_avg_pool, linear, sequential,
+    ConvInit, ConvSpec, Layer, LinearInit, batch_norm, global_avg_pool, linear, max_pool,
+    sequential,
 };
 
 /// Hyper-parameters of a VGG network.
@@ -119,16 +120,20 @@ impl Staged for Vgg {
 
     fn stage(&self, index: usize, x: Tensor<4>) -> Tensor<4> {
         let (block, x) = match index {
-            0 => (&self.block1, self.pool.forward(x)),
-            1 => (&self.block2, self.pool.forward(x)),
-            2 => (&self.block3, self.pool.forward(x)),
+            0 => (&self.block1, max_pool(&self.pool, x)),
+            1 => (&self.block2, max_pool(&self.pool, x)),
+            2 => (&self.block3, max_pool(&self.pool, x)),
             3 => {
                 // `if h == 64: x = self.pool3(x)`: a 64x64 input reaches here at 8x8, a 32x32
                 // input at 4x4, which the reference feeds to block4 unpooled.
                 let [_, _, height, _] = x.dims();
                 (
                     &self.block4,
-                    if height > 4 { self.pool.forward(x) } else { x },
+                    if height > 4 {
+                        max_pool(&self.pool, x)
+                    } else {
+                        x
+                    },
                 )
             }
             _ => panic!("VGG has 4 stages, asked for stage index {index}"),

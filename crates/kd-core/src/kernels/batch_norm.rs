@@ -5,7 +5,7 @@
 //! to `[C, N·H·W]` with a full copy for every reduction and spend a pass per elementwise step;
 //! these kernels read each plane in place. Statistics are the biased batch mean and variance, as
 //! burn computes them (the running estimates are updated from them by the caller). Each plane is
-//! reduced in eight `f32` lanes ([`super::reduce`]) and the planes' sums are added in `f64`.
+//! reduced in 32 `f32` lanes ([`super::reduce`]) and the planes' sums are added in `f64`.
 
 use rayon::prelude::*;
 
@@ -132,8 +132,9 @@ pub fn backward(
             let (m, s) = (mean[c], inv_std(var[c], epsilon));
             let (mut sum_dy, mut sum_dy_centered) = (0.0f64, 0.0f64);
             for (xs, ds) in p.channel(x, c).zip(p.channel(dy, c)) {
-                sum_dy += reduce::sum(ds) as f64;
-                sum_dy_centered += reduce::dot_centered(ds, xs, m) as f64;
+                let (sum, centered) = reduce::sum_and_dot_centered(ds, xs, m);
+                sum_dy += sum as f64;
+                sum_dy_centered += centered as f64;
             }
             (sum_dy as f32, (sum_dy_centered * s as f64) as f32)
         })

@@ -293,7 +293,7 @@ fn scale_shift_relu_equals_burns_ops() {
 
 /// Max pooling through kd's kernels equals burn's `max_pool2d`, values and input gradients, on
 /// both devices: 2×2 windows on even and odd planes (the odd last row and column dropped), 3×3
-/// windows of stride 2 and 1, and a strided (transposed) input.
+/// windows of stride 2 and 1, a 2×3 window of stride (3, 2), and a strided (transposed) input.
 #[test]
 fn max_pooling_equals_burns() {
     use burn::tensor::ops::MaxPoolOptions;
@@ -304,6 +304,7 @@ fn max_pooling_equals_burns() {
         ([2, 2, 9, 9], [3, 3], [2, 2]),
         ([1, 2, 5, 6], [3, 3], [1, 1]),
         ([2, 3, 2, 2], [2, 2], [2, 2]),
+        ([2, 3, 7, 9], [2, 3], [3, 2]),
     ];
     for autodiff in [false, true] {
         let device = flex(autodiff);

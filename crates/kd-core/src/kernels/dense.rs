@@ -11,7 +11,7 @@
 //!   the same whatever the scheduling.
 //!
 //! 3×3 same-size layers on CPUs with AVX-512 or AVX2 + FMA take [`direct`] instead: the forward
-//! and the input gradient always, the weight gradient on planes of at least 4×4.
+//! and the input gradient always, the weight gradient on planes of at least 16 pixels.
 //!
 //! Images are spread over rayon's workers; each product runs on its worker's thread. A pointwise
 //! convolution (1×1, stride 1, no padding) skips im2col: the input planes are the matrix.

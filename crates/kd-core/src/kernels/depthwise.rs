@@ -5,7 +5,9 @@
 //! is no matrix product to hand to a GEMM. Instead a channel's planes from every image are
 //! stacked into one zero-bordered buffer, split into stride phases, and every kernel offset
 //! becomes one contiguous multiply-add over the whole batch of that channel (see [`Stacked`]).
-//! Channels are spread over rayon's workers. These are MobileNetV2's and the ShuffleNets' 3×3
+//! Channels are spread over rayon's workers. The 3×3 layers of padding 1 and stride 1 or 2 (all
+//! of the zoo's) take [`masked`] instead for the forward and the stride-1 input gradient, on CPUs
+//! with AVX-512 or AVX2 + FMA. These are MobileNetV2's and the ShuffleNets' 3×3
 //! layers, whose backward burn-flex otherwise runs as a generic grouped transposed convolution.
 
 use rayon::prelude::*;
@@ -184,8 +186,12 @@ fn scatter(per_channel: &[Vec<f32>], channels: usize, plane: usize, out: &mut [f
     });
 }
 
-/// Depthwise `conv2d(x, w)` followed by `epilogue`: `[batch, channels, out_h, out_w]`,
-/// row-major. [`masked`] computes the 3×3 layers of stride 1 and 2 on CPUs with AVX-512.
+/// Depthwise `conv2d(x, w)` (`x`: `[batch, channels, in_h, in_w]`, `w`: `[channels, 1, kh, kw]`)
+/// followed by `epilogue`: `[batch, channels, out_h, out_w]`, row-major. [`masked`] computes the
+/// 3×3 layers of padding 1 and stride 1 or 2 on CPUs with AVX-512 or AVX2 + FMA.
+///
+/// # Panics
+/// If a slice is shorter than `g` says.
 pub fn forward(g: &ConvShape, x: &[f32], w: &[f32], epilogue: &Epilogue<'_>) -> Vec<f32> {
     if masked::applies(g) {
         return masked::forward(g, x, w, epilogue);
@@ -228,8 +234,12 @@ pub fn forward(g: &ConvShape, x: &[f32], w: &[f32], epilogue: &Epilogue<'_>) -> 
     y
 }
 
-/// The gradient of a depthwise `conv2d(x, w)` with respect to `x`: from [`masked`] for the 3×3
-/// layers of stride 1 on CPUs with AVX-512.
+/// The gradient of a depthwise `conv2d(x, w)` with respect to `x` (`[batch, channels, in_h,
+/// in_w]`), given `dy`: from [`masked`] for the 3×3 layers of padding 1 and stride 1 on CPUs with
+/// AVX-512 or AVX2 + FMA.
+///
+/// # Panics
+/// If a slice is shorter than `g` says.
 pub fn input_grad(g: &ConvShape, w: &[f32], dy: &[f32]) -> Vec<f32> {
     if masked::applies_to_input_grad(g) {
         return masked::input_grad(g, w, dy);
@@ -263,7 +273,11 @@ pub fn input_grad(g: &ConvShape, w: &[f32], dy: &[f32]) -> Vec<f32> {
     dx
 }
 
-/// The gradient of a depthwise `conv2d(x, w)` with respect to `w`.
+/// The gradient of a depthwise `conv2d(x, w)` with respect to `w` (`[channels, 1, kh, kw]`),
+/// given `dy`.
+///
+/// # Panics
+/// If a slice is shorter than `g` says.
 pub fn weight_grad(g: &ConvShape, x: &[f32], dy: &[f32]) -> Vec<f32> {
     let mut dw = vec![0.0; g.weight_len()];
     let st = Stacked::new(g);

@@ -41,9 +41,9 @@ pub use weight_grad::{applies as weight_grad_applies, weight_grad};
 /// second-level cache on wide layers.
 const KC: usize = 288;
 
-/// The vector instructions a tile runs on.
+/// The vector instructions a tile runs on (also [`super::depthwise`]'s masked kernel's).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Isa {
+pub(super) enum Isa {
     /// 16-lane registers, tiles of 64 positions × 6 channels.
     Avx512,
     /// 8-lane registers with FMA, tiles of 16 positions × 6 channels.
@@ -52,14 +52,14 @@ enum Isa {
 
 impl Isa {
     /// The best the running CPU has, if any.
-    fn detect() -> Option<Self> {
+    pub(super) fn detect() -> Option<Self> {
         [Isa::Avx512, Isa::Avx2]
             .into_iter()
             .find(|isa| isa.available())
     }
 
     /// Whether the running CPU has this instruction set (the tiles' `target_feature`s).
-    fn available(self) -> bool {
+    pub(super) fn available(self) -> bool {
         #[cfg(target_arch = "x86_64")]
         {
             match self {
@@ -82,7 +82,7 @@ impl Isa {
     }
 
     /// Lanes per vector.
-    fn lanes(self) -> usize {
+    pub(super) fn lanes(self) -> usize {
         match self {
             Isa::Avx512 => 16,
             Isa::Avx2 => 8,

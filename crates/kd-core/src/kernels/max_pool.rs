@@ -5,28 +5,34 @@
 //! for inference, and that was a seventh of a VGG-13 forward (docs/results/bench.md). Here each
 //! window is a plain maximum. The backward routes each output gradient to the position the
 //! forward picked, found again from `x` instead of kept as an index tensor: the first maximum
-//! in row-major window order, a NaN counting as larger than any number (PyTorch's rule, so a NaN
-//! propagates instead of being skipped).
+//! in row-major window order, a NaN counting as larger than any number, so that a NaN
+//! propagates instead of being skipped, as in PyTorch (whose backward routes to the last NaN of a
+//! window, this one to the first).
 
 use rayon::prelude::*;
 
 /// Sizes of one max pooling: input `[batch, channels, in_h, in_w]`, output `[batch, channels,
-/// out_h, out_w]` with `out = (in − kernel) / stride + 1`.
+/// out_h, out_w]` with `out = (in − kernel) / stride + 1`. Built by [`Pool::new`], which keeps
+/// every window inside the plane.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Pool {
     /// `batch · channels`.
-    pub planes: usize,
-    pub in_h: usize,
-    pub in_w: usize,
-    pub kernel: [usize; 2],
-    pub stride: [usize; 2],
+    planes: usize,
+    in_h: usize,
+    in_w: usize,
+    /// Window (height, width).
+    kernel: [usize; 2],
+    /// Step between windows (height, width).
+    stride: [usize; 2],
+    /// Output height.
     pub out_h: usize,
+    /// Output width.
     pub out_w: usize,
 }
 
 impl Pool {
     /// The pooling of `[batch, channels, in_h, in_w]` by `kernel` and `stride`, or `None` when
-    /// the window is larger than the plane or a size is zero.
+    /// the window is larger than the plane or a window or stride size is zero.
     pub fn new(x: [usize; 4], kernel: [usize; 2], stride: [usize; 2]) -> Option<Self> {
         let [batch, channels, in_h, in_w] = x;
         if kernel.contains(&0) || stride.contains(&0) || in_h < kernel[0] || in_w < kernel[1] {
@@ -82,6 +88,7 @@ fn max(a: f32, b: f32) -> f32 {
 /// # Panics
 /// If `x` is shorter than `p` says.
 pub fn forward(p: &Pool, x: &[f32]) -> Vec<f32> {
+    assert!(x.len() >= p.planes * p.in_plane());
     let mut y = vec![0.0; p.planes * p.out_plane()];
     y.par_chunks_mut(p.out_plane())
         .zip(x.par_chunks(p.in_plane()))
@@ -112,6 +119,7 @@ pub fn forward(p: &Pool, x: &[f32]) -> Vec<f32> {
 /// # Panics
 /// If `x` or `dy` is shorter than `p` says.
 pub fn backward(p: &Pool, x: &[f32], dy: &[f32]) -> Vec<f32> {
+    assert!(x.len() >= p.planes * p.in_plane() && dy.len() >= p.planes * p.out_plane());
     let mut dx = vec![0.0; p.planes * p.in_plane()];
     dx.par_chunks_mut(p.in_plane())
         .zip(x.par_chunks(p.in_plane()))

@@ -8,7 +8,8 @@
 //! defines the operations (the inference ones with their bias, residual and ReLU fused by
 //! `epilogue.rs`) with their handwritten backward, and `dense.rs` (im2col + GEMM per image),
 //! `direct.rs` (the 3×3 same-size layers without im2col, on CPUs with AVX-512 or AVX2 + FMA) and
-//! `depthwise.rs` (direct loops) compute them, on `conv_shape.rs`'s sizes, with `im2col.rs` and
+//! `depthwise.rs` (one channel's planes stacked and split into stride phases; its `masked.rs`
+//! reads the 3×3 layers straight from each plane with masked vector loads) compute them, on `conv_shape.rs`'s sizes, with `im2col.rs` and
 //! one bounds-checked GEMM call in `gemm.rs`. `max_pool.rs` does VGG's max pooling, which
 //! burn-flex runs through its generic 3-D pooling with indices. The zoo calls [`conv2d`] and
 //! [`max_pool2d`]; `tests/kernels.rs` checks every path against burn's ops, values and

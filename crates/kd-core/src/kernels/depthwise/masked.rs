@@ -1,10 +1,11 @@
 //! 3×3 depthwise convolutions with padding 1 and stride 1 or 2 (every depthwise layer of
-//! MobileNetV2 and the ShuffleNets), read straight from each image's planes with masked AVX-512
-//! loads: the forward with its [`Epilogue`], and the input gradient of stride 1.
+//! MobileNetV2 and the ShuffleNets), read straight from each image's planes with masked vector
+//! loads (AVX-512, or AVX2 + FMA): the forward with its [`Epilogue`], and the input gradient of
+//! stride 1.
 //!
 //! With `j = oh·out_w + ow` a flat output position, kernel offset `(kh, kw)` reads input row
 //! `s·oh + kh − 1`, column `s·ow + kw − 1`. For stride 1 that is flat input position
-//! `j + (kh − 1)·W + (kw − 1)`: 16 consecutive outputs read 16 consecutive inputs, and the lanes
+//! `j + (kh − 1)·W + (kw − 1)`: a vector of consecutive outputs reads consecutive inputs, and the lanes
 //! whose read leaves the plane (a row above or below, or a column that wraps onto the
 //! neighbouring row) are masked off, so the load reads zeros there, as the padding would. For
 //! stride 2 each plane is first split into its four phases (even and odd rows × even and odd
@@ -17,29 +18,27 @@
 //! input for stride 1, and the output is written once, in NCHW, with the bias and ReLU applied
 //! while it is in cache. The stacked path of [`super`] (one channel's planes of every image laid
 //! side by side) stays for the weight gradient, the stride-2 input gradient, other geometries
-//! and CPUs without AVX-512: it pads and stacks every plane, makes nine passes over the stack,
+//! and CPUs without AVX2: it pads and stacks every plane, makes nine passes over the stack,
 //! and scatters the result back to NCHW.
 #![allow(unsafe_code)]
 
 use rayon::prelude::*;
 
 use super::super::conv_shape::ConvShape;
+use super::super::direct::Isa;
 use super::super::epilogue::Epilogue;
-
-/// Lanes per vector.
-const LANES: usize = 16;
 
 /// Output vectors one kernel call computes together.
 const UNITS: usize = 4;
 
 /// Whether this convolution runs here: depthwise, 3×3, padding 1, stride 1 or 2, on a CPU with
-/// AVX-512.
+/// AVX-512 or AVX2 + FMA.
 pub fn applies(g: &ConvShape) -> bool {
     g.is_depthwise()
         && (g.kernel_h, g.kernel_w) == (3, 3)
         && g.padding == [1, 1]
         && (g.stride == [1, 1] || g.stride == [2, 2])
-        && avx512()
+        && Isa::detect().is_some()
 }
 
 /// Whether its input gradient runs here as well: stride 1, where it is the same convolution with
@@ -48,22 +47,18 @@ pub fn applies_to_input_grad(g: &ConvShape) -> bool {
     applies(g) && g.stride == [1, 1]
 }
 
-fn avx512() -> bool {
-    #[cfg(target_arch = "x86_64")]
-    {
-        std::arch::is_x86_feature_detected!("avx512f")
-    }
-    #[cfg(not(target_arch = "x86_64"))]
-    false
-}
-
 /// The depthwise `conv2d(x, w)` followed by `epilogue`: `[batch, channels, out_h, out_w]`.
 ///
 /// # Panics
 /// If [`applies`] is false for `g`, or a slice is shorter than `g` says.
 pub fn forward(g: &ConvShape, x: &[f32], w: &[f32], epilogue: &Epilogue<'_>) -> Vec<f32> {
+    let isa = Isa::detect().expect("masked::applies checked the CPU");
+    forward_on(isa, g, x, w, epilogue)
+}
+
+fn forward_on(isa: Isa, g: &ConvShape, x: &[f32], w: &[f32], epilogue: &Epilogue<'_>) -> Vec<f32> {
     assert!(applies(g));
-    let plan = Plan::new(g);
+    let plan = Plan::new(g, isa);
     let (channels, in_plane, out_plane) = (g.in_channels, g.in_plane(), g.out_plane());
     assert!(x.len() >= g.batch * channels * in_plane && w.len() >= channels * 9);
     let mut y = vec![0.0; g.output_len()];
@@ -87,17 +82,23 @@ pub fn forward(g: &ConvShape, x: &[f32], w: &[f32], epilogue: &Epilogue<'_>) -> 
 /// # Panics
 /// If [`applies_to_input_grad`] is false for `g`, or a slice is shorter than `g` says.
 pub fn input_grad(g: &ConvShape, w: &[f32], dy: &[f32]) -> Vec<f32> {
+    let isa = Isa::detect().expect("masked::applies checked the CPU");
+    input_grad_on(isa, g, w, dy)
+}
+
+fn input_grad_on(isa: Isa, g: &ConvShape, w: &[f32], dy: &[f32]) -> Vec<f32> {
     assert!(applies_to_input_grad(g));
     let turned: Vec<f32> = w
         .chunks_exact(9)
         .take(g.in_channels)
         .flat_map(|k| k.iter().rev().copied())
         .collect();
-    forward(g, dy, &turned, &Epilogue::NONE)
+    forward_on(isa, g, dy, &turned, &Epilogue::NONE)
 }
 
-/// Shifts and masks of one geometry.
+/// Shifts and masks of one geometry, for one instruction set's vectors.
 struct Plan {
+    isa: Isa,
     stride: usize,
     in_h: usize,
     in_w: usize,
@@ -106,7 +107,8 @@ struct Plan {
     /// Where kernel offset `t = kh·3 + kw` reads for output 0, relative to the start of the
     /// channel's source plane (or phases).
     shifts: [isize; 9],
-    /// Per output vector, the lanes each kernel offset reads (`[vector][t]`).
+    /// Per output vector, the lanes each kernel offset reads (`[vector][t]`, bit `l` for lane
+    /// `l`).
     masks: Vec<[u16; 9]>,
     /// Per output vector, the lanes inside the plane.
     stores: Vec<u16>,
@@ -115,8 +117,8 @@ struct Plan {
 }
 
 impl Plan {
-    fn new(g: &ConvShape) -> Self {
-        let s = g.stride[0];
+    fn new(g: &ConvShape, isa: Isa) -> Self {
+        let (s, lanes) = (g.stride[0], isa.lanes());
         let (out_h, out_w) = (g.out_h, g.out_w);
         let phase = out_h * out_w;
         let mut shifts = [0isize; 9];
@@ -136,12 +138,12 @@ impl Plan {
             let row = if s == 1 { g.in_w } else { out_w } as isize;
             *shift = phase_start + dr * row + dc;
         }
-        let vectors = (out_h * out_w).div_ceil(LANES);
+        let vectors = (out_h * out_w).div_ceil(lanes);
         let mut masks = vec![[0u16; 9]; vectors];
         let mut stores = vec![0u16; vectors];
         for (v, (masks, store)) in masks.iter_mut().zip(&mut stores).enumerate() {
-            for lane in 0..LANES {
-                let j = v * LANES + lane;
+            for lane in 0..lanes {
+                let j = v * lanes + lane;
                 if j >= out_h * out_w {
                     break;
                 }
@@ -156,6 +158,7 @@ impl Plan {
             }
         }
         let mut plan = Self {
+            isa,
             stride: s,
             in_h: g.in_h,
             in_w: g.in_w,
@@ -214,11 +217,11 @@ impl Plan {
     /// Whether every element an unmasked lane reads lies inside its channel's plane of
     /// [`Plan::read_plane`] elements.
     fn reads_inside(&self) -> bool {
-        let len = self.read_plane() as isize;
+        let (len, lanes) = (self.read_plane() as isize, self.isa.lanes());
         self.masks.iter().enumerate().all(|(v, masks)| {
             masks.iter().zip(&self.shifts).all(|(&mask, &shift)| {
-                (0..LANES).filter(|l| mask >> l & 1 == 1).all(|l| {
-                    let at = (v * LANES + l) as isize + shift;
+                (0..lanes).filter(|l| mask >> l & 1 == 1).all(|l| {
+                    let at = (v * lanes + l) as isize + shift;
                     (0..len).contains(&at)
                 })
             })
@@ -229,8 +232,12 @@ impl Plan {
     /// and the kernels `w` (`[channels, 9]`), [`UNITS`] output vectors at a time.
     fn image(&self, source: &[f32], w: &[f32], y: &mut [f32]) {
         let (out_plane, read_plane) = (self.out_h * self.out_w, self.read_plane());
-        let channels = y.len() / out_plane;
-        assert!(avx512(), "AVX-512 kernels on a CPU without it");
+        let (channels, lanes) = (y.len() / out_plane, self.isa.lanes());
+        assert!(
+            self.isa.available(),
+            "{:?} kernels on a CPU without them",
+            self.isa
+        );
         assert!(self.inside && y.len() == channels * out_plane);
         assert!(w.len() >= 9 * channels && source.len() >= channels * read_plane);
         let mut group = Group {
@@ -243,10 +250,10 @@ impl Plan {
         let mut n = 0;
         for c in 0..channels {
             for (v, (masks, &store)) in self.masks.iter().zip(&self.stores).enumerate() {
-                group.src[n] = source[c * read_plane + v * LANES..].as_ptr();
+                group.src[n] = source[c * read_plane + v * lanes..].as_ptr();
                 group.weights[n] = w[c * 9..].as_ptr();
                 group.masks[n] = *masks;
-                group.out[n] = y[c * out_plane + v * LANES..].as_mut_ptr();
+                group.out[n] = y[c * out_plane + v * lanes..].as_mut_ptr();
                 group.stores[n] = store;
                 n += 1;
                 if n == UNITS || (c + 1 == channels && v + 1 == self.stores.len()) {
@@ -255,13 +262,16 @@ impl Plan {
                         group.masks[u] = [0; 9];
                         group.stores[u] = 0;
                     }
-                    // SAFETY: checked above that the CPU has AVX-512F. Every unmasked lane
-                    // reads inside its channel's plane of `source` (`reads_inside`, at
+                    // SAFETY: checked above that the CPU has the instruction set. Every unmasked
+                    // lane reads inside its channel's plane of `source` (`reads_inside`, at
                     // construction), the nine weights of a channel below `channels` are inside
                     // `w`, and the stored lanes are inside the channel's plane of `y`.
                     #[cfg(target_arch = "x86_64")]
                     unsafe {
-                        group.avx512(&self.shifts)
+                        match self.isa {
+                            Isa::Avx512 => group.avx512(&self.shifts),
+                            Isa::Avx2 => group.avx2(&self.shifts),
+                        }
                     };
                     n = 0;
                 }
@@ -307,6 +317,42 @@ impl Group {
             unsafe { _mm512_mask_storeu_ps(self.out[u], self.stores[u], *acc) };
         }
     }
+
+    /// [`Group::avx512`] with 8-lane vectors, on AVX2 + FMA.
+    ///
+    /// # Safety
+    /// AVX2 and FMA, and the extents [`Plan::image`] checks.
+    #[target_feature(enable = "avx2,fma")]
+    unsafe fn avx2(&self, shifts: &[isize; 9]) {
+        use std::arch::x86_64::*;
+        let mut acc = [_mm256_setzero_ps(); UNITS];
+        for (t, &shift) in shifts.iter().enumerate() {
+            for (u, acc) in acc.iter_mut().enumerate() {
+                // SAFETY: as in `avx512`.
+                unsafe {
+                    let at = self.src[u].wrapping_offset(shift);
+                    let x = _mm256_maskload_ps(at, lanes(self.masks[u][t]));
+                    let k = _mm256_set1_ps(*self.weights[u].add(t));
+                    *acc = _mm256_fmadd_ps(x, k, *acc);
+                }
+            }
+        }
+        for (u, acc) in acc.iter().enumerate() {
+            // SAFETY: only the lanes inside the output plane are stored.
+            unsafe { _mm256_maskstore_ps(self.out[u], lanes(self.stores[u]), *acc) };
+        }
+    }
+}
+
+/// The AVX2 mask of the lanes whose bits are set in `bits`: lane `l` all ones when bit `l` is.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+#[inline]
+fn lanes(bits: u16) -> std::arch::x86_64::__m256i {
+    use std::arch::x86_64::*;
+    let select = _mm256_setr_epi32(1, 2, 4, 8, 16, 32, 64, 128);
+    let spread = _mm256_and_si256(_mm256_set1_epi32(i32::from(bits)), select);
+    _mm256_cmpeq_epi32(spread, select)
 }
 
 #[cfg(test)]
@@ -334,14 +380,15 @@ mod tests {
         y
     }
 
-    /// Planes of 1×1 to 17×17, square and not, even and odd, on both strides, with more channels
+    /// Planes of 1×1 to 17×17, square and not, even and odd, on both strides and every
+    /// instruction set this CPU runs, with more channels
     /// than one group of vectors and fewer: each against the textbook sum, and the input gradient
     /// of stride 1 against the forward's adjoint `⟨conv(x), dy⟩ = ⟨x, dx⟩`.
     #[test]
     fn forward_matches_the_textbook_convolution_and_its_adjoint() {
-        if !avx512() {
-            return;
-        }
+        let runnable = [Isa::Avx512, Isa::Avx2]
+            .into_iter()
+            .filter(|isa| isa.available());
         let shapes = [
             [2, 3, 1, 1],
             [3, 5, 2, 2],
@@ -354,21 +401,25 @@ mod tests {
         ];
         let pattern =
             |n: usize, step: f32| -> Vec<f32> { (0..n).map(|i| (i as f32 * step).sin()).collect() };
-        for [b, c, h, w] in shapes {
-            for s in [1, 2] {
-                let g = ConvShape::new([b, c, h, w], [c, 1, 3, 3], [s, s], [1, 1], c).unwrap();
-                assert!(applies(&g));
-                let (x, k) = (pattern(g.input_len(), 0.37), pattern(9 * c, 0.71));
-                let y = forward(&g, &x, &k, &Epilogue::NONE);
-                for (got, want) in y.iter().zip(textbook(&g, &x, &k)) {
-                    assert!((*got as f64 - want).abs() < 1e-5, "{g:?}: {got} vs {want}");
-                }
-                if s == 1 {
-                    let dy = pattern(g.output_len(), 0.23);
-                    let dx = input_grad(&g, &k, &dy);
-                    let left: f64 = y.iter().zip(&dy).map(|(a, b)| (a * b) as f64).sum();
-                    let right: f64 = x.iter().zip(&dx).map(|(a, b)| (a * b) as f64).sum();
-                    assert!((left - right).abs() < 1e-4 * left.abs().max(1.0), "{g:?}");
+        for isa in runnable {
+            for [b, c, h, w] in shapes {
+                for s in [1, 2] {
+                    let g = ConvShape::new([b, c, h, w], [c, 1, 3, 3], [s, s], [1, 1], c).unwrap();
+                    assert!(applies(&g));
+                    let (x, k) = (pattern(g.input_len(), 0.37), pattern(9 * c, 0.71));
+                    let y = forward_on(isa, &g, &x, &k, &Epilogue::NONE);
+                    for (got, want) in y.iter().zip(textbook(&g, &x, &k)) {
+                        let close = (*got as f64 - want).abs() < 1e-5;
+                        assert!(close, "{isa:?} {g:?}: {got} vs {want}");
+                    }
+                    if s == 1 {
+                        let dy = pattern(g.output_len(), 0.23);
+                        let dx = input_grad_on(isa, &g, &k, &dy);
+                        let left: f64 = y.iter().zip(&dy).map(|(a, b)| (a * b) as f64).sum();
+                        let right: f64 = x.iter().zip(&dx).map(|(a, b)| (a * b) as f64).sum();
+                        let close = (left - right).abs() < 1e-4 * left.abs().max(1.0);
+                        assert!(close, "{isa:?} {g:?}");
+                    }
                 }
             }
         }

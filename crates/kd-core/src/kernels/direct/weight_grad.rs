@@ -13,8 +13,8 @@
 //!
 //! im2col + GEMM ([`super::super::dense`]) writes nine shifted copies of every plane, then the
 //! GEMM packs them once more: about a third of a ResNet-20 training step went to the two
-//! (docs/results/bench.md). Planes smaller than 4×4 fill less than one vector per image and stay
-//! there.
+//! (docs/results/bench.md). Planes of fewer than 16 pixels (2×2, 1×1) fill less than one vector
+//! per image and stay there.
 //!
 //! As in [`super::super::dense`], the result does not depend on the thread count: images are
 //! summed in fixed chunks whose partial gradients are added in order, and a large weight on a
@@ -50,7 +50,7 @@ pub fn weight_grad(g: &ConvShape, x: &[f32], dy: &[f32]) -> Vec<f32> {
 }
 
 /// Output channels per tile.
-fn rows(isa: Isa) -> usize {
+fn tile_rows(isa: Isa) -> usize {
     match isa {
         Isa::Avx512 => 4,
         Isa::Avx2 => 2,
@@ -123,7 +123,7 @@ fn accumulate(
     let plane = copies.h * copies.w;
     let taps = copies.offsets.len();
     let rows = dw.len() / taps;
-    let (nr, lanes) = (self::rows(isa), isa.lanes());
+    let (nr, lanes) = (tile_rows(isa), isa.lanes());
     let largest = copies.offsets.iter().copied().max().unwrap_or(0);
     assert!(isa.available(), "{isa:?} kernels on a CPU without them");
     assert!(images > 0 && rows > 0 && dw.len() == rows * taps);
@@ -382,12 +382,19 @@ mod tests {
 
     /// Every shape of the forward's tests (tails of positions, taps and rows; tiny planes,
     /// which [`applies`] sends elsewhere, still compute here), 4×4 and 3×7 planes over more
-    /// images than one partial holds, and a weight large enough to be split by output channels
+    /// images than one partial holds, 17×17 and 32×32 planes whose partials take more than one
+    /// tile call (a later call starts at a later image), and a weight large enough to be split by output channels
     /// (its tasks end in a partial block of rows): each against the textbook sum, on every
     /// instruction set this CPU runs and on 1, 2 and 3 threads, bitwise equal across them.
     #[test]
     fn weight_gradient_matches_the_textbook_sum() {
-        let more = [[9, 5, 6, 4, 4], [6, 3, 9, 3, 7], [5, 48, 170, 4, 4]];
+        let more = [
+            [9, 5, 6, 4, 4],
+            [6, 3, 9, 3, 7],
+            [5, 48, 170, 4, 4],
+            [5, 3, 5, 17, 17],
+            [2, 4, 6, 32, 32],
+        ];
         for isa in runnable() {
             for [b, c, o, h, w] in SHAPES.into_iter().chain(more) {
                 let g = ConvShape::new([b, c, h, w], [o, c, 3, 3], [1, 1], [1, 1], 1).unwrap();

@@ -73,12 +73,15 @@ impl Pool {
     }
 }
 
-/// Whether `v` replaces `best` as the maximum: larger, or NaN where `best` is not.
+/// Whether `v` replaces `best` as the maximum: larger, or NaN where `best` is not. Written
+/// without short-circuits, so that the compiler turns it into vector compares and a blend.
+#[inline(always)]
 fn larger(v: f32, best: f32) -> bool {
-    v > best || (v.is_nan() && !best.is_nan())
+    (v > best) | (v.is_nan() & !best.is_nan())
 }
 
 /// `max(a, b)` under [`larger`]'s rule, `a` first.
+#[inline(always)]
 fn max(a: f32, b: f32) -> f32 {
     if larger(b, a) { b } else { a }
 }
@@ -96,10 +99,10 @@ pub fn forward(p: &Pool, x: &[f32]) -> Vec<f32> {
             if p.kernel == [2, 2] && p.stride == [2, 2] {
                 // The common case, in a form the compiler vectorises: two rows, pairs of columns.
                 for (oh, y) in y.chunks_exact_mut(p.out_w).enumerate() {
-                    let (r0, r1) = (&x[2 * oh * p.in_w..], &x[(2 * oh + 1) * p.in_w..]);
-                    for (ow, y) in y.iter_mut().enumerate() {
-                        let top = max(r0[2 * ow], r0[2 * ow + 1]);
-                        *y = max(top, max(r1[2 * ow], r1[2 * ow + 1]));
+                    let r0 = x[2 * oh * p.in_w..].chunks_exact(2);
+                    let r1 = x[(2 * oh + 1) * p.in_w..].chunks_exact(2);
+                    for ((y, a), b) in y.iter_mut().zip(r0).zip(r1) {
+                        *y = max(max(a[0], a[1]), max(b[0], b[1]));
                     }
                 }
                 return;

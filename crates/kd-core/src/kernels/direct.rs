@@ -273,43 +273,63 @@ fn image(isa: Isa, copies: &Copies, scratch: &[f32], packed: &[f32], to: usize, 
         for m0 in (0..plane).step_by(mr) {
             let width = (plane - m0).min(mr);
             let vectors = width.div_ceil(lanes);
-            for block in 0..to.div_ceil(nr) {
+            let blocks = to.div_ceil(nr);
+            let mut block = 0;
+            while block < blocks {
+                // One-vector tiles (planes of at most 16 pixels on AVX-512) have only six
+                // independent accumulators and load a weight for every multiply-add: they take
+                // up to four blocks of channels at once.
+                let group = match (isa, vectors) {
+                    (Isa::Avx512, 1) => BLOCKS.min(blocks - block),
+                    _ => 1,
+                };
                 let tile = Tile {
                     src: scratch[m0..].as_ptr(),
                     weights: packed[(block * taps + k0) * nr..].as_ptr(),
+                    block_stride: taps * nr,
                     out: y[block * nr * plane + m0..].as_mut_ptr(),
                     out_stride: plane,
-                    rows: nr.min(to - block * nr),
+                    rows: (group * nr).min(to - block * nr),
                     tail: width - lanes * (vectors - 1),
                     accumulate: k0 > 0,
                 };
                 // SAFETY: checked above that the CPU has `isa`'s instructions. The tile
                 // reads `offsets[i] + m0 + [0, width)` of `scratch` (inside it by the assertion
-                // above, whole vectors included), `offsets.len() · nr` packed weights from its
-                // block's tap `k0`, and writes `rows` rows of `width` positions from `m0` of `y`.
+                // above, whole vectors included), `offsets.len() · nr` packed weights from tap
+                // `k0` of each of its `group` blocks (`block + group ≤ blocks`), and writes
+                // `rows` rows of `width` positions from `m0` of `y`.
                 #[cfg(target_arch = "x86_64")]
                 unsafe {
-                    match (isa, vectors) {
-                        (Isa::Avx512, 4) => tile.avx512::<4>(offsets),
-                        (Isa::Avx512, 3) => tile.avx512::<3>(offsets),
-                        (Isa::Avx512, 2) => tile.avx512::<2>(offsets),
-                        (Isa::Avx512, 1) => tile.avx512::<1>(offsets),
-                        (Isa::Avx2, 2) => tile.avx2::<2>(offsets),
-                        (Isa::Avx2, 1) => tile.avx2::<1>(offsets),
-                        (_, vectors) => unreachable!("{vectors} vectors in one tile"),
+                    match (isa, vectors, group) {
+                        (Isa::Avx512, 4, _) => tile.avx512::<4>(offsets),
+                        (Isa::Avx512, 3, _) => tile.avx512::<3>(offsets),
+                        (Isa::Avx512, 2, _) => tile.avx512::<2>(offsets),
+                        (Isa::Avx512, 1, 4) => tile.avx512_blocks::<4>(offsets),
+                        (Isa::Avx512, 1, 3) => tile.avx512_blocks::<3>(offsets),
+                        (Isa::Avx512, 1, 2) => tile.avx512_blocks::<2>(offsets),
+                        (Isa::Avx512, 1, _) => tile.avx512::<1>(offsets),
+                        (Isa::Avx2, 2, _) => tile.avx2::<2>(offsets),
+                        (Isa::Avx2, 1, _) => tile.avx2::<1>(offsets),
+                        (_, vectors, _) => unreachable!("{vectors} vectors in one tile"),
                     }
                 }
                 #[cfg(not(target_arch = "x86_64"))]
                 let _ = (tile, offsets);
+                block += group;
             }
         }
     }
 }
 
+/// Blocks of output channels a one-vector AVX-512 tile takes at once: 24 accumulators.
+const BLOCKS: usize = 4;
+
 /// One microkernel call: up to `rows` output channels × up to one tile width of positions.
 struct Tile {
     src: *const f32,
     weights: *const f32,
+    /// Distance between consecutive blocks' packed weights ([`Tile::avx512_blocks`]).
+    block_stride: usize,
     out: *mut f32,
     out_stride: usize,
     rows: usize,
@@ -369,6 +389,52 @@ impl Tile {
                     };
                     _mm512_mask_storeu_ps(at, lanes(v), sum);
                 }
+            }
+        }
+    }
+
+    /// [`Tile::avx512`] for one vector of positions and `B` blocks of 6 channels, the blocks'
+    /// packed weights `block_stride` apart: `6·B` accumulators.
+    ///
+    /// # Safety
+    /// AVX-512F, and the extents [`image`] checks.
+    #[target_feature(enable = "avx512f")]
+    unsafe fn avx512_blocks<const B: usize>(&self, offsets: &[usize]) {
+        use std::arch::x86_64::*;
+        const NR: usize = 6;
+        let tail: u16 = if self.tail == 16 {
+            u16::MAX
+        } else {
+            (1 << self.tail) - 1
+        };
+        let mut acc = [[_mm512_setzero_ps(); NR]; B];
+        let mut wk = [self.weights; B];
+        for (b, wk) in wk.iter_mut().enumerate() {
+            *wk = self.weights.wrapping_add(b * self.block_stride);
+        }
+        for &offset in offsets {
+            // SAFETY (whole block): extents checked by `image`.
+            unsafe {
+                let input = _mm512_loadu_ps(self.src.wrapping_add(offset));
+                for (acc, wk) in acc.iter_mut().zip(&mut wk) {
+                    for (r, acc) in acc.iter_mut().enumerate() {
+                        let k = _mm512_broadcastss_ps(_mm_load_ss(wk.wrapping_add(r)));
+                        *acc = _mm512_fmadd_ps(input, k, *acc);
+                    }
+                    *wk = wk.wrapping_add(NR);
+                }
+            }
+        }
+        for (r, sum) in acc.into_iter().flatten().enumerate().take(self.rows) {
+            // SAFETY: row `r < rows`, lanes inside the tile's width.
+            unsafe {
+                let at = self.out.add(r * self.out_stride);
+                let sum = if self.accumulate {
+                    _mm512_add_ps(sum, _mm512_maskz_loadu_ps(tail, at))
+                } else {
+                    sum
+                };
+                _mm512_mask_storeu_ps(at, tail, sum);
             }
         }
     }
@@ -467,8 +533,10 @@ mod tests {
 
     /// Odd sizes: output channels not a multiple of 6, planes of one and of several tiles that
     /// end in a partial one, a plane of exactly one AVX-512 tile over two passes of taps
-    /// ([`KC`]), and planes of 1×1, 1×2 and rows of 1 and 2 pixels.
-    pub(super) const SHAPES: [[usize; 5]; 10] = [
+    /// ([`KC`]), planes of 1×1, 1×2 and rows of 1 and 2 pixels, and one-vector planes with
+    /// 2 to 5 blocks of output channels (groups of 4, 3 and 2 blocks, one of them over two
+    /// passes of taps).
+    pub(super) const SHAPES: [[usize; 5]; 13] = [
         // batch, in, out, h, w
         [19, 3, 7, 2, 2],
         [5, 33, 6, 1, 1],
@@ -480,6 +548,9 @@ mod tests {
         [2, 16, 16, 12, 12],
         [1, 4, 5, 1, 1],
         [1, 2, 6, 2, 1],
+        [2, 5, 27, 4, 4],
+        [1, 7, 15, 3, 3],
+        [1, 40, 25, 4, 4],
     ];
 
     /// The instruction sets this CPU can run, best first.

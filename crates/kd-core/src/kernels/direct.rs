@@ -341,6 +341,11 @@ struct Tile {
 
 #[cfg(target_arch = "x86_64")]
 impl Tile {
+    /// The AVX-512 mask of the last vector's lanes inside the plane.
+    fn tail_mask(&self) -> u16 {
+        ((1u32 << self.tail) - 1) as u16
+    }
+
     /// `out[r][v] (+)= Σ_i weights[i][r] · src[offsets[i] + v]`, `V` vectors of 16 lanes, 6 rows.
     ///
     /// # Safety
@@ -349,11 +354,7 @@ impl Tile {
     unsafe fn avx512<const V: usize>(&self, offsets: &[usize]) {
         use std::arch::x86_64::*;
         const NR: usize = 6;
-        let tail: u16 = if self.tail == 16 {
-            u16::MAX
-        } else {
-            (1 << self.tail) - 1
-        };
+        let tail = self.tail_mask();
         let lanes = |v: usize| if v + 1 == V { tail } else { u16::MAX };
         let mut acc = [[_mm512_setzero_ps(); V]; NR];
         // Pointer steps with `wrapping_add` and no index arithmetic in the loop, so that no
@@ -402,11 +403,7 @@ impl Tile {
     unsafe fn avx512_blocks<const B: usize>(&self, offsets: &[usize]) {
         use std::arch::x86_64::*;
         const NR: usize = 6;
-        let tail: u16 = if self.tail == 16 {
-            u16::MAX
-        } else {
-            (1 << self.tail) - 1
-        };
+        let tail = self.tail_mask();
         let mut acc = [[_mm512_setzero_ps(); NR]; B];
         let mut wk = [self.weights; B];
         for (b, wk) in wk.iter_mut().enumerate() {

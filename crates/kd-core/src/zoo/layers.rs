@@ -467,6 +467,18 @@ pub fn channel_shuffle(x: Tensor<4>, groups: usize) -> Tensor<4> {
         .reshape([n, c, h, w])
 }
 
+/// `channel_shuffle(cat([a, b], 1), 2)`, ShuffleNetV2's unit ending, as one copy: output channel
+/// `2i` is `a`'s channel `i` and `2i + 1` is `b`'s. Stacking the two on a new axis after the
+/// channels and merging it into them gives that order directly, where the concatenation and the
+/// shuffle's transposition would each copy the whole activation.
+///
+/// # Shapes
+/// - `a`, `b`: `[N, C, H, W]` → `[N, 2C, H, W]`
+pub fn concat_shuffle(a: Tensor<4>, b: Tensor<4>) -> Tensor<4> {
+    let [n, c, h, w] = a.dims();
+    Tensor::stack::<5>(vec![a, b], 2).reshape([n, 2 * c, h, w])
+}
+
 /// Global average pooling of a `[N,C,H,W]` map to `[N,C]` (`avg_pool2d(x, H)` on a square map).
 pub fn global_avg_pool(x: Tensor<4>) -> Tensor<2> {
     let [n, c, _, _] = x.dims();
@@ -485,6 +497,21 @@ mod tests {
             .into_data()
             .try_to_vec::<f32>()
             .unwrap()
+    }
+
+    /// The one-copy concatenation and shuffle equals the two steps, element for element.
+    #[test]
+    fn concat_shuffle_is_cat_then_channel_shuffle() {
+        let device = Device::flex();
+        let a = Tensor::<4>::random([2, 3, 4, 5], Distribution::Normal(0.0, 1.0), &device);
+        let b = Tensor::<4>::random([2, 3, 4, 5], Distribution::Normal(0.0, 1.0), &device);
+        let want = channel_shuffle(Tensor::cat(vec![a.clone(), b.clone()], 1), 2);
+        let got = concat_shuffle(a, b);
+        assert_eq!(got.dims(), [2, 6, 4, 5]);
+        assert_eq!(
+            got.into_data().to_vec::<f32>().unwrap(),
+            want.into_data().to_vec::<f32>().unwrap()
+        );
     }
 
     #[test]

@@ -15,7 +15,7 @@ use burn::tensor::{Device, Tensor};
 
 use super::base::Staged;
 use super::layers::{
-    ConvInit, ConvSpec, LinearInit, batch_norm, channel_shuffle, global_avg_pool, linear,
+    ConvInit, ConvSpec, LinearInit, batch_norm, concat_shuffle, global_avg_pool, linear,
 };
 use super::layers::{conv_norm, conv_norm_relu};
 
@@ -81,7 +81,7 @@ impl DownUnit {
         let right = conv_norm_relu(&self.conv3, &self.bn3, x);
         let right = conv_norm(&self.conv4, &self.bn4, right);
         let right = conv_norm_relu(&self.conv5, &self.bn5, right);
-        channel_shuffle(Tensor::cat(vec![left, right], 1), 2)
+        concat_shuffle(left, right)
     }
 }
 
@@ -119,7 +119,7 @@ impl SplitUnit {
         let out = conv_norm_relu(&self.conv1, &self.bn1, out);
         let out = conv_norm(&self.conv2, &self.bn2, out);
         let out = conv_norm_relu(&self.conv3, &self.bn3, out);
-        channel_shuffle(Tensor::cat(vec![kept, out], 1), 2)
+        concat_shuffle(kept, out)
     }
 }
 

@@ -509,8 +509,8 @@ mod tests {
         let got = concat_shuffle(a, b);
         assert_eq!(got.dims(), [2, 6, 4, 5]);
         assert_eq!(
-            got.into_data().to_vec::<f32>().unwrap(),
-            want.into_data().to_vec::<f32>().unwrap()
+            got.into_data().try_into_vec::<f32>().unwrap(),
+            want.into_data().try_into_vec::<f32>().unwrap()
         );
     }
 

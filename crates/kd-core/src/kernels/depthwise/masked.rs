@@ -195,9 +195,17 @@ impl Plan {
             .zip(phases.chunks_exact_mut(4 * phase))
         {
             for (r, line) in src.chunks_exact(w).enumerate() {
+                // Even columns to phase (r mod 2, 0), odd ones to (r mod 2, 1): pairs of columns,
+                // which the compiler vectorises, then the odd last column of an odd width.
                 let at = (r % 2) * 2 * phase + (r / 2) * ow;
-                for (c, &v) in line.iter().enumerate() {
-                    dst[at + (c % 2) * phase + c / 2] = v;
+                let (even, odd) = dst[at..].split_at_mut(phase);
+                let pairs = line.chunks_exact(2);
+                if let [last] = pairs.remainder() {
+                    even[w / 2] = *last;
+                }
+                for ((e, o), pair) in even.iter_mut().zip(odd.iter_mut()).zip(pairs) {
+                    *e = pair[0];
+                    *o = pair[1];
                 }
             }
         }

@@ -6,8 +6,8 @@
 //! stacked into one zero-bordered buffer, split into stride phases, and every kernel offset
 //! becomes one contiguous multiply-add over the whole batch of that channel (see [`Stacked`]).
 //! Channels are spread over rayon's workers. The 3×3 layers of padding 1 and stride 1 or 2 (all
-//! of the zoo's) take [`masked`] instead for the forward and the stride-1 input gradient, on CPUs
-//! with AVX-512 or AVX2 + FMA. These are MobileNetV2's and the ShuffleNets' 3×3
+//! of the zoo's) take [`masked`] instead for the forward, the weight gradient and the stride-1
+//! input gradient, on CPUs with AVX-512 or AVX2 + FMA. These are MobileNetV2's and the ShuffleNets' 3×3
 //! layers, whose backward burn-flex otherwise runs as a generic grouped transposed convolution.
 
 use rayon::prelude::*;
@@ -274,11 +274,15 @@ pub fn input_grad(g: &ConvShape, w: &[f32], dy: &[f32]) -> Vec<f32> {
 }
 
 /// The gradient of a depthwise `conv2d(x, w)` with respect to `w` (`[channels, 1, kh, kw]`),
-/// given `dy`.
+/// given `dy`: from [`masked`] for the 3×3 layers of padding 1 and stride 1 or 2 on CPUs with
+/// AVX-512 or AVX2 + FMA.
 ///
 /// # Panics
 /// If a slice is shorter than `g` says.
 pub fn weight_grad(g: &ConvShape, x: &[f32], dy: &[f32]) -> Vec<f32> {
+    if masked::applies(g) {
+        return masked::weight_grad(g, x, dy);
+    }
     let mut dw = vec![0.0; g.weight_len()];
     let st = Stacked::new(g);
     dw.par_chunks_mut(g.kernel_plane())

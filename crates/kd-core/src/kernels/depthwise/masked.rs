@@ -1,7 +1,7 @@
 //! 3×3 depthwise convolutions with padding 1 and stride 1 or 2 (every depthwise layer of
 //! MobileNetV2 and the ShuffleNets), read straight from each image's planes with masked vector
-//! loads (AVX-512, or AVX2 + FMA): the forward with its [`Epilogue`], and the input gradient of
-//! stride 1.
+//! loads (AVX-512, or AVX2 + FMA): the forward with its [`Epilogue`], the weight gradient, and
+//! the input gradient of stride 1.
 //!
 //! With `j = oh·out_w + ow` a flat output position, kernel offset `(kh, kw)` reads input row
 //! `s·oh + kh − 1`, column `s·ow + kw − 1`. For stride 1 that is flat input position
@@ -94,6 +94,59 @@ fn input_grad_on(isa: Isa, g: &ConvShape, w: &[f32], dy: &[f32]) -> Vec<f32> {
         .flat_map(|k| k.iter().rev().copied())
         .collect();
     forward_on(isa, g, dy, &turned, &Epilogue::NONE)
+}
+
+/// The gradient of the depthwise `conv2d(x, w)` with respect to `w` (`[channels, 1, 3, 3]`),
+/// given `dy`: `dw[c][t] = Σ_images Σ_j dy[c][j] · x_t[c][j]`, each kernel offset `t` read
+/// through the forward's shifts and masks (zeros where it reads the padding), summed in nine
+/// vector accumulators per channel over every image, one channel per task (so in image order,
+/// whatever the thread count).
+///
+/// # Panics
+/// If [`applies`] is false for `g`, or a slice is shorter than `g` says.
+pub fn weight_grad(g: &ConvShape, x: &[f32], dy: &[f32]) -> Vec<f32> {
+    let isa = Isa::detect().expect("masked::applies checked the CPU");
+    weight_grad_on(isa, g, x, dy)
+}
+
+fn weight_grad_on(isa: Isa, g: &ConvShape, x: &[f32], dy: &[f32]) -> Vec<f32> {
+    assert!(applies(g));
+    let plan = Plan::new(g, isa);
+    let (channels, in_plane, out_plane) = (g.in_channels, g.in_plane(), g.out_plane());
+    assert!(x.len() >= g.batch * channels * in_plane && dy.len() >= g.batch * channels * out_plane);
+    assert!(plan.inside && isa.available());
+    let mut dw = vec![0.0; channels * 9];
+    dw.par_chunks_mut(9).enumerate().for_each_init(
+        || vec![0.0; g.batch * plan.source_plane()],
+        |phases, (c, dk)| {
+            // Each image's plane of channel `c` as the shifts read it, and its output gradient.
+            let mut planes = Vec::with_capacity(g.batch);
+            let mut scratch = phases.chunks_exact_mut(plan.source_plane().max(1));
+            for b in 0..g.batch {
+                let at = b * channels + c;
+                let x = &x[at * in_plane..(at + 1) * in_plane];
+                let source = match scratch.next() {
+                    Some(phases) if plan.stride == 2 => plan.source(x, phases),
+                    _ => x,
+                };
+                planes.push((source.as_ptr(), dy[at * out_plane..].as_ptr()));
+            }
+            let dk: &mut [f32; 9] = dk.try_into().expect("nine weights per channel");
+            // SAFETY: checked above that the CPU has the instruction set. Every unmasked lane
+            // reads inside its plane's source (`reads_inside`) and the output gradient's lanes
+            // are those inside the output plane, all inside the slices taken above.
+            #[cfg(target_arch = "x86_64")]
+            unsafe {
+                match isa {
+                    Isa::Avx512 => plan.weight_grad_avx512(&planes, dk),
+                    Isa::Avx2 => plan.weight_grad_avx2(&planes, dk),
+                }
+            }
+            #[cfg(not(target_arch = "x86_64"))]
+            let _ = (planes, dk);
+        },
+    );
+    dw
 }
 
 /// Shifts and masks of one geometry, for one instruction set's vectors.
@@ -288,6 +341,67 @@ impl Plan {
     }
 }
 
+#[cfg(target_arch = "x86_64")]
+impl Plan {
+    /// `dk[t] = Σ_planes Σ_j dy[j] · src[j + shifts[t]]` over each plane's vectors and the lanes
+    /// of the masks, for `(src, dy)` pairs of one channel.
+    ///
+    /// # Safety
+    /// AVX-512F; every `src` a source plane of [`Plan::read_plane`] elements and every `dy` an
+    /// output plane.
+    #[target_feature(enable = "avx512f")]
+    unsafe fn weight_grad_avx512(&self, planes: &[(*const f32, *const f32)], dk: &mut [f32; 9]) {
+        use std::arch::x86_64::*;
+        let mut acc = [_mm512_setzero_ps(); 9];
+        for &(src, dy) in planes {
+            let (mut src, mut dy) = (src, dy);
+            for (masks, &store) in self.masks.iter().zip(&self.stores) {
+                // SAFETY: masked-off lanes are not read; the rest are inside (the caller's).
+                unsafe {
+                    let g = _mm512_maskz_loadu_ps(store, dy);
+                    for ((acc, &mask), &shift) in acc.iter_mut().zip(masks).zip(&self.shifts) {
+                        let x = _mm512_maskz_loadu_ps(mask, src.wrapping_offset(shift));
+                        *acc = _mm512_fmadd_ps(g, x, *acc);
+                    }
+                }
+                (src, dy) = (src.wrapping_add(16), dy.wrapping_add(16));
+            }
+        }
+        for (dk, acc) in dk.iter_mut().zip(acc) {
+            *dk = _mm512_reduce_add_ps(acc);
+        }
+    }
+
+    /// [`Plan::weight_grad_avx512`] with 8-lane vectors, on AVX2 + FMA.
+    ///
+    /// # Safety
+    /// AVX2 and FMA; as [`Plan::weight_grad_avx512`].
+    #[target_feature(enable = "avx2,fma")]
+    unsafe fn weight_grad_avx2(&self, planes: &[(*const f32, *const f32)], dk: &mut [f32; 9]) {
+        use std::arch::x86_64::*;
+        let mut acc = [_mm256_setzero_ps(); 9];
+        for &(src, dy) in planes {
+            let (mut src, mut dy) = (src, dy);
+            for (masks, &store) in self.masks.iter().zip(&self.stores) {
+                // SAFETY: masked-off lanes are not read; the rest are inside (the caller's).
+                unsafe {
+                    let g = _mm256_maskload_ps(dy, lanes(store));
+                    for ((acc, &mask), &shift) in acc.iter_mut().zip(masks).zip(&self.shifts) {
+                        let x = _mm256_maskload_ps(src.wrapping_offset(shift), lanes(mask));
+                        *acc = _mm256_fmadd_ps(g, x, *acc);
+                    }
+                }
+                (src, dy) = (src.wrapping_add(8), dy.wrapping_add(8));
+            }
+        }
+        for (dk, acc) in dk.iter_mut().zip(acc) {
+            let half = _mm_add_ps(_mm256_castps256_ps128(acc), _mm256_extractf128_ps(acc, 1));
+            let pair = _mm_add_ps(half, _mm_movehl_ps(half, half));
+            *dk = _mm_cvtss_f32(_mm_add_ss(pair, _mm_movehdup_ps(pair)));
+        }
+    }
+}
+
 /// Up to [`UNITS`] output vectors, each with its channel's source plane (at the vector's first
 /// position), kernel, read masks, output and store mask.
 struct Group {
@@ -390,10 +504,11 @@ mod tests {
 
     /// Planes of 1×1 to 17×17, square and not, even and odd, on both strides and every
     /// instruction set this CPU runs, with more channels
-    /// than one group of vectors and fewer: each against the textbook sum, and the input gradient
-    /// of stride 1 against the forward's adjoint `⟨conv(x), dy⟩ = ⟨x, dx⟩`.
+    /// than one group of vectors and fewer: the forward and the weight gradient against textbook
+    /// sums, and the input gradient of stride 1 against the forward's adjoint
+    /// `⟨conv(x), dy⟩ = ⟨x, dx⟩`.
     #[test]
-    fn forward_matches_the_textbook_convolution_and_its_adjoint() {
+    fn forward_and_gradients_match_textbook_sums() {
         let runnable = [Isa::Avx512, Isa::Avx2]
             .into_iter()
             .filter(|isa| isa.available());
@@ -420,8 +535,25 @@ mod tests {
                         let close = (*got as f64 - want).abs() < 1e-5;
                         assert!(close, "{isa:?} {g:?}: {got} vs {want}");
                     }
+                    let dy = pattern(g.output_len(), 0.23);
+                    let dw = weight_grad_on(isa, &g, &x, &dy);
+                    for (i, got) in dw.iter().enumerate() {
+                        let (t, ch) = (i % 9, i / 9);
+                        let mut want = 0.0f64;
+                        for (j, d) in dy.iter().enumerate() {
+                            let (ow, oh) = (j % g.out_w, j / g.out_w % g.out_h);
+                            let (cj, bj) = (j / g.out_plane() % c, j / (g.out_plane() * c));
+                            let (ih, iw) = (s * oh + t / 3, s * ow + t % 3);
+                            if cj != ch || ih < 1 || iw < 1 || ih > h || iw > w {
+                                continue;
+                            }
+                            let xv = x[((bj * c + ch) * h + ih - 1) * w + iw - 1];
+                            want += xv as f64 * *d as f64;
+                        }
+                        let close = (*got as f64 - want).abs() < 1e-4 * (1.0 + want.abs());
+                        assert!(close, "{isa:?} {g:?} dw[{i}]: {got} vs {want}");
+                    }
                     if s == 1 {
-                        let dy = pattern(g.output_len(), 0.23);
                         let dx = input_grad_on(isa, &g, &k, &dy);
                         let left: f64 = y.iter().zip(&dy).map(|(a, b)| (a * b) as f64).sum();
                         let right: f64 = x.iter().zip(&dx).map(|(a, b)| (a * b) as f64).sum();

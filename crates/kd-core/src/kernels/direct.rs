@@ -338,6 +338,18 @@ fn image(isa: Isa, copies: &Copies, scratch: &[f32], packed: &[f32], to: usize, 
 /// Blocks of output channels a one-vector AVX-512 tile takes at once: 24 accumulators.
 const BLOCKS: usize = 4;
 
+/// The sum of an AVX2 vector's eight lanes, halving: the reduction of the weight gradients'
+/// accumulators.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+#[inline]
+pub(super) fn sum_lanes_avx2(v: std::arch::x86_64::__m256) -> f32 {
+    use std::arch::x86_64::*;
+    let half = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+    let pair = _mm_add_ps(half, _mm_movehl_ps(half, half));
+    _mm_cvtss_f32(_mm_add_ss(pair, _mm_movehdup_ps(pair)))
+}
+
 /// One microkernel call: up to `rows` output channels × up to one tile width of positions.
 struct Tile {
     src: *const f32,

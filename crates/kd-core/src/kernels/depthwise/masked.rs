@@ -25,6 +25,8 @@
 use rayon::prelude::*;
 
 use super::super::conv_shape::ConvShape;
+#[cfg(target_arch = "x86_64")]
+use super::super::direct::sum_lanes_avx2;
 use super::super::direct::Isa;
 use super::super::epilogue::Epilogue;
 
@@ -395,9 +397,7 @@ impl Plan {
             }
         }
         for (dk, acc) in dk.iter_mut().zip(acc) {
-            let half = _mm_add_ps(_mm256_castps256_ps128(acc), _mm256_extractf128_ps(acc, 1));
-            let pair = _mm_add_ps(half, _mm_movehl_ps(half, half));
-            *dk = _mm_cvtss_f32(_mm_add_ss(pair, _mm_movehdup_ps(pair)));
+            *dk = sum_lanes_avx2(acc);
         }
     }
 }

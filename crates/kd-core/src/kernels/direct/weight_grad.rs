@@ -24,7 +24,7 @@ use rayon::prelude::*;
 
 use super::super::conv_shape::ConvShape;
 use super::super::dense::{CHANNELS_PER_TASK, IMAGES_PER_PARTIAL, LARGE_WEIGHT, SMALL_PLANE};
-use super::{Copies, Isa, detected, same_3x3};
+use super::{Copies, Isa, detected, same_3x3, sum_lanes_avx2};
 
 /// Positions (over all its images) one tile sums before it reduces its accumulators: enough
 /// that the reduction is a small share, few enough that the output gradients a row of tiles
@@ -247,11 +247,8 @@ impl GradTile {
         }
         for (r, acc) in acc.iter().enumerate().take(self.rows) {
             for (t, &sum) in acc.iter().enumerate().take(self.taps) {
-                let half = _mm_add_ps(_mm256_castps256_ps128(sum), _mm256_extractf128_ps(sum, 1));
-                let pair = _mm_add_ps(half, _mm_movehl_ps(half, half));
-                let one = _mm_add_ss(pair, _mm_movehdup_ps(pair));
                 // SAFETY: row `r < rows`, tap `t < taps`.
-                unsafe { *self.out.add(r * self.out_stride + t) += _mm_cvtss_f32(one) };
+                unsafe { *self.out.add(r * self.out_stride + t) += sum_lanes_avx2(sum) };
             }
         }
     }

@@ -25,9 +25,9 @@
 use rayon::prelude::*;
 
 use super::super::conv_shape::ConvShape;
+use super::super::direct::Isa;
 #[cfg(target_arch = "x86_64")]
 use super::super::direct::sum_lanes_avx2;
-use super::super::direct::Isa;
 use super::super::epilogue::Epilogue;
 
 /// Output vectors one kernel call computes together.

@@ -71,8 +71,15 @@ fn forward_on(isa: Isa, g: &ConvShape, x: &[f32], w: &[f32], epilogue: &Epilogue
             || vec![0.0; channels * plan.source_plane()],
             |phases, (image, (y, x))| {
                 let source = plan.source(x, phases);
-                plan.image(source, w, y);
-                epilogue.apply(image, channels, out_plane, y);
+                // The bias and ReLU are applied to the accumulators before the store; a residual
+                // (none in the zoo) is added afterwards, in the epilogue's order.
+                match epilogue.residual {
+                    None => plan.image(source, w, (epilogue.bias, epilogue.relu), y),
+                    Some(_) => {
+                        plan.image(source, w, (None, false), y);
+                        epilogue.apply(image, channels, out_plane, y);
+                    }
+                }
             },
         );
     y
@@ -293,7 +300,13 @@ impl Plan {
 
     /// One image: `y` (`[channels, out_h·out_w]`) from `source` (`[channels, read plane]`)
     /// and the kernels `w` (`[channels, 9]`), [`UNITS`] output vectors at a time.
-    fn image(&self, source: &[f32], w: &[f32], y: &mut [f32]) {
+    fn image(
+        &self,
+        source: &[f32],
+        w: &[f32],
+        (bias, relu): (Option<&[f32]>, bool),
+        y: &mut [f32],
+    ) {
         let (out_plane, read_plane) = (self.out_h * self.out_w, self.read_plane());
         let (channels, lanes) = (y.len() / out_plane, self.isa.lanes());
         assert!(
@@ -303,12 +316,16 @@ impl Plan {
         );
         assert!(self.inside && y.len() == channels * out_plane);
         assert!(w.len() >= 9 * channels && source.len() >= channels * read_plane);
+        assert!(bias.is_none_or(|b| b.len() >= channels));
         let mut group = Group {
             src: [source.as_ptr(); UNITS],
             weights: [w.as_ptr(); UNITS],
             masks: [[0; 9]; UNITS],
             out: [y.as_mut_ptr(); UNITS],
             stores: [0; UNITS],
+            bias: [0.0; UNITS],
+            add_bias: bias.is_some(),
+            relu,
         };
         let mut n = 0;
         for c in 0..channels {
@@ -318,6 +335,7 @@ impl Plan {
                 group.masks[n] = *masks;
                 group.out[n] = y[c * out_plane + v * lanes..].as_mut_ptr();
                 group.stores[n] = store;
+                group.bias[n] = bias.map_or(0.0, |b| b[c]);
                 n += 1;
                 if n == UNITS || (c + 1 == channels && v + 1 == self.stores.len()) {
                     // Units past the last of the image load and store no lane.
@@ -410,11 +428,18 @@ struct Group {
     masks: [[u16; 9]; UNITS],
     out: [*mut f32; UNITS],
     stores: [u16; UNITS],
+    /// Each unit's channel bias, added when `add_bias` (a bias of 0 too: `-0.0 + 0.0` is
+    /// `+0.0`, as in the unfused [`Epilogue`]).
+    bias: [f32; UNITS],
+    add_bias: bool,
+    /// Clamp at zero after the bias.
+    relu: bool,
 }
 
 #[cfg(target_arch = "x86_64")]
 impl Group {
-    /// `out[u] = Σ_t weights[u][t] · src[u][shifts[t] + lane]` over the lanes of `masks[u][t]`.
+    /// `out[u] = Σ_t weights[u][t] · src[u][shifts[t] + lane]` over the lanes of `masks[u][t]`,
+    /// then `+ bias[u]` and `max(·, 0)` as asked.
     ///
     /// # Safety
     /// AVX-512F, and the extents [`Plan::image`] checks.
@@ -434,9 +459,19 @@ impl Group {
                 }
             }
         }
-        for (u, acc) in acc.iter().enumerate() {
+        for (u, &acc) in acc.iter().enumerate() {
+            let acc = if self.add_bias {
+                _mm512_add_ps(acc, _mm512_set1_ps(self.bias[u]))
+            } else {
+                acc
+            };
+            let acc = if self.relu {
+                _mm512_max_ps(acc, _mm512_setzero_ps())
+            } else {
+                acc
+            };
             // SAFETY: only the lanes inside the output plane are stored.
-            unsafe { _mm512_mask_storeu_ps(self.out[u], self.stores[u], *acc) };
+            unsafe { _mm512_mask_storeu_ps(self.out[u], self.stores[u], acc) };
         }
     }
 
@@ -459,9 +494,19 @@ impl Group {
                 }
             }
         }
-        for (u, acc) in acc.iter().enumerate() {
+        for (u, &acc) in acc.iter().enumerate() {
+            let acc = if self.add_bias {
+                _mm256_add_ps(acc, _mm256_set1_ps(self.bias[u]))
+            } else {
+                acc
+            };
+            let acc = if self.relu {
+                _mm256_max_ps(acc, _mm256_setzero_ps())
+            } else {
+                acc
+            };
             // SAFETY: only the lanes inside the output plane are stored.
-            unsafe { _mm256_maskstore_ps(self.out[u], lanes(self.stores[u]), *acc) };
+            unsafe { _mm256_maskstore_ps(self.out[u], lanes(self.stores[u]), acc) };
         }
     }
 }
@@ -560,6 +605,41 @@ mod tests {
                         let close = (left - right).abs() < 1e-4 * left.abs().max(1.0);
                         assert!(close, "{isa:?} {g:?}");
                     }
+                }
+            }
+        }
+    }
+
+    /// The bias and ReLU applied before the store equal the unfused epilogue after it, bitwise,
+    /// on every instruction set this CPU runs, both strides, with and without each step.
+    #[test]
+    fn fused_bias_and_relu_equal_the_epilogue() {
+        let runnable = [Isa::Avx512, Isa::Avx2]
+            .into_iter()
+            .filter(|isa| isa.available());
+        for isa in runnable {
+            for s in [1, 2] {
+                let g = ConvShape::new([3, 5, 7, 6], [5, 1, 3, 3], [s, s], [1, 1], 5).unwrap();
+                let x: Vec<f32> = (0..g.input_len())
+                    .map(|i| (i as f32 * 0.37).sin())
+                    .collect();
+                let k: Vec<f32> = (0..45).map(|i| (i as f32 * 0.71).cos()).collect();
+                let bias = [0.25, -0.5, 0.0, 1.0, -0.125];
+                for (with_bias, relu) in [(true, true), (true, false), (false, true)] {
+                    let epilogue = Epilogue {
+                        bias: with_bias.then_some(&bias[..]),
+                        residual: None,
+                        relu,
+                    };
+                    let fused = forward_on(isa, &g, &x, &k, &epilogue);
+                    let mut want = forward_on(isa, &g, &x, &k, &Epilogue::NONE);
+                    let plane = g.out_plane();
+                    for (image, y) in want.chunks_exact_mut(5 * plane).enumerate() {
+                        epilogue.apply(image, 5, plane, y);
+                    }
+                    let bits = |v: &[f32]| v.iter().map(|v| v.to_bits()).collect::<Vec<_>>();
+                    assert_eq!(bits(&fused), bits(&want), "{isa:?} s{s} {with_bias} {relu}");
+                    assert!(!relu || fused.contains(&0.0));
                 }
             }
         }

@@ -17,9 +17,9 @@
 //! of consecutive channels) run together so the multiply-adds overlap. There is no copy of the
 //! input for stride 1, and the output is written once, in NCHW, with the bias and ReLU applied
 //! while it is in cache. The stacked path of [`super`] (one channel's planes of every image laid
-//! side by side) stays for the weight gradient, the stride-2 input gradient, other geometries
-//! and CPUs without AVX2: it pads and stacks every plane, makes nine passes over the stack,
-//! and scatters the result back to NCHW.
+//! side by side) stays for the stride-2 input gradient, other geometries and CPUs without AVX2 +
+//! FMA: it pads and stacks every plane, makes nine passes over the stack, and scatters the
+//! result back to NCHW.
 #![allow(unsafe_code)]
 
 use rayon::prelude::*;

@@ -8,8 +8,10 @@
 //! over positions, and reduces each vector to one number when the tile's images are done: with
 //! AVX-512, 4 channels × 6 taps in 24 accumulators (4 output-gradient vectors and one tap vector
 //! loaded per step: 10 loads for 24 multiply-adds); with AVX2 + FMA, 2 × 6 in 12 of the 16
-//! registers. A tile sums over as many images as make about [`POSITIONS_PER_CALL`] positions,
-//! so that the reduction is a small share of it even on 4×4 planes.
+//! registers. A tile sums over as many of its task's images as make about
+//! [`POSITIONS_PER_CALL`] positions before it reduces: a partial holds at most
+//! [`IMAGES_PER_PARTIAL`] images, so an 8×8 plane reduces every 256 positions, while the
+//! output-channel tasks of large weights on small planes run over every image.
 //!
 //! im2col + GEMM ([`super::super::dense`]) writes nine shifted copies of every plane, then the
 //! GEMM packs them once more: about a third of a ResNet-20 training step went to the two

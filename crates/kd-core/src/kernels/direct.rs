@@ -126,8 +126,12 @@ pub fn input_grad(g: &ConvShape, w: &[f32], dy: &[f32]) -> Vec<f32> {
     input_grad_on(detected(), g, w, dy)
 }
 
-fn detected() -> Isa {
-    Isa::detect().expect("direct::applies checked the CPU")
+/// The running CPU's instruction set, for callers whose `applies` already checked there is one.
+///
+/// # Panics
+/// If the CPU has neither AVX-512 nor AVX2 + FMA.
+pub(super) fn detected() -> Isa {
+    Isa::detect().expect("the caller's `applies` checked the CPU")
 }
 
 fn forward_on(isa: Isa, g: &ConvShape, x: &[f32], w: &[f32], epilogue: &Epilogue<'_>) -> Vec<f32> {

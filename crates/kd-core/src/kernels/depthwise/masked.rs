@@ -25,9 +25,9 @@
 use rayon::prelude::*;
 
 use super::super::conv_shape::ConvShape;
-use super::super::direct::Isa;
 #[cfg(target_arch = "x86_64")]
 use super::super::direct::sum_lanes_avx2;
+use super::super::direct::{Isa, detected};
 use super::super::epilogue::Epilogue;
 
 /// Output vectors one kernel call computes together.
@@ -54,8 +54,7 @@ pub fn applies_to_input_grad(g: &ConvShape) -> bool {
 /// # Panics
 /// If [`applies`] is false for `g`, or a slice is shorter than `g` says.
 pub fn forward(g: &ConvShape, x: &[f32], w: &[f32], epilogue: &Epilogue<'_>) -> Vec<f32> {
-    let isa = Isa::detect().expect("masked::applies checked the CPU");
-    forward_on(isa, g, x, w, epilogue)
+    forward_on(detected(), g, x, w, epilogue)
 }
 
 fn forward_on(isa: Isa, g: &ConvShape, x: &[f32], w: &[f32], epilogue: &Epilogue<'_>) -> Vec<f32> {
@@ -91,8 +90,7 @@ fn forward_on(isa: Isa, g: &ConvShape, x: &[f32], w: &[f32], epilogue: &Epilogue
 /// # Panics
 /// If [`applies_to_input_grad`] is false for `g`, or a slice is shorter than `g` says.
 pub fn input_grad(g: &ConvShape, w: &[f32], dy: &[f32]) -> Vec<f32> {
-    let isa = Isa::detect().expect("masked::applies checked the CPU");
-    input_grad_on(isa, g, w, dy)
+    input_grad_on(detected(), g, w, dy)
 }
 
 fn input_grad_on(isa: Isa, g: &ConvShape, w: &[f32], dy: &[f32]) -> Vec<f32> {
@@ -114,8 +112,7 @@ fn input_grad_on(isa: Isa, g: &ConvShape, w: &[f32], dy: &[f32]) -> Vec<f32> {
 /// # Panics
 /// If [`applies`] is false for `g`, or a slice is shorter than `g` says.
 pub fn weight_grad(g: &ConvShape, x: &[f32], dy: &[f32]) -> Vec<f32> {
-    let isa = Isa::detect().expect("masked::applies checked the CPU");
-    weight_grad_on(isa, g, x, dy)
+    weight_grad_on(detected(), g, x, dy)
 }
 
 fn weight_grad_on(isa: Isa, g: &ConvShape, x: &[f32], dy: &[f32]) -> Vec<f32> {

@@ -10,8 +10,11 @@
 //! loaded per step: 10 loads for 24 multiply-adds); with AVX2 + FMA, 2 × 6 in 12 of the 16
 //! registers. A tile sums over as many of its task's images as make about
 //! [`POSITIONS_PER_CALL`] positions before it reduces: a partial holds at most
-//! [`IMAGES_PER_PARTIAL`] images, so an 8×8 plane reduces every 256 positions, while the
-//! output-channel tasks of large weights on small planes run over every image.
+//! [`IMAGES_PER_PARTIAL`] images, so an 8×8 plane reduces every 256 positions.
+//!
+//! A large weight on a small plane (at least 65,536 elements, `dense::LARGE_WEIGHT`, on at
+//! most 8×8 pixels) takes [`stacked`] instead: every image's planes stacked into one, and one
+//! GEMM per kernel offset.
 //!
 //! im2col + GEMM ([`super::super::dense`]) writes nine shifted copies of every plane, then the
 //! GEMM packs them once more: about a third of a ResNet-20 training step went to the two
@@ -19,14 +22,16 @@
 //! per image and stay there.
 //!
 //! As in [`super::super::dense`], the result does not depend on the thread count: images are
-//! summed in fixed chunks whose partial gradients are added in order, and a large weight on a
-//! small plane is split by output channels, each summed over every image by one task.
+//! summed in fixed chunks whose partial gradients are added in order, and [`stacked`]'s tasks
+//! are fixed by the shape.
 
 use rayon::prelude::*;
 
 use super::super::conv_shape::ConvShape;
-use super::super::dense::{CHANNELS_PER_TASK, IMAGES_PER_PARTIAL, LARGE_WEIGHT, SMALL_PLANE};
+use super::super::dense::IMAGES_PER_PARTIAL;
 use super::{Copies, Isa, detected, same_3x3, sum_lanes_avx2};
+
+mod stacked;
 
 /// Positions (over all its images) one tile sums before it reduces its accumulators: enough
 /// that the reduction is a small share, few enough that the output gradients a row of tiles
@@ -60,27 +65,20 @@ fn tile_rows(isa: Isa) -> usize {
 }
 
 fn weight_grad_on(isa: Isa, g: &ConvShape, x: &[f32], dy: &[f32]) -> Vec<f32> {
+    if stacked::applies(g) {
+        stacked::weight_grad(g, x, dy)
+    } else {
+        by_tiles(isa, g, x, dy)
+    }
+}
+
+/// [`weight_grad`] by the tiles of this module, for any plane size.
+fn by_tiles(isa: Isa, g: &ConvShape, x: &[f32], dy: &[f32]) -> Vec<f32> {
     let (from, to, plane) = (g.in_channels, g.out_channels, g.in_h * g.in_w);
     assert!(same_3x3(g) && g.out_h == g.in_h && g.out_w == g.in_w);
     assert!(x.len() >= g.batch * from * plane && dy.len() >= g.batch * to * plane);
     let copies = Copies::new(from, g.in_h, g.in_w, 0);
     let (image_in, image_out) = (from * plane, to * plane);
-    let taps = 9 * from;
-    if g.weight_len() >= LARGE_WEIGHT && plane <= SMALL_PLANE {
-        // Every image's copies once, then tasks of output channels, each over every image.
-        let mut all = vec![0.0; g.batch * copies.len()];
-        all.par_chunks_mut(copies.len())
-            .zip(x.par_chunks(image_in))
-            .for_each(|(scratch, x)| copies.fill(x, scratch));
-        let mut dw = vec![0.0; g.weight_len()];
-        dw.par_chunks_mut(CHANNELS_PER_TASK * taps)
-            .enumerate()
-            .for_each(|(task, dw)| {
-                let dy = &dy[task * CHANNELS_PER_TASK * plane..];
-                accumulate(isa, &copies, &all, (dy, image_out), g.batch, dw);
-            });
-        return dw;
-    }
     let partials: Vec<Vec<f32>> = (0..g.batch.div_ceil(IMAGES_PER_PARTIAL))
         .into_par_iter()
         .map_init(
@@ -382,9 +380,10 @@ mod tests {
     /// Every shape of the forward's tests (tails of positions, taps and rows; tiny planes,
     /// which [`applies`] sends elsewhere, still compute here), 4×4 and 3×7 planes over more
     /// images than one partial holds, 17×17 and 32×32 planes whose partials take more than one
-    /// tile call (a later call starts at a later image), and a weight large enough to be split by output channels
-    /// (its tasks end in a partial block of rows): each against the textbook sum, on every
-    /// instruction set this CPU runs and on 1, 2 and 3 threads, bitwise equal across them.
+    /// tile call (a later call starts at a later image), and 170 output channels, whose last
+    /// block of the stacked products' tasks is partial: each against the textbook sum, by the
+    /// tiles on every instruction set this CPU runs and by the stacked products, on 1, 2 and 3
+    /// threads, bitwise equal across them.
     #[test]
     fn weight_gradient_matches_the_textbook_sum() {
         let more = [
@@ -394,7 +393,10 @@ mod tests {
             [5, 3, 5, 17, 17],
             [2, 4, 6, 32, 32],
         ];
-        for isa in runnable() {
+        // The tiles on every instruction set this CPU runs, and the stacked products (which
+        // take no instruction set of their own) on every shape as well.
+        let paths = runnable().into_iter().map(Some).chain([None]);
+        for isa in paths {
             for [b, c, o, h, w] in SHAPES.into_iter().chain(more) {
                 let g = ConvShape::new([b, c, h, w], [o, c, 3, 3], [1, 1], [1, 1], 1).unwrap();
                 let (x, dy) = (pattern(g.input_len(), 0.37), pattern(g.output_len(), 0.23));
@@ -404,16 +406,54 @@ mod tests {
                         .num_threads(threads)
                         .build()
                         .unwrap()
-                        .install(|| weight_grad_on(isa, &g, &x, &dy))
+                        .install(|| match isa {
+                            Some(isa) => by_tiles(isa, &g, &x, &dy),
+                            None => stacked::weight_grad(&g, &x, &dy),
+                        })
                 };
+                let path = isa.map_or("stacked".into(), |isa| format!("{isa:?} tiles"));
                 let got = on(1);
-                assert_eq!(got, on(2), "{isa:?} {b}x{c}→{o} {h}x{w}");
-                assert_eq!(got, on(3), "{isa:?} {b}x{c}→{o} {h}x{w}");
+                assert_eq!(got, on(2), "{path} {b}x{c}→{o} {h}x{w}");
+                assert_eq!(got, on(3), "{path} {b}x{c}→{o} {h}x{w}");
                 let scale = (b * h * w) as f64;
                 for (i, (got, want)) in got.iter().zip(&want).enumerate() {
                     assert!(
                         (*got as f64 - want).abs() < 1e-5 * scale,
-                        "{isa:?} {b}x{c}→{o} {h}x{w} [{i}]: {got} vs {want}"
+                        "{path} {b}x{c}→{o} {h}x{w} [{i}]: {got} vs {want}"
+                    );
+                }
+            }
+        }
+    }
+
+    /// The dispatch: a weight of at least 65,536 elements on a plane of at most 64 pixels
+    /// takes the stacked products, anything else the tiles, and the
+    /// two agree (within rounding) either side of both boundaries.
+    #[test]
+    fn large_weights_on_small_planes_take_the_stacked_products() {
+        for isa in runnable() {
+            // 64 → 128 channels is 73,728 weights; 64 → 113 is 65,088.
+            for (out, h, stacked) in [(128, 8, true), (128, 9, false), (113, 8, false)] {
+                let g = ConvShape::new([2, 64, h, h], [out, 64, 3, 3], [1, 1], [1, 1], 1).unwrap();
+                assert_eq!(stacked::applies(&g), stacked);
+                let (x, dy) = (pattern(g.input_len(), 0.37), pattern(g.output_len(), 0.23));
+                let got = weight_grad_on(isa, &g, &x, &dy);
+                let (products, tiles) = (
+                    stacked::weight_grad(&g, &x, &dy),
+                    by_tiles(isa, &g, &x, &dy),
+                );
+                assert_eq!(
+                    got,
+                    if stacked {
+                        products.clone()
+                    } else {
+                        tiles.clone()
+                    }
+                );
+                for (a, b) in products.iter().zip(&tiles) {
+                    assert!(
+                        (a - b).abs() < 1e-4 * (1.0 + b.abs()),
+                        "{isa:?} {out} {h}x{h}"
                     );
                 }
             }

@@ -18,7 +18,8 @@
 //! as `gemm`'s own kernels do for a packed matrix: with AVX-512, 64 positions (four 16-lane
 //! vectors) × 6 channels in 24 accumulators (`gemm`'s `x4x6`); with AVX2, 16 positions (two
 //! 8-lane vectors) × 6 channels in 12 of the 16 registers (three vectors × 4 channels, `gemm`'s
-//! shape, spilled registers and ran at half the speed). The input gradient of this geometry is the same convolution of the output gradient
+//! shape, spilled registers and ran at half the speed). On AVX-512, a plane of at most 16 pixels
+//! fills one vector, and a tile takes that vector from each of four images ([`images`]). The input gradient of this geometry is the same convolution of the output gradient
 //! with the weights' channel axes swapped and the kernel turned by 180°. The weight gradient
 //! reads the same copies ([`weight_grad`]).
 //!
@@ -195,6 +196,29 @@ fn convolve(
     assert!(src.len() >= g.batch * from * plane);
     let copies = Copies::new(from, h, w, isa.width());
     let mut y = vec![0.0; g.batch * to * plane];
+    if isa == Isa::Avx512 && plane <= isa.lanes() && g.batch > 1 {
+        let src = &src[..g.batch * from * plane];
+        y.par_chunks_mut(IMAGES * to * plane)
+            .zip(src.par_chunks(IMAGES * from * plane))
+            .enumerate()
+            .for_each_init(
+                || vec![0.0; IMAGES * copies.len()],
+                |scratch, (group, (y, x))| {
+                    for (scratch, x) in scratch
+                        .chunks_exact_mut(copies.len())
+                        .zip(x.chunks_exact(from * plane))
+                    {
+                        copies.fill(x, scratch);
+                    }
+                    let count = x.len() / (from * plane);
+                    images(&copies, scratch, count, packed, to, y);
+                    for (i, y) in y.chunks_exact_mut(to * plane).enumerate() {
+                        epilogue.apply(group * IMAGES + i, to, plane, y);
+                    }
+                },
+            );
+        return y;
+    }
     y.par_chunks_mut(to * plane)
         .zip(src.par_chunks(from * plane))
         .enumerate()
@@ -303,12 +327,15 @@ fn image(isa: Isa, copies: &Copies, scratch: &[f32], packed: &[f32], to: usize, 
                 };
                 let tile = Tile {
                     src: scratch[m0..].as_ptr(),
+                    src_vector_stride: lanes,
                     weights: packed[(block * taps + k0) * nr..].as_ptr(),
                     block_stride: taps * nr,
                     out: y[block * nr * plane + m0..].as_mut_ptr(),
                     out_stride: plane,
+                    out_vector_stride: lanes,
                     rows: (group * nr).min(to - block * nr),
                     tail: width - lanes * (vectors - 1),
+                    tail_in_every_vector: false,
                     accumulate: k0 > 0,
                 };
                 // SAFETY: checked above that the CPU has `isa`'s instructions. The tile
@@ -339,6 +366,73 @@ fn image(isa: Isa, copies: &Copies, scratch: &[f32], packed: &[f32], to: usize, 
     }
 }
 
+/// Images one AVX-512 tile of [`images`] takes, one vector each.
+const IMAGES: usize = 4;
+
+/// Up to [`IMAGES`] images whose planes fit in one AVX-512 vector (VGG's and ResNet-18/34's
+/// 4×4 stages): `y` (`[count, to, h·w]`) = the packed weights applied to the taps of each
+/// image's copies, image `i`'s at `i · copies.len()` of `scratch`.
+///
+/// A tile takes one vector from each image, the same shape as a 64-position tile of a larger
+/// plane: 4 input vectors and 6 broadcast weights per 24 multiply-adds. A one-vector tile of a
+/// single image ([`Tile::avx512_blocks`]) loads a weight for every multiply-add.
+///
+/// Every extent the tiles address is checked here, as in [`image`].
+fn images(
+    copies: &Copies,
+    scratch: &[f32],
+    count: usize,
+    packed: &[f32],
+    to: usize,
+    y: &mut [f32],
+) {
+    let plane = copies.h * copies.w;
+    let taps = copies.offsets.len();
+    let (nr, lanes) = (Isa::Avx512.rows(), Isa::Avx512.lanes());
+    let largest = copies.offsets.iter().copied().max().unwrap_or(0);
+    assert!(
+        Isa::Avx512.available(),
+        "AVX-512 kernels on a CPU without them"
+    );
+    assert!((1..=IMAGES).contains(&count) && plane <= lanes);
+    assert!((count - 1) * copies.len() + largest + lanes <= scratch.len());
+    assert!(y.len() >= count * to * plane && packed.len() >= to.div_ceil(nr) * taps * nr);
+    for k0 in (0..taps).step_by(KC) {
+        let offsets = &copies.offsets[k0..(k0 + KC).min(taps)];
+        for block in 0..to.div_ceil(nr) {
+            let tile = Tile {
+                src: scratch.as_ptr(),
+                src_vector_stride: copies.len(),
+                weights: packed[(block * taps + k0) * nr..].as_ptr(),
+                block_stride: taps * nr,
+                out: y[block * nr * plane..].as_mut_ptr(),
+                out_stride: plane,
+                out_vector_stride: to * plane,
+                rows: nr.min(to - block * nr),
+                tail: plane,
+                tail_in_every_vector: true,
+                accumulate: k0 > 0,
+            };
+            // SAFETY: checked above that the CPU has AVX-512. Vector `v` of the tile reads
+            // `v · copies.len() + offsets[i] + [0, 16)` of `scratch` (inside it by the
+            // assertion above, as `v < count`), `offsets.len() · nr` packed weights from tap
+            // `k0` of block `block`, and writes `rows` rows of the plane's `tail` positions of
+            // image `v` of `y`.
+            #[cfg(target_arch = "x86_64")]
+            unsafe {
+                match count {
+                    4 => tile.avx512::<4>(offsets),
+                    3 => tile.avx512::<3>(offsets),
+                    2 => tile.avx512::<2>(offsets),
+                    _ => tile.avx512::<1>(offsets),
+                }
+            }
+            #[cfg(not(target_arch = "x86_64"))]
+            let _ = (tile, offsets);
+        }
+    }
+}
+
 /// Blocks of output channels a one-vector AVX-512 tile takes at once: 24 accumulators.
 const BLOCKS: usize = 4;
 
@@ -357,14 +451,22 @@ pub(super) fn sum_lanes_avx2(v: std::arch::x86_64::__m256) -> f32 {
 /// One microkernel call: up to `rows` output channels × up to one tile width of positions.
 struct Tile {
     src: *const f32,
+    /// Distance between the tile's vectors in `src` ([`Tile::avx512`]): one vector's lanes
+    /// within a plane, or one image's copies when each vector is a whole plane of another image
+    /// ([`images`]).
+    src_vector_stride: usize,
     weights: *const f32,
     /// Distance between consecutive blocks' packed weights ([`Tile::avx512_blocks`]).
     block_stride: usize,
     out: *mut f32,
     out_stride: usize,
+    /// Distance between the tile's vectors in `out` ([`Tile::avx512`]), as `src_vector_stride`.
+    out_vector_stride: usize,
     rows: usize,
     /// Lanes of the last vector that are inside the plane.
     tail: usize,
+    /// Each vector is a plane of its own ([`images`]), so `tail` applies to every one.
+    tail_in_every_vector: bool,
     /// Add to `out` (a later chunk of taps) rather than overwrite it.
     accumulate: bool,
 }
@@ -385,7 +487,8 @@ impl Tile {
         use std::arch::x86_64::*;
         const NR: usize = 6;
         let tail = self.tail_mask();
-        let lanes = |v: usize| if v + 1 == V { tail } else { u16::MAX };
+        let every = self.tail_in_every_vector;
+        let lanes = |v: usize| if v + 1 == V || every { tail } else { u16::MAX };
         let mut acc = [[_mm512_setzero_ps(); V]; NR];
         // Pointer steps with `wrapping_add` and no index arithmetic in the loop, so that no
         // overflow or precondition check is left in it in any profile (the extents are checked
@@ -397,7 +500,7 @@ impl Tile {
                 let a = self.src.wrapping_add(offset);
                 let mut input = [_mm512_setzero_ps(); V];
                 for (v, input) in input.iter_mut().enumerate() {
-                    *input = _mm512_loadu_ps(a.wrapping_add(16 * v));
+                    *input = _mm512_loadu_ps(a.wrapping_add(self.src_vector_stride * v));
                 }
                 for (r, acc) in acc.iter_mut().enumerate() {
                     let b = _mm512_broadcastss_ps(_mm_load_ss(wk.wrapping_add(r)));
@@ -412,7 +515,9 @@ impl Tile {
             for (v, &sum) in acc.iter().enumerate() {
                 // SAFETY: row `r < rows`, lanes inside the tile's width.
                 unsafe {
-                    let at = self.out.add(r * self.out_stride + 16 * v);
+                    let at = self
+                        .out
+                        .add(r * self.out_stride + self.out_vector_stride * v);
                     let sum = if self.accumulate {
                         _mm512_add_ps(sum, _mm512_maskz_loadu_ps(lanes(v), at))
                     } else {
@@ -563,7 +668,7 @@ mod tests {
     /// ([`KC`]), planes of 1×1, 1×2 and rows of 1 and 2 pixels, and one-vector planes with
     /// 2 to 5 blocks of output channels (groups of 4, 3 and 2 blocks, one of them over two
     /// passes of taps).
-    pub(super) const SHAPES: [[usize; 5]; 13] = [
+    pub(super) const SHAPES: [[usize; 5]; 15] = [
         // batch, in, out, h, w
         [19, 3, 7, 2, 2],
         [5, 33, 6, 1, 1],
@@ -578,6 +683,9 @@ mod tests {
         [2, 5, 27, 4, 4],
         [1, 7, 15, 3, 3],
         [1, 40, 25, 4, 4],
+        // Groups of four one-vector images and a shorter last group, over two passes of taps.
+        [6, 40, 13, 4, 4],
+        [9, 2, 6, 3, 5],
     ];
 
     /// The instruction sets this CPU can run, best first.

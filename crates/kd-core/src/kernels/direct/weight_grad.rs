@@ -382,7 +382,8 @@ mod tests {
     /// images than one partial holds, 17×17 and 32×32 planes whose partials take more than one
     /// tile call (a later call starts at a later image), and 170 output channels, whose last
     /// block of the stacked products' tasks is partial: each against the textbook sum, by the
-    /// tiles on every instruction set this CPU runs and by the stacked products, on 1, 2 and 3
+    /// tiles on every instruction set this CPU runs and by the stacked products over every
+    /// image at once, one image and three at a time (a shorter last chunk), on 1, 2 and 3
     /// threads, bitwise equal across them.
     #[test]
     fn weight_gradient_matches_the_textbook_sum() {
@@ -395,8 +396,13 @@ mod tests {
         ];
         // The tiles on every instruction set this CPU runs, and the stacked products (which
         // take no instruction set of their own) on every shape as well.
-        let paths = runnable().into_iter().map(Some).chain([None]);
-        for isa in paths {
+        // `None` with the images per chunk of the stacked products: all of them, one, three.
+        let stacked = [usize::MAX, 1, 3].map(|chunk| (None, chunk));
+        let paths = runnable()
+            .into_iter()
+            .map(|isa| (Some(isa), 0))
+            .chain(stacked);
+        for (isa, chunk) in paths {
             for [b, c, o, h, w] in SHAPES.into_iter().chain(more) {
                 let g = ConvShape::new([b, c, h, w], [o, c, 3, 3], [1, 1], [1, 1], 1).unwrap();
                 let (x, dy) = (pattern(g.input_len(), 0.37), pattern(g.output_len(), 0.23));
@@ -408,10 +414,12 @@ mod tests {
                         .unwrap()
                         .install(|| match isa {
                             Some(isa) => by_tiles(isa, &g, &x, &dy),
-                            None => stacked::weight_grad(&g, &x, &dy),
+                            None => stacked::weight_grad_in_chunks(&g, &x, &dy, chunk),
                         })
                 };
-                let path = isa.map_or("stacked".into(), |isa| format!("{isa:?} tiles"));
+                let path = isa.map_or(format!("stacked, chunks of {chunk}"), |isa| {
+                    format!("{isa:?} tiles")
+                });
                 let got = on(1);
                 assert_eq!(got, on(2), "{path} {b}x{c}→{o} {h}x{w}");
                 assert_eq!(got, on(3), "{path} {b}x{c}→{o} {h}x{w}");

@@ -24,8 +24,11 @@
 //! 32- and 64-channel layers ran slower here), and on 16×16 planes the tiles were faster in the
 //! models ([`applies`]).
 //!
-//! The result does not depend on the thread count: the tasks (a kernel offset and a block of
-//! output channels each) are fixed by the shape, and each element is summed by one product.
+//! The images go in chunks whose input copies take about 1 MiB ([`CHUNK_FLOATS`]), so that the
+//! nine products of a chunk find its copies in the cache; each chunk's products are added to
+//! the previous ones'. The result does not depend on the thread count: the chunks and the tasks
+//! (a kernel offset and a block of output channels each) are fixed by the shape, and each
+//! element is summed by one product per chunk, in chunk order.
 
 use rayon::prelude::*;
 
@@ -52,66 +55,49 @@ fn channels_per_task(out: usize) -> usize {
 /// # Panics
 /// If `g` is not that geometry or a slice is shorter than `g` says.
 pub(super) fn weight_grad(g: &ConvShape, x: &[f32], dy: &[f32]) -> Vec<f32> {
+    let per_chunk = (CHUNK_FLOATS / (3 * g.in_channels * (g.in_h + 1) * g.in_w)).max(1);
+    weight_grad_in_chunks(g, x, dy, per_chunk)
+}
+
+/// [`weight_grad`] over chunks of `per_chunk` images, whose products are added in order.
+pub(super) fn weight_grad_in_chunks(
+    g: &ConvShape,
+    x: &[f32],
+    dy: &[f32],
+    per_chunk: usize,
+) -> Vec<f32> {
     let (images, from, to, h, w) = (g.batch, g.in_channels, g.out_channels, g.in_h, g.in_w);
     let plane = h * w;
     assert!(x.len() >= images * from * plane && dy.len() >= images * to * plane);
-    // Stacked rows: a zero row, then each image's rows followed by a zero row; one element of
-    // slack either side for the reads at `kw − 1 = ±1`.
-    let len = (1 + images * (h + 1)) * w + 2;
-    let k = (images * (h + 1) - 1) * w;
-    let mut copies = vec![0.0; 3 * from * len];
-    copies
-        .par_chunks_mut(3 * len)
-        .enumerate()
-        .for_each(|(c, copies)| {
-            for (kw, copy) in copies.chunks_exact_mut(len).enumerate() {
-                for image in 0..images {
-                    // Image `i`'s row `r` is stacked row `1 + i·(h + 1) + r`, after the slack.
-                    let start = 1 + (1 + image * (h + 1)) * w;
-                    let dst = &mut copy[start..start + plane];
-                    dst.copy_from_slice(&x[(image * from + c) * plane..][..plane]);
-                    match kw {
-                        0 => dst.iter_mut().skip(w - 1).step_by(w).for_each(|v| *v = 0.0),
-                        2 => dst.iter_mut().step_by(w).for_each(|v| *v = 0.0),
-                        _ => {}
-                    }
-                }
-            }
-        });
-    let mut grads = vec![0.0; to * k];
-    grads.par_chunks_mut(k).enumerate().for_each(|(o, row)| {
-        for image in 0..images {
-            row[image * (h + 1) * w..][..plane]
-                .copy_from_slice(&dy[(image * to + o) * plane..][..plane]);
-        }
-    });
     // Task `(tap, block)` writes `[from][per_task]` at `(tap · blocks + block) · from · per_task`.
     let per_task = channels_per_task(to);
     let blocks = to.div_ceil(per_task);
     let mut products = vec![0.0; 9 * blocks * from * per_task];
-    products
-        .par_chunks_mut(from * per_task)
-        .enumerate()
-        .for_each(|(task, dst)| {
-            let (tap, block) = (task / blocks, task % blocks);
-            let (kh, kw) = (tap / 3, tap % 3);
-            let first = block * per_task;
-            let cols = per_task.min(to - first);
-            // Element `(c, q)`: copy `kw` of channel `c`, shifted by the kernel offset.
-            let taps = MatRef {
-                data: &copies[kw * len + kh * w + kw..],
-                row_stride: 3 * len,
-                col_stride: 1,
-            };
-            matmul_strided(
-                (from, cols, k),
-                dst,
-                (per_task, 1),
-                false,
-                taps,
-                MatRef::transposed(&grads[first * k..], k),
-            );
-        });
+    assert!(per_chunk > 0);
+    for first in (0..images).step_by(per_chunk) {
+        let stack = Stack::new(
+            &x[first * from * plane..],
+            &dy[first * to * plane..],
+            g,
+            per_chunk.min(images - first),
+        );
+        products
+            .par_chunks_mut(from * per_task)
+            .enumerate()
+            .for_each(|(task, dst)| {
+                let (tap, block) = (task / blocks, task % blocks);
+                let cols = per_task.min(to - block * per_task);
+                let (taps, grads) = stack.operands(tap, block * per_task);
+                matmul_strided(
+                    (from, cols, stack.k),
+                    dst,
+                    (per_task, 1),
+                    first > 0,
+                    taps,
+                    grads,
+                );
+            });
+    }
     let mut dw = vec![0.0; g.weight_len()];
     dw.par_chunks_mut(9 * from).enumerate().for_each(|(o, dw)| {
         let (block, col) = (o / per_task, o % per_task);
@@ -122,4 +108,83 @@ pub(super) fn weight_grad(g: &ConvShape, x: &[f32], dy: &[f32]) -> Vec<f32> {
         }
     });
     dw
+}
+
+/// Floats of stacked input copies one chunk of images holds (1 MiB), at least one image: the
+/// nine products of a chunk read them while they are still in the cache, and the scratch stays
+/// small.
+const CHUNK_FLOATS: usize = 1 << 18;
+
+/// One chunk's operands: the stacked, column-masked copies of its images' input planes and
+/// its stacked output gradient.
+struct Stack {
+    /// `[from][3][len]`: copy `kw` of channel `c` at `(3·c + kw)·len`.
+    copies: Vec<f32>,
+    /// `[to][k]`.
+    grads: Vec<f32>,
+    len: usize,
+    /// Stacked positions: the products' inner dimension.
+    k: usize,
+    w: usize,
+}
+
+impl Stack {
+    /// The first `images` images of `x` (`[_, from, h, w]`) and `dy` (`[_, to, h, w]`).
+    fn new(x: &[f32], dy: &[f32], g: &ConvShape, images: usize) -> Self {
+        let (from, to, h, w) = (g.in_channels, g.out_channels, g.in_h, g.in_w);
+        let plane = h * w;
+        // Stacked rows: a zero row, then each image's rows followed by a zero row; one element
+        // of slack either side for the reads at `kw − 1 = ±1`.
+        let len = (1 + images * (h + 1)) * w + 2;
+        let k = (images * (h + 1) - 1) * w;
+        let mut copies = vec![0.0; 3 * from * len];
+        copies
+            .par_chunks_mut(3 * len)
+            .enumerate()
+            .for_each(|(c, copies)| {
+                for (kw, copy) in copies.chunks_exact_mut(len).enumerate() {
+                    for image in 0..images {
+                        // Image `i`'s row `r` is stacked row `1 + i·(h + 1) + r`, after the slack.
+                        let start = 1 + (1 + image * (h + 1)) * w;
+                        let dst = &mut copy[start..start + plane];
+                        dst.copy_from_slice(&x[(image * from + c) * plane..][..plane]);
+                        match kw {
+                            0 => dst.iter_mut().skip(w - 1).step_by(w).for_each(|v| *v = 0.0),
+                            2 => dst.iter_mut().step_by(w).for_each(|v| *v = 0.0),
+                            _ => {}
+                        }
+                    }
+                }
+            });
+        let mut grads = vec![0.0; to * k];
+        grads.par_chunks_mut(k).enumerate().for_each(|(o, row)| {
+            for image in 0..images {
+                row[image * (h + 1) * w..][..plane]
+                    .copy_from_slice(&dy[(image * to + o) * plane..][..plane]);
+            }
+        });
+        Self {
+            copies,
+            grads,
+            len,
+            k,
+            w,
+        }
+    }
+
+    /// The operands of kernel offset `tap` for output channels from `first`: element `(c, q)`
+    /// of the left one is copy `kw` of channel `c` shifted by the offset, element `(q, o)` of
+    /// the right one the stacked output gradient of channel `first + o`.
+    fn operands(&self, tap: usize, first: usize) -> (MatRef<'_>, MatRef<'_>) {
+        let (kh, kw) = (tap / 3, tap % 3);
+        let taps = MatRef {
+            data: &self.copies[kw * self.len + kh * self.w + kw..],
+            row_stride: 3 * self.len,
+            col_stride: 1,
+        };
+        (
+            taps,
+            MatRef::transposed(&self.grads[first * self.k..], self.k),
+        )
+    }
 }

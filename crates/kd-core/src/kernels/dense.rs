@@ -26,8 +26,8 @@ use super::epilogue::Epilogue;
 use super::gemm::{MatRef, matmul, matmul_strided};
 use super::im2col::{col2im, im2col};
 
-/// Output planes up to this many pixels make a pointwise convolution run as one product over
-/// the whole batch ([`pointwise_batched`]) instead of one per image, and a large weight's
+/// Output planes up to this many pixels make a pointwise convolution run as products over
+/// several images ([`pointwise_batched`]) instead of one per image, and a large weight's
 /// gradient split by output channels ([`weight_grad_by_channels`]; on larger planes,
 /// recomputing the im2col per task cost more than the partial sums it saves: ResNet-18 and
 /// resnet32x4 trained 7–15% slower).
@@ -88,46 +88,51 @@ pub fn forward(g: &ConvShape, x: &[f32], w: &[f32], epilogue: &Epilogue<'_>) -> 
     y
 }
 
-/// Output channels per task of [`pointwise_batched`]'s product.
-const ROWS_PER_TASK: usize = 32;
+/// Output positions (over its images) one task of [`pointwise_batched`] multiplies.
+const COLUMNS_PER_TASK: usize = 256;
 
 /// A pointwise convolution on small planes (MobileNetV2's and the ShuffleNets' late 1×1 layers,
-/// 2×2 to 8×8 pixels) as one `W · X` over the batch: per image the product would be
-/// `out_channels × plane × in_channels` with a plane of 4 to 64 columns, too narrow for the GEMM's
-/// tiles. The input is gathered into `in_channels × (batch · plane)`, the product runs in blocks
-/// of [`ROWS_PER_TASK`] output channels over rayon's workers, and the result is scattered back
-/// to NCHW.
+/// ResNet-50's last stages, 2×2 to 8×8 pixels) as products over several images at once: per
+/// image the product would be `out_channels × plane × in_channels` with a plane of 4 to 64
+/// columns, too narrow for the GEMM's tiles. Each task takes a chunk of images (about
+/// [`COLUMNS_PER_TASK`] positions), gathers their inputs into `in_channels × (images · plane)`,
+/// multiplies, and scatters the result back to NCHW with the epilogue, while both are in the
+/// cache. The chunks depend on the shape only, so the result does not depend on the thread
+/// count.
 fn pointwise_batched(g: &ConvShape, x: &[f32], w: &[f32], epilogue: &Epilogue<'_>) -> Vec<f32> {
     let plane = g.out_plane();
-    let (c, o, cols) = (g.in_channels, g.out_channels, g.batch * g.out_plane());
-    let mut gathered = vec![0.0; c * cols];
-    for (image, xs) in x.chunks_exact(c * plane).enumerate() {
-        for (channel, src) in xs.chunks_exact(plane).enumerate() {
-            let at = channel * cols + image * plane;
-            gathered[at..at + plane].copy_from_slice(src);
-        }
-    }
-    let mut product = vec![0.0; o * cols];
-    product
-        .par_chunks_mut(ROWS_PER_TASK * cols)
-        .zip(w.par_chunks(ROWS_PER_TASK * c))
-        .for_each(|(dst, w)| {
+    let (c, o) = (g.in_channels, g.out_channels);
+    let per_task = (COLUMNS_PER_TASK / plane).max(1);
+    let mut y = vec![0.0; g.output_len()];
+    y.par_chunks_mut(per_task * o * plane)
+        .zip(x.par_chunks(per_task * c * plane))
+        .enumerate()
+        .for_each(|(task, (y, x))| {
+            let images = y.len() / (o * plane);
+            let cols = images * plane;
+            let mut gathered = vec![0.0; c * cols];
+            for (image, xs) in x.chunks_exact(c * plane).take(images).enumerate() {
+                for (channel, src) in xs.chunks_exact(plane).enumerate() {
+                    let at = channel * cols + image * plane;
+                    gathered[at..at + plane].copy_from_slice(src);
+                }
+            }
+            let mut product = vec![0.0; o * cols];
             matmul(
-                (w.len() / c, cols, c),
-                dst,
+                (o, cols, c),
+                &mut product,
                 false,
                 MatRef::row_major(w, c),
                 MatRef::row_major(&gathered, cols),
             );
+            for (image, ys) in y.chunks_exact_mut(o * plane).enumerate() {
+                for (channel, dst) in ys.chunks_exact_mut(plane).enumerate() {
+                    let at = channel * cols + image * plane;
+                    dst.copy_from_slice(&product[at..at + plane]);
+                }
+                epilogue.apply(task * per_task + image, o, plane, ys);
+            }
         });
-    let mut y = vec![0.0; g.output_len()];
-    for (image, ys) in y.chunks_exact_mut(o * plane).enumerate() {
-        for (channel, dst) in ys.chunks_exact_mut(plane).enumerate() {
-            let at = channel * cols + image * plane;
-            dst.copy_from_slice(&product[at..at + plane]);
-        }
-        epilogue.apply(image, o, plane, ys);
-    }
     y
 }
 

@@ -72,8 +72,8 @@ const CASES: [Case; 25] = [
     case([2, 24, 8, 8], 48, 1, 1, 0, 1, false),   // pointwise (MobileNetV2 expand)
     case([2, 24, 8, 8], 48, 1, 1, 0, 3, false),   // grouped pointwise (ShuffleNetV1)
     case([3, 40, 3, 5], 70, 1, 1, 0, 1, true),    // pointwise on a small plane, over the batch
-    case([40, 12, 4, 4], 20, 1, 1, 0, 1, true),   // and over chunks of 16, 16 and 8 images
-    case([2, 64, 4, 4], 130, 3, 1, 1, 1, false),  // a large weight, split by output channels
+    case([43, 12, 4, 4], 20, 1, 1, 0, 1, true),   // and over chunks of 6 images and a last of 1
+    case([2, 64, 4, 4], 130, 3, 1, 1, 1, false),  // a large weight: stacked products (AVX)
     case([2, 8, 9, 7], 12, 3, 1, 1, 2, true),     // grouped 3×3, odd sizes, bias
     case([3, 24, 9, 9], 24, 3, 1, 1, 24, false),  // depthwise (MobileNetV2)
     case([2, 24, 9, 9], 24, 3, 2, 1, 24, false),  // depthwise, strided

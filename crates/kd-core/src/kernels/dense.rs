@@ -27,10 +27,11 @@ use super::gemm::{MatRef, matmul, matmul_strided};
 use super::im2col::{col2im, im2col};
 
 /// Output planes up to this many pixels make a pointwise convolution run as products over
-/// several images ([`pointwise_batched`]) instead of one per image, and a large weight's
-/// gradient split by output channels ([`weight_grad_by_channels`]; on larger planes,
-/// recomputing the im2col per task cost more than the partial sums it saves: ResNet-18 and
-/// resnet32x4 trained 7–15% slower).
+/// several images ([`pointwise_batched`]) instead of one per image, a large weight's gradient
+/// split by output channels ([`weight_grad_by_channels`]; on larger planes, recomputing the
+/// im2col per task cost more than the partial sums it saves: ResNet-18 and resnet32x4 trained
+/// 7–15% slower), and a large 3×3 weight's gradient on the direct path run as the stacked
+/// products of `direct::weight_grad::stacked`.
 pub(super) const SMALL_PLANE: usize = 64;
 
 /// Length of the im2col scratch one worker needs: none for a pointwise convolution, whose input
@@ -95,14 +96,16 @@ const COLUMNS_PER_TASK: usize = 256;
 /// ResNet-50's last stages, 2×2 to 8×8 pixels) as products over several images at once: per
 /// image the product would be `out_channels × plane × in_channels` with a plane of 4 to 64
 /// columns, too narrow for the GEMM's tiles. Each task takes a chunk of images (about
-/// [`COLUMNS_PER_TASK`] positions), gathers their inputs into `in_channels × (images · plane)`,
-/// multiplies, and scatters the result back to NCHW with the epilogue, while both are in the
-/// cache. The chunks depend on the shape only, so the result does not depend on the thread
-/// count.
+/// [`COLUMNS_PER_TASK`] positions, at most an eighth of the batch), gathers their inputs into
+/// `in_channels × (images · plane)`, multiplies, and scatters the result back to NCHW with the
+/// epilogue, while both are in the cache. The chunks depend on the shape only, so the result
+/// does not depend on the thread count.
 fn pointwise_batched(g: &ConvShape, x: &[f32], w: &[f32], epilogue: &Epilogue<'_>) -> Vec<f32> {
     let plane = g.out_plane();
     let (c, o) = (g.in_channels, g.out_channels);
-    let per_task = (COLUMNS_PER_TASK / plane).max(1);
+    // At most an eighth of the batch per task, so that 2×2 and 1×1 planes still make tasks
+    // enough for every core.
+    let per_task = (COLUMNS_PER_TASK / plane).min(g.batch.div_ceil(8)).max(1);
     let mut y = vec![0.0; g.output_len()];
     y.par_chunks_mut(per_task * o * plane)
         .zip(x.par_chunks(per_task * c * plane))
@@ -240,11 +243,11 @@ fn weight_grad_im2col(g: &ConvShape, x: &[f32], dy: &[f32]) -> Vec<f32> {
 }
 
 /// Weights of at least this many elements on output planes of at most [`SMALL_PLANE`] pixels
-/// take [`weight_grad_by_channels`].
+/// take [`weight_grad_by_channels`], or on the direct path `direct::weight_grad::stacked`.
 pub(super) const LARGE_WEIGHT: usize = 1 << 16;
 
 /// Output channels per task of [`weight_grad_by_channels`].
-pub(super) const CHANNELS_PER_TASK: usize = 64;
+const CHANNELS_PER_TASK: usize = 64;
 
 /// [`weight_grad`] for a large weight on a small plane (VGG's and the ImageNet-style ResNets'
 /// late layers, WRN's last stage):

@@ -18,14 +18,15 @@
 //! as `gemm`'s own kernels do for a packed matrix: with AVX-512, 64 positions (four 16-lane
 //! vectors) × 6 channels in 24 accumulators (`gemm`'s `x4x6`); with AVX2, 16 positions (two
 //! 8-lane vectors) × 6 channels in 12 of the 16 registers (three vectors × 4 channels, `gemm`'s
-//! shape, spilled registers and ran at half the speed). On AVX-512, a plane of at most 16 pixels
-//! fills one vector, and a tile takes that vector from each of four images ([`images`]). The input gradient of this geometry is the same convolution of the output gradient
-//! with the weights' channel axes swapped and the kernel turned by 180°. The weight gradient
-//! reads the same copies ([`weight_grad`]).
+//! shape, spilled registers and ran at half the speed). On AVX-512, a plane of at most 16
+//! pixels fills one vector, and a tile takes that vector from each of four images
+//! ([`images`]). The input gradient of this geometry is the same convolution of the output
+//! gradient with the weights' channel axes swapped and the kernel turned by 180°. The weight
+//! gradient reads the same copies ([`weight_grad`]).
 //!
 //! Measured on one core of an AMD EPYC with AVX-512 against im2col + `gemm` (per layer, batch
 //! 64): 16→16 channels on 32×32, 1.58 against 2.06 ms; 64→64 on 16×16, 5.1 against 5.9 ms;
-//! 512→512 on 4×4, 28.6 against 39.4 ms. Elsewhere (other geometries, other CPUs) [`applies`]
+//! 512→512 on 4×4, 28.6 against 39.4 ms (before the four-image tiles). Elsewhere (other geometries, other CPUs) [`applies`]
 //! is false and [`super::dense`] runs as before.
 #![allow(unsafe_code)]
 
@@ -478,10 +479,11 @@ impl Tile {
         ((1u32 << self.tail) - 1) as u16
     }
 
-    /// `out[r][v] (+)= Σ_i weights[i][r] · src[offsets[i] + v]`, `V` vectors of 16 lanes, 6 rows.
+    /// `out[r][v] (+)= Σ_i weights[i][r] · src[offsets[i] + v · src_vector_stride]`, `V`
+    /// vectors of 16 lanes (stored `v · out_vector_stride` apart), 6 rows.
     ///
     /// # Safety
-    /// AVX-512F, and the extents [`image`] checks.
+    /// AVX-512F, and the extents [`image`] or [`images`] checks.
     #[target_feature(enable = "avx512f")]
     unsafe fn avx512<const V: usize>(&self, offsets: &[usize]) {
         use std::arch::x86_64::*;
@@ -495,7 +497,7 @@ impl Tile {
         // once, by `image`).
         let mut wk = self.weights;
         for &offset in offsets {
-            // SAFETY (whole block): extents checked by `image`.
+            // SAFETY (whole block): extents checked by `image` or `images`.
             unsafe {
                 let a = self.src.wrapping_add(offset);
                 let mut input = [_mm512_setzero_ps(); V];
@@ -571,13 +573,15 @@ impl Tile {
         }
     }
 
-    /// [`Tile::avx512`] with `V` vectors of 8 lanes, on AVX2 + FMA.
+    /// [`Tile::avx512`] with `V` vectors of 8 lanes, on AVX2 + FMA, consecutive in a plane (the
+    /// vector strides and `tail_in_every_vector` are AVX-512's alone).
     ///
     /// # Safety
     /// AVX2 and FMA, and the extents [`image`] checks.
     #[target_feature(enable = "avx2,fma")]
     unsafe fn avx2<const V: usize>(&self, offsets: &[usize]) {
         use std::arch::x86_64::*;
+        debug_assert!(self.src_vector_stride == 8 && !self.tail_in_every_vector);
         const NR: usize = 6;
         // Lane `l` of the last vector is on when `l < tail` (the mask's sign bit).
         let tail = _mm256_cmpgt_epi32(

@@ -13,8 +13,8 @@
 //! [`IMAGES_PER_PARTIAL`] images, so an 8×8 plane reduces every 256 positions.
 //!
 //! A large weight on a small plane (at least 65,536 elements, `dense::LARGE_WEIGHT`, on at
-//! most 8×8 pixels) takes [`stacked`] instead: every image's planes stacked into one, and one
-//! GEMM per kernel offset.
+//! most 8×8 pixels) takes [`stacked`] instead: the planes of a chunk of images stacked into one,
+//! and one GEMM per kernel offset and chunk.
 //!
 //! im2col + GEMM ([`super::super::dense`]) writes nine shifted copies of every plane, then the
 //! GEMM packs them once more: about a third of a ResNet-20 training step went to the two
@@ -65,6 +65,7 @@ fn tile_rows(isa: Isa) -> usize {
 }
 
 fn weight_grad_on(isa: Isa, g: &ConvShape, x: &[f32], dy: &[f32]) -> Vec<f32> {
+    assert!(same_3x3(g) && g.out_h == g.in_h && g.out_w == g.in_w);
     if stacked::applies(g) {
         stacked::weight_grad(g, x, dy)
     } else {
@@ -432,6 +433,16 @@ mod tests {
                 }
             }
         }
+    }
+
+    /// Both paths refuse another geometry: a large 1×1 weight on a small plane, which the
+    /// stacked products' own test alone would accept, panics before either runs.
+    #[test]
+    #[should_panic]
+    fn another_geometry_is_refused() {
+        let g = ConvShape::new([2, 256, 4, 4], [256, 256, 1, 1], [1, 1], [0, 0], 1).unwrap();
+        let (x, dy) = (pattern(g.input_len(), 0.37), pattern(g.output_len(), 0.23));
+        let _ = weight_grad_on(Isa::Avx2, &g, &x, &dy);
     }
 
     /// The dispatch: a weight of at least 65,536 elements on a plane of at most 64 pixels

@@ -1,5 +1,5 @@
-//! The weight gradient of the direct 3×3 convolution on small planes: every image's planes
-//! stacked into one long plane, and one GEMM per kernel offset over all of them.
+//! The weight gradient of the direct 3×3 convolution on small planes: the planes of a chunk of
+//! images stacked into one long plane, and one GEMM per kernel offset over all of them.
 //!
 //! For a large weight on a small plane (VGG's and ResNet-18/34's 8×8 and 4×4 stages), a tile
 //! of [`super`] sums one or four vectors per image before it jumps to the next image, and reduces
@@ -12,13 +12,13 @@
 //!
 //! `dW[o][c][kh][kw] = Σ_q dy_stacked[o][q] · copy_kw[c][q + kh·W + kw]`
 //!
-//! is an ordinary product of an `out × K` by a `K × in` matrix, `K` the stacked positions
-//! (`(images·(H + 1) − 1)·W`), which `gemm` runs near its peak. The separator rows add `1/H` to
-//! the work (a quarter on 4×4 planes); their output gradient is zero, so they add nothing to
-//! the sum.
+//! is an ordinary product (computed transposed: an `in × K` by a `K × out` matrix), `K` the
+//! stacked positions (`(images·(H + 1) − 1)·W`), which `gemm` runs near its peak. The
+//! separator rows add `1/H` to the work (a quarter on 4×4 planes); their output gradient is
+//! zero, so they add nothing to the sum.
 //!
 //! Measured per layer (batch 64, ms, two threads of an AMD EPYC with AVX-512, cache-warm
-//! buffers), against [`super`]'s tiles with their output-channel tasks: 512→512 channels on 4×4,
+//! buffers), against [`super`]'s tiles with the output-channel tasks they had for these layers: 512→512 channels on 4×4,
 //! 15 against 68; 256→256 on 8×8, 13 against 40. The products run in `gemm`'s own kernels,
 //! AVX-512 where the CPU has it. Smaller weights spend too large a share in `gemm`'s packing (in a ResNet-56 its
 //! 32- and 64-channel layers ran slower here), and on 16×16 planes the tiles were faster in the

@@ -282,15 +282,20 @@ impl Copies {
         for (c, src) in x.chunks_exact(plane).take(self.channels).enumerate() {
             for kw in 0..3 {
                 let start = (3 * c + kw) * self.len + 1 + w;
-                let dst = &mut scratch[start..start + plane];
-                dst.copy_from_slice(src);
-                match kw {
-                    0 => (0..h).for_each(|r| dst[r * w + w - 1] = 0.0),
-                    2 => (0..h).for_each(|r| dst[r * w] = 0.0),
-                    _ => {}
-                }
+                copy_masked(kw, w, src, &mut scratch[start..start + plane]);
             }
         }
+    }
+}
+
+/// `dst = src` (a plane of rows of `w`) for copy `kw`: with its last column zeroed for
+/// `kw = 0` and its first for `kw = 2`, the only columns a read at `kw − 1 = ±1` wraps onto.
+fn copy_masked(kw: usize, w: usize, src: &[f32], dst: &mut [f32]) {
+    dst.copy_from_slice(src);
+    match kw {
+        0 => dst.iter_mut().skip(w - 1).step_by(w).for_each(|v| *v = 0.0),
+        2 => dst.iter_mut().step_by(w).for_each(|v| *v = 0.0),
+        _ => {}
     }
 }
 

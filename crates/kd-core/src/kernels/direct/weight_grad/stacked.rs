@@ -35,6 +35,7 @@ use rayon::prelude::*;
 use super::super::super::conv_shape::ConvShape;
 use super::super::super::dense::{LARGE_WEIGHT, SMALL_PLANE};
 use super::super::super::gemm::{MatRef, matmul_strided};
+use super::super::copy_masked;
 
 /// Whether the weight gradient of `g` runs here: a weight of at least [`LARGE_WEIGHT`]
 /// elements on a plane of at most [`SMALL_PLANE`] pixels (8×8). Smaller products spend too
@@ -146,13 +147,8 @@ impl Stack {
                     for image in 0..images {
                         // Image `i`'s row `r` is stacked row `1 + i·(h + 1) + r`, after the slack.
                         let start = 1 + (1 + image * (h + 1)) * w;
-                        let dst = &mut copy[start..start + plane];
-                        dst.copy_from_slice(&x[(image * from + c) * plane..][..plane]);
-                        match kw {
-                            0 => dst.iter_mut().skip(w - 1).step_by(w).for_each(|v| *v = 0.0),
-                            2 => dst.iter_mut().step_by(w).for_each(|v| *v = 0.0),
-                            _ => {}
-                        }
+                        let src = &x[(image * from + c) * plane..][..plane];
+                        copy_masked(kw, w, src, &mut copy[start..start + plane]);
                     }
                 }
             });

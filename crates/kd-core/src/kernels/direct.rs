@@ -211,12 +211,7 @@ fn convolve(
             || vec![0.0; group * copies.len()],
             |scratch, (index, (y, x))| {
                 let count = x.len() / (from * plane);
-                for (scratch, x) in scratch
-                    .chunks_exact_mut(copies.len())
-                    .zip(x.chunks_exact(from * plane))
-                {
-                    copies.fill(x, scratch);
-                }
+                copies.fill_images(x, scratch);
                 if group > 1 {
                     images(&copies, scratch, count, packed, to, y);
                 } else {
@@ -272,6 +267,18 @@ impl Copies {
     /// Scratch length: the copies and the slack.
     fn len(&self) -> usize {
         3 * self.channels * self.len + self.slack
+    }
+
+    /// Writes the copies of each image of `x` (`[images, channels, h, w]`) into consecutive
+    /// blocks of [`len`](Copies::len) elements of `scratch`, as [`fill`](Copies::fill).
+    fn fill_images(&self, x: &[f32], scratch: &mut [f32]) {
+        let image = self.channels * self.h * self.w;
+        for (scratch, x) in scratch
+            .chunks_exact_mut(self.len())
+            .zip(x.chunks_exact(image))
+        {
+            self.fill(x, scratch);
+        }
     }
 
     /// Writes the copies of `x`'s planes (`[channels, h, w]`) into `scratch`; the borders stay

@@ -87,13 +87,7 @@ fn by_tiles(isa: Isa, g: &ConvShape, x: &[f32], dy: &[f32]) -> Vec<f32> {
             |scratch, chunk| {
                 let first = chunk * IMAGES_PER_PARTIAL;
                 let images = IMAGES_PER_PARTIAL.min(g.batch - first);
-                let x = &x[first * image_in..(first + images) * image_in];
-                for (scratch, x) in scratch
-                    .chunks_exact_mut(copies.len())
-                    .zip(x.chunks(image_in))
-                {
-                    copies.fill(x, scratch);
-                }
+                copies.fill_images(&x[first * image_in..(first + images) * image_in], scratch);
                 let mut dw = vec![0.0; g.weight_len()];
                 let dy = &dy[first * image_out..];
                 accumulate(isa, &copies, scratch, (dy, image_out), images, &mut dw);

@@ -14,7 +14,9 @@
 //!
 //! A large weight on a small plane (at least 65,536 elements, `dense::LARGE_WEIGHT`, on at
 //! most 8×8 pixels) takes [`stacked`] instead: the planes of a chunk of images stacked into one,
-//! and one GEMM per kernel offset and chunk.
+//! and one GEMM per kernel offset and chunk. On AVX-512, a smaller weight with at least 32
+//! output channels takes [`outer`]: tiles whose lanes run along output channels, over the output
+//! gradient transposed, which never reduce across lanes.
 //!
 //! im2col + GEMM ([`super::super::dense`]) writes nine shifted copies of every plane, then the
 //! GEMM packs them once more: about a third of a ResNet-20 training step went to the two
@@ -31,6 +33,7 @@ use super::super::conv_shape::ConvShape;
 use super::super::dense::IMAGES_PER_PARTIAL;
 use super::{Copies, Isa, detected, same_3x3, sum_lanes_avx2};
 
+mod outer;
 mod stacked;
 
 /// Positions (over all its images) one tile sums before it reduces its accumulators: enough
@@ -68,6 +71,8 @@ fn weight_grad_on(isa: Isa, g: &ConvShape, x: &[f32], dy: &[f32]) -> Vec<f32> {
     assert!(same_3x3(g) && g.out_h == g.in_h && g.out_w == g.in_w);
     if stacked::applies(g) {
         stacked::weight_grad(g, x, dy)
+    } else if isa == Isa::Avx512 && outer::applies(g) {
+        outer::weight_grad(g, x, dy)
     } else {
         by_tiles(isa, g, x, dy)
     }
@@ -380,6 +385,17 @@ mod tests {
     /// tiles on every instruction set this CPU runs and by the stacked products over every
     /// image at once, one image and three at a time (a shorter last chunk), on 1, 2 and 3
     /// threads, bitwise equal across them.
+    /// A way to compute the weight gradient.
+    #[derive(Debug, Clone, Copy)]
+    enum Path {
+        /// [`by_tiles`] on an instruction set.
+        Tiles(Isa),
+        /// [`outer`].
+        Outer,
+        /// [`stacked`], in chunks of this many images.
+        Stacked(usize),
+    }
+
     #[test]
     fn weight_gradient_matches_the_textbook_sum() {
         let more = [
@@ -388,16 +404,19 @@ mod tests {
             [5, 48, 170, 4, 4],
             [5, 3, 5, 17, 17],
             [2, 4, 6, 32, 32],
+            [3, 5, 80, 6, 6],
         ];
-        // The tiles on every instruction set this CPU runs, and the stacked products (which
-        // take no instruction set of their own) on every shape as well.
-        // `None` with the images per chunk of the stacked products: all of them, one, three.
-        let stacked = [usize::MAX, 1, 3].map(|chunk| (None, chunk));
-        let paths = runnable()
-            .into_iter()
-            .map(|isa| (Some(isa), 0))
-            .chain(stacked);
-        for (isa, chunk) in paths {
+        // The tiles on every instruction set this CPU runs, the outer-product tiles where it
+        // has AVX-512 (on every output channel count: 170 and 80 take blocks of 64 and 32
+        // channels, the narrow shapes one padded block of 32), and the stacked products (which
+        // take no instruction set of their own) on every shape as well, over every image at
+        // once, one and three at a time.
+        let mut paths: Vec<Path> = runnable().into_iter().map(Path::Tiles).collect();
+        if Isa::Avx512.available() {
+            paths.push(Path::Outer);
+        }
+        paths.extend([usize::MAX, 1, 3].map(Path::Stacked));
+        for path in paths {
             for [b, c, o, h, w] in SHAPES.into_iter().chain(more) {
                 let g = ConvShape::new([b, c, h, w], [o, c, 3, 3], [1, 1], [1, 1], 1).unwrap();
                 let (x, dy) = (pattern(g.input_len(), 0.37), pattern(g.output_len(), 0.23));
@@ -407,22 +426,22 @@ mod tests {
                         .num_threads(threads)
                         .build()
                         .unwrap()
-                        .install(|| match isa {
-                            Some(isa) => by_tiles(isa, &g, &x, &dy),
-                            None => stacked::weight_grad_in_chunks(&g, &x, &dy, chunk),
+                        .install(|| match path {
+                            Path::Tiles(isa) => by_tiles(isa, &g, &x, &dy),
+                            Path::Outer => outer::weight_grad(&g, &x, &dy),
+                            Path::Stacked(chunk) => {
+                                stacked::weight_grad_in_chunks(&g, &x, &dy, chunk)
+                            }
                         })
                 };
-                let path = isa.map_or(format!("stacked, chunks of {chunk}"), |isa| {
-                    format!("{isa:?} tiles")
-                });
                 let got = on(1);
-                assert_eq!(got, on(2), "{path} {b}x{c}→{o} {h}x{w}");
-                assert_eq!(got, on(3), "{path} {b}x{c}→{o} {h}x{w}");
+                assert_eq!(got, on(2), "{path:?} {b}x{c}→{o} {h}x{w}");
+                assert_eq!(got, on(3), "{path:?} {b}x{c}→{o} {h}x{w}");
                 let scale = (b * h * w) as f64;
                 for (i, (got, want)) in got.iter().zip(&want).enumerate() {
                     assert!(
                         (*got as f64 - want).abs() < 1e-5 * scale,
-                        "{path} {b}x{c}→{o} {h}x{w} [{i}]: {got} vs {want}"
+                        "{path:?} {b}x{c}→{o} {h}x{w} [{i}]: {got} vs {want}"
                     );
                 }
             }
@@ -440,30 +459,38 @@ mod tests {
     }
 
     /// The dispatch: a weight of at least 65,536 elements on a plane of at most 64 pixels
-    /// takes the stacked products, anything else the tiles, and the
-    /// two agree (within rounding) either side of both boundaries.
+    /// takes the stacked products; a smaller weight with at least 32 output channels the
+    /// outer-product tiles on AVX-512; the rest (and every other layer on AVX2) the tiles. All
+    /// agree (within rounding) either side of each boundary.
     #[test]
-    fn large_weights_on_small_planes_take_the_stacked_products() {
+    fn each_geometry_takes_its_path() {
         for isa in runnable() {
             // 64 → 128 channels is 73,728 weights; 64 → 113 is 65,088.
-            for (out, h, stacked) in [(128, 8, true), (128, 9, false), (113, 8, false)] {
+            for (out, h, stacked, outer) in [
+                (128, 8, true, false),
+                (128, 9, false, false),
+                (113, 8, false, true),
+                (113, 17, false, true),
+                (32, 8, false, true),
+                (31, 8, false, false),
+                (16, 16, false, false),
+            ] {
                 let g = ConvShape::new([2, 64, h, h], [out, 64, 3, 3], [1, 1], [1, 1], 1).unwrap();
+                let outer = outer && isa == Isa::Avx512;
                 assert_eq!(stacked::applies(&g), stacked);
+                assert_eq!(outer::applies(&g) && isa == Isa::Avx512, outer);
                 let (x, dy) = (pattern(g.input_len(), 0.37), pattern(g.output_len(), 0.23));
                 let got = weight_grad_on(isa, &g, &x, &dy);
-                let (products, tiles) = (
-                    stacked::weight_grad(&g, &x, &dy),
-                    by_tiles(isa, &g, &x, &dy),
-                );
-                assert_eq!(
-                    got,
-                    if stacked {
-                        products.clone()
-                    } else {
-                        tiles.clone()
-                    }
-                );
-                for (a, b) in products.iter().zip(&tiles) {
+                let tiles = by_tiles(isa, &g, &x, &dy);
+                let want = if stacked {
+                    stacked::weight_grad(&g, &x, &dy)
+                } else if outer {
+                    outer::weight_grad(&g, &x, &dy)
+                } else {
+                    tiles.clone()
+                };
+                assert_eq!(got, want, "{isa:?} {out} {h}x{h}");
+                for (a, b) in want.iter().zip(&tiles) {
                     assert!(
                         (a - b).abs() < 1e-4 * (1.0 + b.abs()),
                         "{isa:?} {out} {h}x{h}"

@@ -243,7 +243,9 @@ fn weight_grad_im2col(g: &ConvShape, x: &[f32], dy: &[f32]) -> Vec<f32> {
 }
 
 /// Weights of at least this many elements on output planes of at most [`SMALL_PLANE`] pixels
-/// take [`weight_grad_by_channels`], or on the direct path `direct::weight_grad::stacked`.
+/// take [`weight_grad_by_channels`], or on the direct path `direct::weight_grad::stacked`; on
+/// the direct path, smaller weights with at least 32 output channels take
+/// `direct::weight_grad::outer` on AVX-512.
 pub(super) const LARGE_WEIGHT: usize = 1 << 16;
 
 /// Output channels per task of [`weight_grad_by_channels`].

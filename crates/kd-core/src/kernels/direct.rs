@@ -273,6 +273,7 @@ impl Copies {
     /// blocks of [`len`](Copies::len) elements of `scratch`, as [`fill`](Copies::fill).
     fn fill_images(&self, x: &[f32], scratch: &mut [f32]) {
         let image = self.channels * self.h * self.w;
+        assert!(x.len().is_multiple_of(image) && scratch.len() >= x.len() / image * self.len());
         for (scratch, x) in scratch
             .chunks_exact_mut(self.len())
             .zip(x.chunks_exact(image))

@@ -12,12 +12,15 @@
 //! output gradient is transposed once, to `dyᵀ[j][o]`, and a tile keeps `dWᵀ[t][o]` for six
 //! taps × 64 output channels (or twelve × 32) in 24 registers: each position loads four vectors
 //! of `dyᵀ` (one contiguous row) and broadcasts six taps' values, 10 loads per 24
-//! multiply-adds, and the lanes are never summed. After its pass, a tile adds its accumulators
-//! to the task's `dWᵀ`; the pass's `dyᵀ` (32 KiB for 64 channels) stays in the first-level
-//! cache for every block of taps.
+//! multiply-adds (the twelve-tap tile: 14 loads), and the lanes are never summed. After its
+//! pass, a tile adds its accumulators to the task's `dWᵀ`. One block of 64 channels of a
+//! pass's `dyᵀ` is 32 KiB, which the tiles of every block of taps read again: from the
+//! first-level cache on the Xeon measured here (48 KiB).
 //!
-//! Output channels are padded to a multiple of 32 with zero gradients. Narrower layers (16
-//! output channels) keep [`super`]'s tiles, as do CPUs without AVX-512 ([`applies`]).
+//! Output channels are padded to a multiple of 32 with zero gradients. Layers with fewer than
+//! 32 output channels, weights of [`LARGE_WEIGHT`] elements or more (which take
+//! [`super::stacked`] on planes of at most 8×8), and CPUs without AVX-512 keep [`super`]'s
+//! tiles ([`applies`]).
 //!
 //! As in [`super`], the images go in fixed chunks of [`IMAGES_PER_PARTIAL`], one task each,
 //! whose partial gradients are added in order: the result does not depend on the thread count.
@@ -27,7 +30,7 @@ use rayon::prelude::*;
 
 use super::super::super::conv_shape::ConvShape;
 use super::super::super::dense::{IMAGES_PER_PARTIAL, LARGE_WEIGHT};
-use super::super::{Copies, Isa};
+use super::super::{Copies, Isa, same_3x3};
 
 /// Positions one pass of the tiles covers before their accumulators are added to the task's
 /// gradient: `dyᵀ` for 64 channels over them is 32 KiB.
@@ -36,11 +39,18 @@ const POSITIONS_PER_PASS: usize = 128;
 /// Lanes of an AVX-512 vector.
 const LANES: usize = 16;
 
+/// Taps of the tallest tile (two vectors of output channels × twelve taps); every tile's tap
+/// count divides it, so `dWᵀ` rounded up to it holds every tile's last block of taps.
+const MAX_TILE_TAPS: usize = 12;
+
+/// `(image, first position, positions)`: a run of one image's positions within a pass.
+type Segment = (usize, usize, usize);
+
 /// Whether the weight gradient of `g` runs here: at least 32 output channels and a weight of
 /// fewer than [`LARGE_WEIGHT`] elements, on a CPU with AVX-512 (the caller has checked the
-/// geometry). On 128 → 128 channels and 16×16 planes these tiles were no faster than
-/// [`super`]'s, and on 32×32 planes slower: a pass's transposed gradient (64 KiB) no longer
-/// fits the first-level cache, and one image's copies (1.7 MB) barely fit the second.
+/// geometry). The weight limit is measured, not derived: on 128 → 128 channels these tiles
+/// were no faster than [`super`]'s on 16×16 planes and 13% slower on 32×32 (where one image's
+/// copies, 1.7 MB, fill most of the second-level cache).
 pub(super) fn applies(g: &ConvShape) -> bool {
     g.out_channels >= 32 && g.weight_len() < LARGE_WEIGHT && Isa::Avx512.available()
 }
@@ -49,9 +59,11 @@ pub(super) fn applies(g: &ConvShape) -> bool {
 /// `dy`.
 ///
 /// # Panics
-/// If the CPU has no AVX-512, or a slice is shorter than `g` says.
+/// If `g` is not a same-size 3×3 convolution, the CPU has no AVX-512, or a slice is shorter
+/// than `g` says.
 pub(super) fn weight_grad(g: &ConvShape, x: &[f32], dy: &[f32]) -> Vec<f32> {
     let (from, to, plane) = (g.in_channels, g.out_channels, g.in_h * g.in_w);
+    assert!(same_3x3(g) && g.out_h == g.in_h && g.out_w == g.in_w);
     assert!(
         Isa::Avx512.available(),
         "AVX-512 kernels on a CPU without them"
@@ -60,8 +72,8 @@ pub(super) fn weight_grad(g: &ConvShape, x: &[f32], dy: &[f32]) -> Vec<f32> {
     let copies = Copies::new(from, g.in_h, g.in_w, 0);
     let taps = copies.offsets.len();
     let padded = to.next_multiple_of(2 * LANES);
-    // Tap rows of the transposed gradient, rounded up to whole tiles of the narrowest shape.
-    let tap_rows = taps.next_multiple_of(12);
+    // Rows of `dWᵀ`: the taps, rounded up to whole blocks of every tile shape.
+    let tap_rows = taps.next_multiple_of(MAX_TILE_TAPS);
     let (image_in, image_out) = (from * plane, to * plane);
     let partials: Vec<Vec<f32>> = (0..g.batch.div_ceil(IMAGES_PER_PARTIAL))
         .into_par_iter()
@@ -105,9 +117,10 @@ pub(super) fn weight_grad(g: &ConvShape, x: &[f32], dy: &[f32]) -> Vec<f32> {
     dw
 }
 
-/// The positions of one pass: runs of `(image, first position, count)` of about
-/// [`POSITIONS_PER_PASS`] positions in all (whole images of a small plane, or part of one).
-fn passes(images: usize, plane: usize) -> Vec<Vec<(usize, usize, usize)>> {
+/// The passes over `images` images of `plane` positions: each a list of segments of at most
+/// [`POSITIONS_PER_PASS`] positions in all (whole images of a small plane, or part of a larger
+/// one), every position of every image once, in order.
+fn passes(images: usize, plane: usize) -> Vec<Vec<Segment>> {
     let mut passes = Vec::new();
     let (mut pass, mut size) = (Vec::new(), 0);
     for i in 0..images {
@@ -127,16 +140,16 @@ fn passes(images: usize, plane: usize) -> Vec<Vec<(usize, usize, usize)>> {
     passes
 }
 
-/// `t[k][o] = dy[o][j]` for the pass's positions (`k` counts them in order, `j` within each
+/// `dyt[k][o] = dy[o][j]` for the pass's positions (`k` counts them in order, `j` within each
 /// segment's image) and `o < channels`; the padding columns (`channels..padded`) are left as
-/// they are (zero from the allocation). In blocks of 16 positions: the block's rows of `t`
+/// they are (zero from the allocation). In blocks of 16 positions: the block's rows of `dyt`
 /// stay in the first-level cache while every channel's 16 values are written into them.
 fn transpose(
     (dy, channels): (&[f32], usize),
     plane: usize,
-    pass: &[(usize, usize, usize)],
+    pass: &[Segment],
     padded: usize,
-    t: &mut [f32],
+    dyt: &mut [f32],
 ) {
     const BLOCK: usize = 16;
     let mut k = 0;
@@ -144,10 +157,10 @@ fn transpose(
         let dy = &dy[image * channels * plane..(image + 1) * channels * plane];
         for b0 in (0..n).step_by(BLOCK) {
             let len = BLOCK.min(n - b0);
-            let t = &mut t[(k + b0) * padded..(k + b0 + len) * padded];
+            let dyt = &mut dyt[(k + b0) * padded..(k + b0 + len) * padded];
             for (o, row) in dy.chunks_exact(plane).enumerate() {
                 let row = &row[j0 + b0..j0 + b0 + len];
-                for (v, out) in row.iter().zip(t[o..].iter_mut().step_by(padded)) {
+                for (v, out) in row.iter().zip(dyt[o..].iter_mut().step_by(padded)) {
                     *out = *v;
                 }
             }
@@ -183,16 +196,22 @@ fn accumulate(
     assert!(largest + plane <= copies.len() && scratch.len() >= images * copies.len());
     assert!(transposed.len() >= POSITIONS_PER_PASS * padded);
     let tap_rows = dwt.len() / padded;
-    assert!(tap_rows >= taps.next_multiple_of(12));
+    assert!(tap_rows >= taps.next_multiple_of(MAX_TILE_TAPS));
     for pass in &passes(images, plane) {
         transpose((dy, channels), plane, pass, padded, transposed);
         let mut o0 = 0;
         while o0 < padded {
+            // `padded − o0` is a multiple of 32: 64 or more take the wide tile, else exactly
+            // 32 remain for the tall one.
             let wide = padded - o0 >= 4 * LANES;
-            let (vectors, block_taps) = if wide { (4, 6) } else { (2, 12) };
+            let (vectors, block_taps) = if wide {
+                (4, MAX_TILE_TAPS / 2)
+            } else {
+                (2, MAX_TILE_TAPS)
+            };
             for t0 in (0..taps).step_by(block_taps) {
                 // A last block of fewer taps repeats its last one into the padding rows.
-                let offsets: [usize; 12] =
+                let offsets: [usize; MAX_TILE_TAPS] =
                     std::array::from_fn(|t| copies.offsets[(t0 + t).min(taps - 1)]);
                 let tile = OuterTile {
                     segments: pass,
@@ -207,15 +226,16 @@ fn accumulate(
                 // positions `j0..j0 + n ≤ plane` of image `i < images`: taps at
                 // `i · copies.len() + offset + j` (inside `scratch`, as
                 // `offset + plane ≤ copies.len()`), and `vectors` vectors from column `o0`
-                // (`o0 + 16 · vectors ≤ padded`) of the pass's rows of `transposed` (at most
-                // `POSITIONS_PER_PASS`); it adds to `block_taps` rows from `t0`
-                // (`t0 + block_taps ≤ tap_rows`) of `dwt`, the same columns.
+                // (`o0 + 16 · vectors ≤ padded`, `padded` a multiple of 32) of the pass's rows of
+                // `transposed` (at most `POSITIONS_PER_PASS`); it adds to `block_taps` rows from
+                // `t0` (`t0 + block_taps ≤ tap_rows`, as `block_taps` divides `MAX_TILE_TAPS`)
+                // of `dwt`, the same columns. The const parameters are `(vectors, block_taps)`.
                 #[cfg(target_arch = "x86_64")]
                 unsafe {
                     if wide {
-                        tile.avx512::<4, 6>(&offsets)
+                        tile.avx512::<4, { MAX_TILE_TAPS / 2 }>(&offsets)
                     } else {
-                        tile.avx512::<2, 12>(&offsets)
+                        tile.avx512::<2, MAX_TILE_TAPS>(&offsets)
                     }
                 }
                 #[cfg(not(target_arch = "x86_64"))]
@@ -229,8 +249,7 @@ fn accumulate(
 /// One microkernel call: `NT` taps × `NV` vectors of output channels, over the positions of
 /// `segments`.
 struct OuterTile<'a> {
-    /// `(image, first position, positions)`.
-    segments: &'a [(usize, usize, usize)],
+    segments: &'a [Segment],
     src: *const f32,
     src_image: usize,
     /// The pass's transposed output gradient: row `k` is the pass's `k`-th position.
@@ -247,7 +266,7 @@ impl OuterTile<'_> {
     /// # Safety
     /// AVX-512F, and the extents [`accumulate`] checks.
     #[target_feature(enable = "avx512f")]
-    unsafe fn avx512<const NV: usize, const NT: usize>(&self, offsets: &[usize; 12]) {
+    unsafe fn avx512<const NV: usize, const NT: usize>(&self, offsets: &[usize; MAX_TILE_TAPS]) {
         use std::arch::x86_64::*;
         let mut acc = [[_mm512_setzero_ps(); NV]; NT];
         let mut d = self.dy;
@@ -303,4 +322,36 @@ unsafe fn positions_avx512<const NV: usize, const NT: usize>(
         d = d.wrapping_add(row);
     }
     acc
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The passes cover every position of every image once, in order, none longer than
+    /// [`POSITIONS_PER_PASS`]: whole images of small planes together, larger planes split
+    /// (144 = 128 + 16), and a plane of exactly one pass alone.
+    #[test]
+    fn passes_cover_every_position_once() {
+        for (images, plane, count) in [(4, 64, 2), (3, 144, 6), (4, 16, 1), (2, 128, 2), (1, 1, 1)]
+        {
+            let passes = passes(images, plane);
+            assert_eq!(passes.len(), count, "{images} × {plane}");
+            let mut next = (0, 0);
+            for pass in &passes {
+                assert!(!pass.is_empty());
+                assert!(pass.iter().map(|s| s.2).sum::<usize>() <= POSITIONS_PER_PASS);
+                for &(image, j0, n) in pass {
+                    assert_eq!((image, j0), next, "{images} × {plane}");
+                    assert!(n > 0 && j0 + n <= plane);
+                    next = if j0 + n == plane {
+                        (image + 1, 0)
+                    } else {
+                        (image, j0 + n)
+                    };
+                }
+            }
+            assert_eq!(next, (images, 0), "{images} × {plane}");
+        }
+    }
 }

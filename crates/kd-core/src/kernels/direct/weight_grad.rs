@@ -9,9 +9,10 @@
 //! are done: with AVX-512, 4 channels × 6 taps in 24 accumulators (per step, 4 output-gradient
 //! vectors and 6 tap vectors loaded: 10 loads for 24 multiply-adds); with AVX2 + FMA, 2 × 6 in
 //! 12 of the 16 registers. On AVX-512 these tiles now run only for layers with fewer than 32
-//! output channels and for large weights on planes larger than 8×8 (below). A tile sums over as many of its task's images as make about
-//! [`POSITIONS_PER_CALL`] positions before it reduces: a partial holds at most
-//! [`IMAGES_PER_PARTIAL`] images, so an 8×8 plane reduces every 256 positions.
+//! output channels and for large weights on planes larger than 8×8 (below). A tile sums over
+//! as many of its task's images as make about [`POSITIONS_PER_CALL`] positions before it
+//! reduces: a partial holds at most [`IMAGES_PER_PARTIAL`] images, so an 8×8 plane reduces
+//! every 256 positions.
 //!
 //! A large weight on a small plane (at least 65,536 elements, `dense::LARGE_WEIGHT`, on at
 //! most 8×8 pixels) takes [`stacked`] instead: the planes of a chunk of images stacked into one,

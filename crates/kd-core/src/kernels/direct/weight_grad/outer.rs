@@ -7,8 +7,9 @@
 //! gradient rows and six taps, each `h·w` long and mostly not aligned to a cache line) and a
 //! reduction of every accumulator across its lanes after each call. On small planes (8×8: four
 //! vectors per image) they ran at less than half the peak of one core of an Intel Xeon with
-//! AVX-512 (about 75 against 170 GFLOP/s), half the forward tiles' speed per FLOP. Here the positions go in passes of at most
-//! [`POSITIONS_PER_PASS`] (whole images of a small plane, or part of a larger one); each pass's
+//! AVX-512 (about 75 against 170 GFLOP/s), half the forward tiles' speed per FLOP. Here the
+//! positions go in passes of at most [`POSITIONS_PER_PASS`] (whole images of a small plane, or
+//! part of a larger one); each pass's
 //! output gradient is transposed once, to `dyᵀ[j][o]`, and a tile keeps `dWᵀ[t][o]` for six
 //! taps × 64 output channels (or twelve × 32) in 24 registers: each position loads four vectors
 //! of `dyᵀ` (one contiguous row) and broadcasts six taps' values, 10 loads per 24

@@ -11,7 +11,11 @@
 //! edge. Each plane is therefore copied three times, once per `kw`, with a zero row above and
 //! below and, for `kw = 0`, its last column zeroed (the only column a read from `ow = 0` wraps
 //! onto), for `kw = 2` its first. Three copies instead of nine, and every `(c, kh, kw)` is then a
-//! plain offset into them.
+//! plain offset into them. Copy `kw` is stored `1 − kw` elements later and every copy starts on
+//! a 64-byte line ([`lined`]), so on planes whose rows are whole lines (16 or 32 pixels wide)
+//! every vector load of a tile is a whole line: on one core of an Intel Xeon with AVX-512, the
+//! forward of 16→16 channels on 32×32 went from 2.72–2.82 to 2.65–2.72 ms, 32→32 on 32×32 from
+//! 10.1–10.6 to 9.0–9.7 ms (batch 64, five runs each).
 //!
 //! The microkernel keeps a tile of output positions × output channels in registers and, for
 //! each `(c, kh, kw)`, loads the tile's input vectors and multiplies them by broadcast weights,
@@ -208,8 +212,9 @@ fn convolve(
         .zip(src.par_chunks(group * from * plane))
         .enumerate()
         .for_each_init(
-            || vec![0.0; group * copies.len()],
+            || copies.scratch(group),
             |scratch, (index, (y, x))| {
+                let scratch = lined(scratch);
                 let count = x.len() / (from * plane);
                 copies.fill_images(x, scratch);
                 if group > 1 {
@@ -225,6 +230,18 @@ fn convolve(
     y
 }
 
+/// `f32`s in a 64-byte cache line: the copies start on lines, and a tap of a plane whose rows
+/// are whole lines loads whole lines.
+const LINE: usize = 16;
+
+/// The part of `buffer` (from [`Copies::scratch`]) that starts on a 64-byte line: the same part
+/// on every call with the same buffer, so the copies' zero borders stay where they were written.
+fn lined(buffer: &mut [f32]) -> &mut [f32] {
+    let skip = buffer.as_ptr().align_offset(4 * LINE);
+    let skip = if skip < LINE { skip } else { 0 };
+    &mut buffer[skip..]
+}
+
 /// The three column-masked copies of one image's planes ([`fill`](Copies::fill)) and where tap
 /// `(c, kh, kw)` starts in them.
 struct Copies {
@@ -232,8 +249,14 @@ struct Copies {
     h: usize,
     w: usize,
     /// Length of one copy: one zero row above, the plane, one zero row below, and one element
-    /// either side (the reads at `kw − 1 = ±1` from the first and last position).
+    /// either side (the reads at `kw − 1 = ±1` from the first and last position), a multiple
+    /// of `align`.
     len: usize,
+    /// What the copies' lengths are rounded up to: [`LINE`], so that every copy starts on a
+    /// 64-byte line, for planes larger than one AVX-512 vector; 1 (packed) for smaller ones,
+    /// whose taps start mid-line whatever the copy's start (rounding them cost 3–4% of a
+    /// 256→256 forward on 4×4).
+    align: usize,
     /// Slack after the copies: one tile's width, so that no vector load of the last tile can
     /// leave the buffer (its lanes past the plane are masked off as well).
     slack: usize,
@@ -244,13 +267,16 @@ struct Copies {
 
 impl Copies {
     fn new(channels: usize, h: usize, w: usize, slack: usize) -> Self {
-        let len = h * w + 2 * w + 2;
+        let align = if h * w > LINE { LINE } else { 1 };
+        let len = (h * w + 2 * w + 2).next_multiple_of(align);
         let mut offsets = Vec::with_capacity(9 * channels);
         for c in 0..channels {
             for kh in 0..3 {
                 for kw in 0..3 {
-                    // The copy's plane starts at `1 + w`; `j + (kh − 1)·w + (kw − 1)` from there.
-                    offsets.push((3 * c + kw) * len + kh * w + kw);
+                    // Copy `kw`'s plane starts at `w + 1 − kw` ([`fill`](Copies::fill)), so that
+                    // element `j` at `kh·w` is the input at `j + (kh − 1)·w + (kw − 1)`: every
+                    // tap of a plane whose rows are whole lines starts on a line.
+                    offsets.push((3 * c + kw) * len + kh * w);
                 }
             }
         }
@@ -259,14 +285,21 @@ impl Copies {
             h,
             w,
             len,
+            align,
             slack,
             offsets,
         }
     }
 
-    /// Scratch length: the copies and the slack.
+    /// Scratch length: the copies and the slack, a multiple of `align`.
     fn len(&self) -> usize {
-        3 * self.channels * self.len + self.slack
+        (3 * self.channels * self.len + self.slack).next_multiple_of(self.align)
+    }
+
+    /// A zeroed buffer for the copies of `images` images, with room for [`lined`] to start
+    /// them on a line.
+    fn scratch(&self, images: usize) -> Vec<f32> {
+        vec![0.0; images * self.len() + LINE - 1]
     }
 
     /// Writes the copies of each image of `x` (`[images, channels, h, w]`) into consecutive
@@ -289,7 +322,7 @@ impl Copies {
         let plane = h * w;
         for (c, src) in x.chunks_exact(plane).take(self.channels).enumerate() {
             for kw in 0..3 {
-                let start = (3 * c + kw) * self.len + 1 + w;
+                let start = (3 * c + kw) * self.len + w + 1 - kw;
                 copy_masked(kw, w, src, &mut scratch[start..start + plane]);
             }
         }
@@ -681,7 +714,7 @@ mod tests {
     /// ([`KC`]), planes of 1×1, 1×2 and rows of 1 and 2 pixels, and one-vector planes with
     /// 2 to 5 blocks of output channels (groups of 4, 3 and 2 blocks, one of them over two
     /// passes of taps).
-    pub(super) const SHAPES: [[usize; 5]; 15] = [
+    pub(super) const SHAPES: [[usize; 5]; 16] = [
         // batch, in, out, h, w
         [19, 3, 7, 2, 2],
         [5, 33, 6, 1, 1],
@@ -699,7 +732,24 @@ mod tests {
         // Groups of four one-vector images and a shorter last group, over two passes of taps.
         [6, 40, 13, 4, 4],
         [9, 2, 6, 3, 5],
+        // Rows of one AVX-512 vector: every tap starts on a 64-byte line.
+        [3, 5, 7, 3, 16],
     ];
+
+    /// [`lined`] starts on a 64-byte line wherever the buffer starts, within its first line,
+    /// and gives the same part on every call.
+    #[test]
+    fn lined_starts_on_a_line() {
+        let mut buffer = vec![0.0f32; 100];
+        for start in 0..LINE {
+            let part = &mut buffer[start..];
+            let len = part.len();
+            let first = lined(part).as_ptr();
+            assert_eq!(first as usize % (4 * LINE), 0, "from element {start}");
+            assert!(len - lined(part).len() < LINE);
+            assert_eq!(lined(part).as_ptr(), first);
+        }
+    }
 
     /// The instruction sets this CPU can run, best first.
     pub(super) fn runnable() -> Vec<Isa> {

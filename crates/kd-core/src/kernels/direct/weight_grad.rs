@@ -33,7 +33,7 @@ use rayon::prelude::*;
 
 use super::super::conv_shape::ConvShape;
 use super::super::dense::IMAGES_PER_PARTIAL;
-use super::{Copies, Isa, detected, same_3x3, sum_lanes_avx2};
+use super::{Copies, Isa, detected, lined, same_3x3, sum_lanes_avx2};
 
 mod outer;
 mod stacked;
@@ -90,8 +90,9 @@ fn by_tiles(isa: Isa, g: &ConvShape, x: &[f32], dy: &[f32]) -> Vec<f32> {
     let partials: Vec<Vec<f32>> = (0..g.batch.div_ceil(IMAGES_PER_PARTIAL))
         .into_par_iter()
         .map_init(
-            || vec![0.0; IMAGES_PER_PARTIAL * copies.len()],
+            || copies.scratch(IMAGES_PER_PARTIAL),
             |scratch, chunk| {
+                let scratch = lined(scratch);
                 let first = chunk * IMAGES_PER_PARTIAL;
                 let images = IMAGES_PER_PARTIAL.min(g.batch - first);
                 copies.fill_images(&x[first * image_in..(first + images) * image_in], scratch);

@@ -31,7 +31,7 @@ use rayon::prelude::*;
 
 use super::super::super::conv_shape::ConvShape;
 use super::super::super::dense::{IMAGES_PER_PARTIAL, LARGE_WEIGHT};
-use super::super::{Copies, Isa, same_3x3};
+use super::super::{Copies, Isa, lined, same_3x3};
 
 /// Positions one pass of the tiles covers before their accumulators are added to the task's
 /// gradient: `dyᵀ` for 64 channels over them is 32 KiB.
@@ -81,11 +81,12 @@ pub(super) fn weight_grad(g: &ConvShape, x: &[f32], dy: &[f32]) -> Vec<f32> {
         .map_init(
             || {
                 (
-                    vec![0.0; IMAGES_PER_PARTIAL * copies.len()],
+                    copies.scratch(IMAGES_PER_PARTIAL),
                     vec![0.0; POSITIONS_PER_PASS * padded],
                 )
             },
             |(scratch, transposed), chunk| {
+                let scratch = lined(scratch);
                 let first = chunk * IMAGES_PER_PARTIAL;
                 let images = IMAGES_PER_PARTIAL.min(g.batch - first);
                 copies.fill_images(&x[first * image_in..(first + images) * image_in], scratch);

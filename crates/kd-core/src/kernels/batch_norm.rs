@@ -9,7 +9,7 @@
 
 use rayon::prelude::*;
 
-use super::reduce;
+use super::{reduce, uninit};
 
 /// The sizes of a `[batch, channels, height·width]` activation.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -84,23 +84,18 @@ fn affine(
     coefficients: impl Fn(usize) -> (f32, f32) + Sync,
     relu: bool,
 ) -> Vec<f32> {
-    let mut y = vec![0.0; x.len()];
-    y.par_chunks_mut(p.plane)
-        .zip(x.par_chunks(p.plane))
-        .enumerate()
-        .for_each(|(i, (y, x))| {
-            let (scale, shift) = coefficients(i % p.channels);
-            if relu {
-                y.iter_mut()
-                    .zip(x)
-                    .for_each(|(y, x)| *y = (x * scale + shift).max(0.0));
-            } else {
-                y.iter_mut()
-                    .zip(x)
-                    .for_each(|(y, x)| *y = x * scale + shift);
-            }
-        });
-    y
+    let per_plane = |i: usize| coefficients(i % p.channels);
+    if relu {
+        uninit::map_chunks(p.plane, x, |i| {
+            let (scale, shift) = per_plane(i);
+            move |x| (x * scale + shift).max(0.0)
+        })
+    } else {
+        uninit::map_chunks(p.plane, x, |i| {
+            let (scale, shift) = per_plane(i);
+            move |x| x * scale + shift
+        })
+    }
 }
 
 /// `max(x · scale + shift, 0)` per channel, planes spread over rayon's workers: an inference
@@ -140,20 +135,14 @@ pub fn backward(
         })
         .collect();
     let count = p.count() as f32;
-    let mut dx = vec![0.0; x.len()];
-    dx.par_chunks_mut(p.plane)
-        .zip(x.par_chunks(p.plane).zip(dy.par_chunks(p.plane)))
-        .enumerate()
-        .for_each(|(i, (dx, (x, dy)))| {
-            let c = i % p.channels;
-            let (m, s) = (mean[c], inv_std(var[c], epsilon));
-            let (sum_dy, sum_dy_xhat) = sums[c];
-            let (mean_dy, mean_dy_xhat) = (sum_dy / count, sum_dy_xhat / count);
-            let g = gamma[c] * s;
-            for ((dx, &x), &dy) in dx.iter_mut().zip(x).zip(dy) {
-                *dx = g * (dy - mean_dy - (x - m) * s * mean_dy_xhat);
-            }
-        });
+    let dx = uninit::zip_map_chunks(p.plane, x, dy, |i| {
+        let c = i % p.channels;
+        let (m, s) = (mean[c], inv_std(var[c], epsilon));
+        let (sum_dy, sum_dy_xhat) = sums[c];
+        let (mean_dy, mean_dy_xhat) = (sum_dy / count, sum_dy_xhat / count);
+        let g = gamma[c] * s;
+        move |x, dy| g * (dy - mean_dy - (x - m) * s * mean_dy_xhat)
+    });
     let dgamma = sums.iter().map(|s| s.1).collect();
     let dbeta = sums.iter().map(|s| s.0).collect();
     (dx, dgamma, dbeta)

@@ -34,6 +34,8 @@
 //! geometries, other CPUs) [`applies`] is false and [`super::dense`] runs as before.
 #![allow(unsafe_code)]
 
+use std::mem::MaybeUninit;
+
 use rayon::prelude::*;
 
 use super::conv_shape::ConvShape;
@@ -199,8 +201,11 @@ fn convolve(
     assert!(same_3x3(g) && g.out_h == h && g.out_w == w);
     assert!(isa.available(), "{isa:?} kernels on a CPU without them");
     assert!(src.len() >= g.batch * from * plane);
+    assert!(from > 0, "a convolution of no input channels");
     let copies = Copies::new(from, h, w, isa.width());
-    let mut y = vec![0.0; g.batch * to * plane];
+    let len = g.batch * to * plane;
+    // Not zeroed first: the tiles write every element (zeroing was 3% of a resnet32 step).
+    let mut y = Vec::<f32>::with_capacity(len);
     // Planes of one AVX-512 vector go to the tiles four images at a time ([`images`]).
     let group = if isa == Isa::Avx512 && plane <= isa.lanes() && g.batch > 1 {
         IMAGES
@@ -208,7 +213,8 @@ fn convolve(
         1
     };
     let src = &src[..g.batch * from * plane];
-    y.par_chunks_mut(group * to * plane)
+    y.spare_capacity_mut()[..len]
+        .par_chunks_mut(group * to * plane)
         .zip(src.par_chunks(group * from * plane))
         .enumerate()
         .for_each_init(
@@ -222,11 +228,17 @@ fn convolve(
                 } else {
                     image(isa, &copies, scratch, packed, to, y);
                 }
+                // SAFETY: `image` and `images` wrote every element of `y`: the first pass of
+                // taps (there is one, as `from > 0`) stores each block's rows `< to` at every
+                // position of the plane, of every image of the chunk.
+                let y = unsafe { &mut *(y as *mut [MaybeUninit<f32>] as *mut [f32]) };
                 for (i, y) in y.chunks_exact_mut(to * plane).enumerate() {
                     epilogue.apply(index * group + i, to, plane, y);
                 }
             },
         );
+    // SAFETY: every chunk of the first `len` elements was written above.
+    unsafe { y.set_len(len) };
     y
 }
 
@@ -345,7 +357,14 @@ fn copy_masked(kw: usize, w: usize, src: &[f32], dst: &mut [f32]) {
 /// Every extent the tiles address is checked here, before any of them runs: the largest tap
 /// offset plus the plane plus one tile width stays inside `scratch`, the packed weights hold
 /// every block's taps, and each tile writes rows `< to` and positions `< h·w` of `y`.
-fn image(isa: Isa, copies: &Copies, scratch: &[f32], packed: &[f32], to: usize, y: &mut [f32]) {
+fn image(
+    isa: Isa,
+    copies: &Copies,
+    scratch: &[f32],
+    packed: &[f32],
+    to: usize,
+    y: &mut [MaybeUninit<f32>],
+) {
     let plane = copies.h * copies.w;
     let taps = copies.offsets.len();
     let (nr, mr, lanes) = (isa.rows(), isa.width(), isa.lanes());
@@ -373,7 +392,7 @@ fn image(isa: Isa, copies: &Copies, scratch: &[f32], packed: &[f32], to: usize, 
                     src_vector_stride: lanes,
                     weights: packed[(block * taps + k0) * nr..].as_ptr(),
                     block_stride: taps * nr,
-                    out: y[block * nr * plane + m0..].as_mut_ptr(),
+                    out: y[block * nr * plane + m0..].as_mut_ptr().cast::<f32>(),
                     out_stride: plane,
                     out_vector_stride: lanes,
                     rows: (group * nr).min(to - block * nr),
@@ -427,7 +446,7 @@ fn images(
     count: usize,
     packed: &[f32],
     to: usize,
-    y: &mut [f32],
+    y: &mut [MaybeUninit<f32>],
 ) {
     let plane = copies.h * copies.w;
     let taps = copies.offsets.len();
@@ -448,7 +467,7 @@ fn images(
                 src_vector_stride: copies.len(),
                 weights: packed[(block * taps + k0) * nr..].as_ptr(),
                 block_stride: taps * nr,
-                out: y[block * nr * plane..].as_mut_ptr(),
+                out: y[block * nr * plane..].as_mut_ptr().cast::<f32>(),
                 out_stride: plane,
                 out_vector_stride: to * plane,
                 rows: nr.min(to - block * nr),

@@ -11,7 +11,8 @@
 //! `depthwise.rs` (one channel's planes stacked and split into stride phases; its `masked.rs`
 //! reads the 3×3 layers straight from each plane with masked vector loads) compute them, on `conv_shape.rs`'s sizes, with `im2col.rs` and
 //! one bounds-checked GEMM call in `gemm.rs`. `max_pool.rs` does VGG's max pooling, which
-//! burn-flex runs through its generic 3-D pooling with indices. The zoo calls [`conv2d`] and
+//! burn-flex runs through its generic 3-D pooling with indices, and `uninit.rs` writes
+//! batch norm's elementwise outputs without zeroing them first. The zoo calls [`conv2d`] and
 //! [`max_pool2d`]; `tests/kernels.rs` checks every path against burn's ops, values and
 //! gradients.
 
@@ -28,6 +29,7 @@ mod gemm;
 mod im2col;
 mod max_pool;
 mod reduce;
+mod uninit;
 
 pub use base::{
     batch_norm_train, conv2d, conv2d_bias, conv2d_bias_add_relu, enabled, max_pool2d,

@@ -1,6 +1,8 @@
 //! What an inference convolution does to its output before returning it: add a per-channel
 //! bias, add a residual, clamp at zero (ReLU), each optional, in one pass over each image's
-//! output while it is still in cache.
+//! output while it is still in cache ([`Epilogue::apply`], after `super::dense`'s products), or
+//! in the direct convolution's tiles before their last store (`super::direct`), so that its
+//! output is written once.
 //!
 //! A frozen network (a teacher in a distillation step, `kd eval`, `kd predict`) runs every
 //! conv → bn (→ ReLU) of the zoo as one convolution with the batch norm folded in

@@ -3,9 +3,9 @@
 //! few it does not; training-mode batch norm likewise. `kernels_zoo.rs` runs whole networks with
 //! the kernels on and off.
 
-use burn::tensor::module;
 use burn::tensor::ops::ConvOptions;
 use burn::tensor::{Device, Tensor};
+use burn::tensor::{activation, module};
 use kd_core::kernels;
 
 mod common;
@@ -353,42 +353,69 @@ fn strided_inputs_are_read_in_logical_order() {
     assert!(max_rel_diff(ours, burn) < 1e-5);
 }
 
-/// Training-mode batch norm: output, statistics and the gradients of input, scale and shift
-/// against burn's `batch_norm_train`.
+/// Training-mode batch norm, alone and with its ReLU fused: output, statistics and the gradients
+/// of input, scale and shift against burn's `batch_norm_train` (and `relu` after it), the fused
+/// ReLU on batches where it clamps some outputs.
 #[test]
 fn batch_norm_matches_burns_values_statistics_and_gradients() {
     let device = Device::flex().autodiff();
-    for dims in [[4, 3, 5, 5], [2, 16, 8, 8], [3, 7, 1, 1]] {
-        let mut results = Vec::new();
-        for use_kd in [true, false] {
-            let x = fixed(dims, 11, 2.0, &device).require_grad();
-            let gamma = fixed([dims[1]], 12, 1.0, &device).require_grad();
-            let beta = fixed([dims[1]], 13, 1.0, &device).require_grad();
-            let (y, mean, var) = if use_kd {
-                kernels::batch_norm_train(x.clone(), gamma.clone(), beta.clone(), 1e-5)
-            } else {
-                let r = module::batch_norm_train(x.clone(), gamma.clone(), beta.clone(), 1e-5);
-                (r.output, r.mean, r.variance)
-            };
-            let r = fixed(dims, 14, 1.0, &device);
-            let grads = (y.clone() * r).sum().backward();
-            let vector = |t: Tensor<1>| t.reshape([1, 1, 1, dims[1]]);
-            results.push(vec![
-                y.inner(),
-                vector(mean.inner()),
-                vector(var.inner()),
-                x.grad(&grads).unwrap(),
-                vector(gamma.grad(&grads).unwrap()),
-                vector(beta.grad(&grads).unwrap()),
-            ]);
-        }
-        let (ours, burn) = (results.remove(0), results.remove(0));
-        for (what, (a, b)) in ["output", "mean", "variance", "dx", "dgamma", "dbeta"]
-            .iter()
-            .zip(ours.into_iter().zip(burn))
-        {
-            let diff = max_rel_diff(a, b);
-            assert!(diff < 1e-4, "{dims:?}: {what} differs by {diff}");
+    for relu in [false, true] {
+        for dims in [[4, 3, 5, 5], [2, 16, 8, 8], [3, 7, 1, 1]] {
+            let mut results = Vec::new();
+            for use_kd in [true, false] {
+                let x = fixed(dims, 11, 2.0, &device).require_grad();
+                let gamma = fixed([dims[1]], 12, 1.0, &device).require_grad();
+                let beta = fixed([dims[1]], 13, 1.0, &device).require_grad();
+                let (y, mean, var) = match (use_kd, relu) {
+                    (true, false) => {
+                        kernels::batch_norm_train(x.clone(), gamma.clone(), beta.clone(), 1e-5)
+                    }
+                    (true, true) => {
+                        kernels::batch_norm_relu_train(x.clone(), gamma.clone(), beta.clone(), 1e-5)
+                    }
+                    (false, _) => {
+                        let r =
+                            module::batch_norm_train(x.clone(), gamma.clone(), beta.clone(), 1e-5);
+                        let y = if relu {
+                            activation::relu(r.output)
+                        } else {
+                            r.output
+                        };
+                        (y, r.mean, r.variance)
+                    }
+                };
+                let r = fixed(dims, 14, 1.0, &device);
+                let grads = (y.clone() * r).sum().backward();
+                let vector = |t: Tensor<1>| t.reshape([1, 1, 1, dims[1]]);
+                results.push(vec![
+                    y.inner(),
+                    vector(mean.inner()),
+                    vector(var.inner()),
+                    x.grad(&grads).unwrap(),
+                    vector(gamma.grad(&grads).unwrap()),
+                    vector(beta.grad(&grads).unwrap()),
+                ]);
+            }
+            if relu {
+                let zeros: i64 = results[0][0]
+                    .clone()
+                    .equal_elem(0.0)
+                    .int()
+                    .sum()
+                    .into_scalar();
+                assert!(zeros > 0, "{dims:?}: the ReLU clamps nothing");
+            }
+            let (ours, burn) = (results.remove(0), results.remove(0));
+            for (what, (a, b)) in ["output", "mean", "variance", "dx", "dgamma", "dbeta"]
+                .iter()
+                .zip(ours.into_iter().zip(burn))
+            {
+                let diff = max_rel_diff(a, b);
+                assert!(
+                    diff < 1e-4,
+                    "relu {relu} {dims:?}: {what} differs by {diff}"
+                );
+            }
         }
     }
 }

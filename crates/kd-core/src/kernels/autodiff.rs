@@ -155,6 +155,7 @@ impl<C: CheckpointStrategy> KdOps for Autodiff<Flex, C> {
         beta: FloatTensor<Self>,
         stats: FloatTensor<Self>,
         epsilon: f64,
+        relu: bool,
     ) -> FloatTensor<Self> {
         let stats = stats.into_primitive();
         match BatchNormBackward
@@ -165,14 +166,23 @@ impl<C: CheckpointStrategy> KdOps for Autodiff<Flex, C> {
             OpsKind::Tracked(mut prep) => {
                 let x_state = prep.checkpoint(&x);
                 let gamma_state = prep.checkpoint(&gamma);
+                let beta_state = prep.checkpoint(&beta);
                 prep.finish(
-                    (x_state, gamma_state, stats.clone(), epsilon),
+                    (
+                        x_state,
+                        gamma_state,
+                        beta_state,
+                        stats.clone(),
+                        epsilon,
+                        relu,
+                    ),
                     Flex::kd_batch_norm_train(
                         x.into_primitive(),
                         gamma.into_primitive(),
                         beta.into_primitive(),
                         stats,
                         epsilon,
+                        relu,
                     ),
                 )
             }
@@ -182,6 +192,7 @@ impl<C: CheckpointStrategy> KdOps for Autodiff<Flex, C> {
                 beta.into_primitive(),
                 stats,
                 epsilon,
+                relu,
             )),
         }
     }
@@ -203,7 +214,8 @@ fn biased<C: CheckpointStrategy>(
 struct BatchNormBackward;
 
 impl Backward<Flex, 3> for BatchNormBackward {
-    type State = (NodeId, NodeId, FlexTensor, f64);
+    /// Input, scale, shift (for a fused ReLU's mask), statistics, epsilon, ReLU.
+    type State = (NodeId, NodeId, NodeId, FlexTensor, f64, bool);
 
     fn backward(
         self,
@@ -213,18 +225,20 @@ impl Backward<Flex, 3> for BatchNormBackward {
     ) {
         let [node_x, node_gamma, node_beta] = ops.parents;
         let dy = contiguous(grads.consume::<Flex>(&ops.node));
-        let (x_state, gamma_state, stats, epsilon) = ops.state;
+        let (x_state, gamma_state, beta_state, stats, epsilon, relu) = ops.state;
         let x = contiguous(checkpointer.retrieve_node_output::<FlexTensor>(x_state));
         let gamma = contiguous(checkpointer.retrieve_node_output::<FlexTensor>(gamma_state));
+        let beta = contiguous(checkpointer.retrieve_node_output::<FlexTensor>(beta_state));
         let stats = contiguous(stats);
         let p = planes(&x);
         let (dx, dgamma, dbeta) = batch_norm::backward(
             p,
             elements(&x),
-            elements(&gamma),
+            (elements(&gamma), elements(&beta)),
             elements(&stats),
             epsilon,
             elements(&dy),
+            relu,
         );
         let vector = |v: Vec<f32>| tensor(v, &[p.channels]);
         if let Some(node) = node_x {

@@ -209,13 +209,39 @@ pub fn batch_norm_train(
     beta: Tensor<1>,
     epsilon: f64,
 ) -> (Tensor<4>, Tensor<1>, Tensor<1>) {
+    batch_norm_train_then(x, (gamma, beta), epsilon, false)
+}
+
+/// [`batch_norm_train`] followed by a ReLU, `relu(bn(x))`: on flex in the batch norm's own pass,
+/// its backward masking the gradient with the ReLU's mask recomputed from `x` in the batch
+/// norm's backward (the ReLU's forward and backward passes over the activation and its
+/// autodiff node are saved); elsewhere burn's batch norm and ReLU.
+///
+/// # Shapes
+/// As [`batch_norm_train`].
+pub fn batch_norm_relu_train(
+    x: Tensor<4>,
+    gamma: Tensor<1>,
+    beta: Tensor<1>,
+    epsilon: f64,
+) -> (Tensor<4>, Tensor<1>, Tensor<1>) {
+    batch_norm_train_then(x, (gamma, beta), epsilon, true)
+}
+
+fn batch_norm_train_then(
+    x: Tensor<4>,
+    (gamma, beta): (Tensor<1>, Tensor<1>),
+    epsilon: f64,
+    relu: bool,
+) -> (Tensor<4>, Tensor<1>, Tensor<1>) {
     if !on_flex(&x) {
         let result = module::batch_norm_train(x, gamma, beta, epsilon);
-        return (
-            result.output,
-            result.mean.detach(),
-            result.variance.detach(),
-        );
+        let output = if relu {
+            activation::relu(result.output)
+        } else {
+            result.output
+        };
+        return (output, result.mean.detach(), result.variance.detach());
     }
     let channels = x.dims()[1];
     // The statistics are computed on the inner (non-autodiff) device and enter the graph as
@@ -235,6 +261,7 @@ pub fn batch_norm_train(
         beta.into_dispatch(),
         stats.clone().into_dispatch(),
         epsilon,
+        relu,
     ));
     let mean = stats.clone().slice([0..1, 0..channels]).reshape([channels]);
     let variance = stats.slice([1..2, 0..channels]).reshape([channels]);

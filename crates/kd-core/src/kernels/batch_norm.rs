@@ -59,21 +59,25 @@ fn inv_std(var: f32, epsilon: f64) -> f32 {
     (1.0 / (var as f64 + epsilon).sqrt()) as f32
 }
 
-/// `(x − mean) / √(var + ε) · gamma + beta`, with `stats` as [`stats`] returns them.
+/// Channel `c`'s `(scale, shift)` with `y = x · scale + shift` the normalised output: the one
+/// expression [`forward`] computes `y` with and [`backward`] recomputes a ReLU's mask with.
+fn coefficients(gamma: &[f32], beta: &[f32], stats: &[f32], epsilon: f64, c: usize) -> (f32, f32) {
+    let (mean, var) = stats.split_at(stats.len() / 2);
+    let scale = gamma[c] * inv_std(var[c], epsilon);
+    (scale, beta[c] - mean[c] * scale)
+}
+
+/// `(x − mean) / √(var + ε) · gamma + beta`, with `stats` as [`stats`] returns them, clamped at
+/// zero when `relu` (the ReLU after the batch norm, in the same pass).
 pub fn forward(
     p: Planes,
     x: &[f32],
-    gamma: &[f32],
-    beta: &[f32],
+    (gamma, beta): (&[f32], &[f32]),
     stats: &[f32],
     epsilon: f64,
+    relu: bool,
 ) -> Vec<f32> {
-    let (mean, var) = stats.split_at(p.channels);
-    let coefficients = |c: usize| {
-        let scale = gamma[c] * inv_std(var[c], epsilon);
-        (scale, beta[c] - mean[c] * scale)
-    };
-    affine(p, x, coefficients, false)
+    affine(p, x, |c| coefficients(gamma, beta, stats, epsilon, c), relu)
 }
 
 /// `x · scale + shift` per channel (clamped at zero when `relu`), with `coefficients(c)` giving
@@ -109,25 +113,33 @@ pub fn scale_shift_relu(p: Planes, x: &[f32], scale: &[f32], shift: &[f32]) -> V
     affine(p, x, |c| (scale[c], shift[c]), true)
 }
 
-/// The gradients `(dx, dgamma, dbeta)` of [`forward`] given the output gradient `dy`, with the
-/// batch statistics' own dependence on `x` included.
+/// The gradients `(dx, dgamma, dbeta)` of [`forward`] (with the same `relu`) given the output
+/// gradient `dy`, with the batch statistics' own dependence on `x` included. With `relu`, `dy`
+/// counts only where the output was positive, as ReLU's own backward passes it; the mask is
+/// recomputed from `x` with [`forward`]'s expression, so it is the forward's exactly.
 pub fn backward(
     p: Planes,
     x: &[f32],
-    gamma: &[f32],
+    (gamma, beta): (&[f32], &[f32]),
     stats: &[f32],
     epsilon: f64,
     dy: &[f32],
+    relu: bool,
 ) -> (Vec<f32>, Vec<f32>, Vec<f32>) {
     let (mean, var) = stats.split_at(p.channels);
-    // Per channel: Σ dy and Σ dy · x̂.
+    let per_channel = |c| coefficients(gamma, beta, stats, epsilon, c);
+    // Per channel: Σ dy and Σ dy · x̂ (over the positive outputs with `relu`).
     let sums: Vec<(f32, f32)> = (0..p.channels)
         .into_par_iter()
         .map(|c| {
             let (m, s) = (mean[c], inv_std(var[c], epsilon));
             let (mut sum_dy, mut sum_dy_centered) = (0.0f64, 0.0f64);
             for (xs, ds) in p.channel(x, c).zip(p.channel(dy, c)) {
-                let (sum, centered) = reduce::sum_and_dot_centered(ds, xs, m);
+                let (sum, centered) = if relu {
+                    reduce::sum_and_dot_centered_relu(ds, xs, m, per_channel(c))
+                } else {
+                    reduce::sum_and_dot_centered(ds, xs, m)
+                };
                 sum_dy += sum as f64;
                 sum_dy_centered += centered as f64;
             }
@@ -135,14 +147,28 @@ pub fn backward(
         })
         .collect();
     let count = p.count() as f32;
-    let dx = uninit::zip_map_chunks(p.plane, x, dy, |i| {
+    // Channel `c`'s `dx = g · (dy − mean_dy − (x − m) · s · mean_dy_xhat)`.
+    let terms = |i: usize| {
         let c = i % p.channels;
         let (m, s) = (mean[c], inv_std(var[c], epsilon));
         let (sum_dy, sum_dy_xhat) = sums[c];
         let (mean_dy, mean_dy_xhat) = (sum_dy / count, sum_dy_xhat / count);
-        let g = gamma[c] * s;
-        move |x, dy| g * (dy - mean_dy - (x - m) * s * mean_dy_xhat)
-    });
+        (gamma[c] * s, mean_dy, m, s, mean_dy_xhat, per_channel(c))
+    };
+    let dx = if relu {
+        uninit::zip_map_chunks(p.plane, x, dy, |i| {
+            let (g, mean_dy, m, s, mean_dy_xhat, (scale, shift)) = terms(i);
+            move |x, dy| {
+                let dy = if x * scale + shift > 0.0 { dy } else { 0.0 };
+                g * (dy - mean_dy - (x - m) * s * mean_dy_xhat)
+            }
+        })
+    } else {
+        uninit::zip_map_chunks(p.plane, x, dy, |i| {
+            let (g, mean_dy, m, s, mean_dy_xhat, _) = terms(i);
+            move |x, dy| g * (dy - mean_dy - (x - m) * s * mean_dy_xhat)
+        })
+    };
     let dgamma = sums.iter().map(|s| s.1).collect();
     let dbeta = sums.iter().map(|s| s.0).collect();
     (dx, dgamma, dbeta)
@@ -163,14 +189,15 @@ mod tests {
         let x = [1.0, 2.0, 3.0, 6.0];
         let s = stats(p, &x);
         assert_eq!(s, vec![3.0, 3.5]);
-        let y = forward(p, &x, &[2.0], &[1.0], &s, 0.0);
+        let y = forward(p, &x, (&[2.0], &[1.0]), &s, 0.0, false);
         let inv = 1.0 / 3.5f32.sqrt();
         for (y, x) in y.iter().zip(x) {
             assert!((y - ((x - 3.0) * inv * 2.0 + 1.0)).abs() < 1e-6);
         }
     }
 
-    /// The gradient of `Σ r · bn(x)` against central differences.
+    /// The gradient of `Σ r · bn(x)`, and of `Σ r · relu(bn(x))`, against central differences
+    /// (no output of the ReLU case lies within the step of zero).
     #[test]
     fn gradients_match_finite_differences() {
         let p = Planes {
@@ -180,40 +207,48 @@ mod tests {
         };
         let x: Vec<f32> = (0..12).map(|i| ((i * 7 % 5) as f32) * 0.6 - 1.0).collect();
         let r: Vec<f32> = (0..12).map(|i| ((i * 3 % 7) as f32) * 0.3 - 0.8).collect();
-        let (gamma, beta) = ([1.5f32, -0.7], [0.2f32, 0.4]);
-        let loss = |x: &[f32], gamma: &[f32], beta: &[f32]| -> f64 {
-            let s = stats(p, x);
-            forward(p, x, gamma, beta, &s, 1e-5)
-                .iter()
-                .zip(&r)
-                .map(|(y, r)| (y * r) as f64)
-                .sum()
-        };
-        let (dx, dgamma, dbeta) = backward(p, &x, &gamma, &stats(p, &x), 1e-5, &r);
-        let h = 1e-2f32;
-        for i in 0..x.len() {
-            let (mut up, mut down) = (x.clone(), x.clone());
-            up[i] += h;
-            down[i] -= h;
-            let numeric =
-                (loss(&up, &gamma, &beta) - loss(&down, &gamma, &beta)) / (2.0 * h as f64);
-            assert!(
-                (dx[i] as f64 - numeric).abs() < 2e-3,
-                "dx[{i}]: {} vs {numeric}",
-                dx[i]
-            );
-        }
-        for c in 0..2 {
-            let (mut up, mut down) = (gamma, gamma);
-            up[c] += h;
-            down[c] -= h;
-            let numeric = (loss(&x, &up, &beta) - loss(&x, &down, &beta)) / (2.0 * h as f64);
-            assert!((dgamma[c] as f64 - numeric).abs() < 2e-3);
-            let (mut up, mut down) = (beta, beta);
-            up[c] += h;
-            down[c] -= h;
-            let numeric = (loss(&x, &gamma, &up) - loss(&x, &gamma, &down)) / (2.0 * h as f64);
-            assert!((dbeta[c] as f64 - numeric).abs() < 2e-3);
+        let (gamma, beta) = ([1.5f32, -0.7], [0.35f32, 0.1]);
+        for relu in [false, true] {
+            let loss = |x: &[f32], gamma: &[f32], beta: &[f32]| -> f64 {
+                let s = stats(p, x);
+                forward(p, x, (gamma, beta), &s, 1e-5, relu)
+                    .iter()
+                    .zip(&r)
+                    .map(|(y, r)| (y * r) as f64)
+                    .sum()
+            };
+            let s = stats(p, &x);
+            let (dx, dgamma, dbeta) = backward(p, &x, (&gamma, &beta), &s, 1e-5, &r, relu);
+            let y = forward(p, &x, (&gamma, &beta), &s, 1e-5, false);
+            assert!(y.iter().all(|y| y.abs() > 0.1), "{y:?}");
+            if relu {
+                assert!(y.iter().any(|&y| y < 0.0) && y.iter().any(|&y| y > 0.0));
+            }
+            let h = 1e-2f32;
+            for i in 0..x.len() {
+                let (mut up, mut down) = (x.clone(), x.clone());
+                up[i] += h;
+                down[i] -= h;
+                let numeric =
+                    (loss(&up, &gamma, &beta) - loss(&down, &gamma, &beta)) / (2.0 * h as f64);
+                assert!(
+                    (dx[i] as f64 - numeric).abs() < 2e-3,
+                    "relu {relu} dx[{i}]: {} vs {numeric}",
+                    dx[i]
+                );
+            }
+            for c in 0..2 {
+                let (mut up, mut down) = (gamma, gamma);
+                up[c] += h;
+                down[c] -= h;
+                let numeric = (loss(&x, &up, &beta) - loss(&x, &down, &beta)) / (2.0 * h as f64);
+                assert!((dgamma[c] as f64 - numeric).abs() < 2e-3, "relu {relu}");
+                let (mut up, mut down) = (beta, beta);
+                up[c] += h;
+                down[c] -= h;
+                let numeric = (loss(&x, &gamma, &up) - loss(&x, &gamma, &down)) / (2.0 * h as f64);
+                assert!((dbeta[c] as f64 - numeric).abs() < 2e-3, "relu {relu}");
+            }
         }
     }
 }

@@ -104,7 +104,8 @@ pub trait KdOps: Backend {
     fn kd_batch_norm_stats(x: FloatTensor<Self>) -> FloatTensor<Self>;
 
     /// Training-mode batch normalisation of `x` with the statistics [`KdOps::kd_batch_norm_stats`]
-    /// returned for it: `(x − mean) / √(var + epsilon) · gamma + beta`.
+    /// returned for it: `(x − mean) / √(var + epsilon) · gamma + beta`, clamped at zero in the
+    /// same pass when `relu` (and the backward then masks the gradient as ReLU's does).
     ///
     /// # Shapes
     /// - `x`: `[batch, channels, height, width]`; `gamma`, `beta`: `[channels]`;
@@ -115,6 +116,7 @@ pub trait KdOps: Backend {
         beta: FloatTensor<Self>,
         stats: FloatTensor<Self>,
         epsilon: f64,
+        relu: bool,
     ) -> FloatTensor<Self>;
 }
 
@@ -228,6 +230,7 @@ impl KdOps for Flex {
         beta: FlexTensor,
         stats: FlexTensor,
         epsilon: f64,
+        relu: bool,
     ) -> FlexTensor {
         let (x, gamma, beta, stats) = (
             contiguous(x),
@@ -238,10 +241,10 @@ impl KdOps for Flex {
         let y = batch_norm::forward(
             planes(&x),
             elements(&x),
-            elements(&gamma),
-            elements(&beta),
+            (elements(&gamma), elements(&beta)),
             elements(&stats),
             epsilon,
+            relu,
         );
         tensor(y, &dims4(&x))
     }

@@ -31,6 +31,6 @@ mod reduce;
 mod uninit;
 
 pub use base::{
-    batch_norm_train, conv2d, conv2d_bias, conv2d_bias_add_relu, enabled, max_pool2d,
-    scale_shift_relu, set_enabled,
+    batch_norm_relu_train, batch_norm_train, conv2d, conv2d_bias, conv2d_bias_add_relu, enabled,
+    max_pool2d, scale_shift_relu, set_enabled,
 };

@@ -57,20 +57,49 @@ pub fn dot(a: &[f32], b: &[f32]) -> f32 {
 /// separate reductions in [`LANES`] lanes (the same lanes, the same order): the batch-norm
 /// backward's two sums, reading the gradient once.
 pub fn sum_and_dot_centered(a: &[f32], b: &[f32], m: f32) -> (f32, f32) {
+    sum_and_dot_centered_where(a, b, m, |_| true)
+}
+
+/// [`sum_and_dot_centered`] over only the `i` where `b[i] · scale + shift > 0`: the batch-norm
+/// backward's two sums with the gradient of a ReLU after it (`b` the input, `a` the gradient of
+/// the ReLU's output), whose mask is recomputed from the input.
+pub fn sum_and_dot_centered_relu(
+    a: &[f32],
+    b: &[f32],
+    m: f32,
+    (scale, shift): (f32, f32),
+) -> (f32, f32) {
+    sum_and_dot_centered_where(a, b, m, |y| y * scale + shift > 0.0)
+}
+
+/// `(Σ a'[i], Σ a'[i] · (b[i] − m))` with `a'[i] = a[i]` where `keep(b[i])`, else 0.
+#[inline(always)]
+fn sum_and_dot_centered_where(
+    a: &[f32],
+    b: &[f32],
+    m: f32,
+    keep: impl Fn(f32) -> bool,
+) -> (f32, f32) {
     let n = a.len().min(b.len());
     let (a, b) = (&a[..n], &b[..n]);
+    let kept = |x: f32, y: f32| if keep(y) { x } else { 0.0 };
     let (mut sums, mut dots) = ([0.0f32; LANES], [0.0f32; LANES]);
     let (ca, cb) = (a.chunks_exact(LANES), b.chunks_exact(LANES));
     let (tail_sum, tail_dot) = (
-        ca.remainder().iter().sum::<f32>(),
         ca.remainder()
             .iter()
             .zip(cb.remainder())
-            .map(|(&x, &y)| x * (y - m))
+            .map(|(&x, &y)| kept(x, y))
+            .sum::<f32>(),
+        ca.remainder()
+            .iter()
+            .zip(cb.remainder())
+            .map(|(&x, &y)| kept(x, y) * (y - m))
             .sum::<f32>(),
     );
     for (x, y) in ca.zip(cb) {
         for (((sum, dot), &x), &y) in sums.iter_mut().zip(&mut dots).zip(x).zip(y) {
+            let x = kept(x, y);
             *sum += x;
             *dot += x * (y - m);
         }
@@ -104,6 +133,36 @@ mod tests {
             assert!((squared_deviation(&a, 0.25) as f64 - plain).abs() < tolerance);
         }
         assert_eq!(dot(&[1.0, 2.0, 3.0], &[4.0, 5.0]), 14.0);
+    }
+
+    /// With a ReLU's mask, the pair is the unmasked pair of the gradient zeroed where the
+    /// recomputed output `b · scale + shift` is not positive (zero included).
+    #[test]
+    fn the_relu_pair_is_the_pair_of_the_masked_gradient() {
+        for n in [0, 1, 31, 32, 33, 100] {
+            let a: Vec<f32> = (0..n).map(|i| (i as f32 * 0.7).sin()).collect();
+            let b: Vec<f32> = (0..n).map(|i| (i as f32 * 0.3).cos()).collect();
+            // `b · 2 − 1 > 0` where `b > 0.5`; the element with `b = 0.5` exactly is dropped.
+            let mut b = b;
+            if n > 3 {
+                b[3] = 0.5;
+            }
+            let masked: Vec<f32> = a
+                .iter()
+                .zip(&b)
+                .map(|(&x, &y)| if y * 2.0 - 1.0 > 0.0 { x } else { 0.0 })
+                .collect();
+            let (s, d) = sum_and_dot_centered_relu(&a, &b, 0.25, (2.0, -1.0));
+            let (ws, wd) = sum_and_dot_centered(&masked, &b, 0.25);
+            assert_eq!(
+                (s.to_bits(), d.to_bits()),
+                (ws.to_bits(), wd.to_bits()),
+                "{n}"
+            );
+        }
+        let (s, d) =
+            sum_and_dot_centered_relu(&[1.0, 2.0, 4.0], &[1.0, -1.0, 3.0], 1.0, (1.0, 0.0));
+        assert_eq!((s, d), (5.0, 8.0));
     }
 
     /// The one-pass pair is bitwise the two reductions, on lengths around the lane count.

@@ -154,16 +154,36 @@ pub fn conv(layer: &Conv2d, x: Tensor<4>) -> Tensor<4> {
 /// `bn(x)`: the layer's forward. In training (an autodiff device and the layer not frozen) the
 /// batch statistics and normalisation come from [`crate::kernels::batch_norm_train`] and the
 /// running estimates are updated exactly as burn's `BatchNorm::forward` updates them; otherwise
-/// this is burn's forward. Every batch norm in the zoo runs through here.
+/// this is burn's forward. Every batch norm in the zoo runs through here, or through
+/// `norm_relu_unfolded` where a ReLU follows it (the same, the ReLU fused in training).
 ///
 /// # Shapes
 /// - `x`: `[batch, channels, height, width]` → the same
 pub fn norm(layer: &BatchNorm, x: Tensor<4>) -> Tensor<4> {
+    norm_then(layer, x, false)
+}
+
+/// `relu(norm(layer, x))`, the ReLU fused into a training-mode batch norm
+/// ([`crate::kernels::batch_norm_relu_train`]) and applied after it otherwise.
+///
+/// # Shapes
+/// - `x`: `[batch, channels, height, width]` → the same
+fn norm_relu_unfolded(layer: &BatchNorm, x: Tensor<4>) -> Tensor<4> {
+    norm_then(layer, x, true)
+}
+
+/// [`norm`], followed by a ReLU when `relu_after`.
+fn norm_then(layer: &BatchNorm, x: Tensor<4>, relu_after: bool) -> Tensor<4> {
     if !(x.device().is_autodiff() && layer.training.is_enabled()) {
-        return layer.forward(x);
+        let output = layer.forward(x);
+        return if relu_after { relu(output) } else { output };
     }
-    let (output, mean, variance) =
-        kernels::batch_norm_train(x, layer.gamma.val(), layer.beta.val(), layer.epsilon);
+    let train = if relu_after {
+        kernels::batch_norm_relu_train
+    } else {
+        kernels::batch_norm_train
+    };
+    let (output, mean, variance) = train(x, layer.gamma.val(), layer.beta.val(), layer.epsilon);
     if !RUNNING_UPDATES.get() {
         return output;
     }
@@ -213,7 +233,7 @@ pub fn conv_norm(conv_layer: &Conv2d, bn: &BatchNorm, x: Tensor<4>) -> Tensor<4>
 pub fn conv_norm_relu(conv_layer: &Conv2d, bn: &BatchNorm, x: Tensor<4>) -> Tensor<4> {
     match folded(conv_layer, bn, &x.device()) {
         Some((weight, bias, options)) => kernels::conv2d_bias(x, weight, bias, options, true),
-        None => relu(norm(bn, conv(conv_layer, x))),
+        None => norm_relu_unfolded(bn, conv(conv_layer, x)),
     }
 }
 
@@ -292,7 +312,7 @@ fn running_scale(bn: &BatchNorm, device: &Device) -> Tensor<1> {
 pub fn norm_relu(bn: &BatchNorm, x: Tensor<4>) -> Tensor<4> {
     let device = x.device();
     if device.is_autodiff() || !kernels::enabled() {
-        return relu(norm(bn, x));
+        return norm_relu_unfolded(bn, x);
     }
     let scale = running_scale(bn, &device);
     let shift = bn.beta.val().to_device(&device)

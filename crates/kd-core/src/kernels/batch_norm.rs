@@ -9,7 +9,7 @@
 
 use rayon::prelude::*;
 
-use super::{reduce, uninit};
+use super::{epilogue, reduce, uninit};
 
 /// The sizes of a `[batch, channels, height·width]` activation.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -92,7 +92,7 @@ fn affine(
     if relu {
         uninit::map_chunks(p.plane, x, |i| {
             let (scale, shift) = per_plane(i);
-            move |x| (x * scale + shift).max(0.0)
+            move |x| epilogue::relu(x * scale + shift)
         })
     } else {
         uninit::map_chunks(p.plane, x, |i| {
@@ -159,7 +159,11 @@ pub fn backward(
         uninit::zip_map_chunks(p.plane, x, dy, |i| {
             let (g, mean_dy, m, s, mean_dy_xhat, (scale, shift)) = terms(i);
             move |x, dy| {
-                let dy = if x * scale + shift > 0.0 { dy } else { 0.0 };
+                let dy = if epilogue::relu_passes(x * scale + shift) {
+                    dy
+                } else {
+                    0.0
+                };
                 g * (dy - mean_dy - (x - m) * s * mean_dy_xhat)
             }
         })
@@ -194,6 +198,27 @@ mod tests {
         for (y, x) in y.iter().zip(x) {
             assert!((y - ((x - 3.0) * inv * 2.0 + 1.0)).abs() < 1e-6);
         }
+    }
+
+    /// A fused ReLU keeps NaN (a diverged scale shows as NaN, not zeros), and its backward
+    /// passes the gradient where the output is NaN, as burn's ReLU does: channel 0's shift
+    /// gradient counts both outputs, channel 1's only its positive one.
+    #[test]
+    fn fused_relu_keeps_nan() {
+        let p = Planes {
+            batch: 1,
+            channels: 2,
+            plane: 2,
+        };
+        let x = [0.5, 1.0, -1.0, 1.0];
+        let (gamma, beta) = ([f32::NAN, 1.0], [0.0, 0.0]);
+        let s = stats(p, &x);
+        let y = forward(p, &x, (&gamma, &beta), &s, 1e-5, true);
+        assert!(y[0].is_nan() && y[1].is_nan(), "{y:?}");
+        assert_eq!(y[2], 0.0);
+        assert!(y[3] > 0.9);
+        let (_, _, dbeta) = backward(p, &x, (&gamma, &beta), &s, 1e-5, &[1.0; 4], true);
+        assert_eq!(dbeta, vec![2.0, 1.0]);
     }
 
     /// The gradient of `Σ r · bn(x)`, and of `Σ r · relu(bn(x))`, against central differences

@@ -668,7 +668,8 @@ impl Finish {
             }
         }
         if self.relu {
-            sum = _mm512_max_ps(sum, _mm512_setzero_ps());
+            // `max(0, sum)`: NaN stays NaN (`super::epilogue::relu`).
+            sum = _mm512_max_ps(_mm512_setzero_ps(), sum);
         }
         sum
     }
@@ -698,7 +699,7 @@ impl Finish {
             }
         }
         if self.relu {
-            sum = _mm256_max_ps(sum, _mm256_setzero_ps());
+            sum = _mm256_max_ps(_mm256_setzero_ps(), sum);
         }
         sum
     }
@@ -1037,6 +1038,38 @@ mod tests {
                             (bias.is_some(), residual.is_some(), relu)
                         );
                     }
+                }
+            }
+        }
+    }
+
+    /// A fused ReLU keeps NaN, as burn's does: the outputs that read a NaN input stay NaN, the
+    /// rest are clamped as usual.
+    #[test]
+    fn fused_relu_keeps_nan() {
+        for isa in runnable() {
+            for [b, c, o, h, w] in [[2, 3, 16, 5, 5], [1, 3, 7, 9, 9], [5, 2, 6, 4, 4]] {
+                let g = ConvShape::new([b, c, h, w], [o, c, 3, 3], [1, 1], [1, 1], 1).unwrap();
+                let mut x = pattern(g.input_len(), 0.37);
+                x[0] = f32::NAN;
+                let wt = pattern(g.weight_len(), 0.11);
+                let relu = Epilogue {
+                    relu: true,
+                    ..Epilogue::NONE
+                };
+                let plain = forward_on(isa, &g, &x, &wt, &Epilogue::NONE);
+                let got = forward_on(isa, &g, &x, &wt, &relu);
+                assert!(plain[0].is_nan(), "{isa:?}: the NaN reaches the output");
+                for (got, plain) in got.iter().zip(&plain) {
+                    let want = if plain.is_nan() {
+                        f32::NAN
+                    } else {
+                        plain.max(0.0)
+                    };
+                    assert!(
+                        got.to_bits() == want.to_bits() || (got.is_nan() && want.is_nan()),
+                        "{isa:?} {b}x{c}→{o} {h}x{w}: {got} from {plain}"
+                    );
                 }
             }
         }

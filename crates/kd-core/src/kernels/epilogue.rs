@@ -9,6 +9,20 @@
 //! (`zoo::layers::conv_norm`); burn would then add the bias, the residual and the ReLU as three
 //! elementwise passes over the whole batch, each reading and writing it from memory.
 
+/// `max(v, 0)` as burn-flex's (and PyTorch's) ReLU computes it: a NaN stays NaN, so a diverging
+/// network shows NaN rather than zeros. Every ReLU kd fuses into a kernel clamps this way; the
+/// vector kernels use `max(0, v)`, whose instruction returns its second operand `v` when either
+/// is NaN.
+pub(super) fn relu(v: f32) -> f32 {
+    if v.is_nan() || v > 0.0 { v } else { 0.0 }
+}
+
+/// Whether a ReLU's backward passes the gradient at output (or input) `v`: where `v > 0`, and
+/// where it is NaN, as burn-flex's `relu_backward` does.
+pub(super) fn relu_passes(v: f32) -> bool {
+    v.is_nan() || v > 0.0
+}
+
 /// The optional steps after a convolution, in the order they apply: `y + bias[c] + residual`,
 /// then `max(·, 0)` when `relu`.
 #[derive(Debug, Clone, Copy, Default)]
@@ -53,7 +67,7 @@ impl Epilogue<'_> {
                 None => {}
             }
             if self.relu {
-                row.iter_mut().for_each(|v| *v = v.max(0.0));
+                row.iter_mut().for_each(|v| *v = relu(*v));
             }
         }
     }
@@ -62,6 +76,25 @@ impl Epilogue<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// ReLU clamps negatives and zeros to `+0.0` and keeps NaN, as burn-flex's does.
+    #[test]
+    fn relu_keeps_nan() {
+        assert_eq!(relu(2.5), 2.5);
+        assert_eq!(relu(-1.0).to_bits(), 0.0f32.to_bits());
+        assert_eq!(relu(-0.0).to_bits(), 0.0f32.to_bits());
+        assert!(relu(f32::NAN).is_nan());
+        assert_eq!(relu(f32::NEG_INFINITY), 0.0);
+        assert!(relu_passes(1e-30) && relu_passes(f32::NAN));
+        assert!(!relu_passes(0.0) && !relu_passes(-0.0) && !relu_passes(-3.0));
+        let mut y = [f32::NAN, -2.0, 3.0];
+        let relu_only = Epilogue {
+            relu: true,
+            ..Epilogue::NONE
+        };
+        relu_only.apply(0, 1, 3, &mut y);
+        assert!(y[0].is_nan() && y[1..] == [0.0, 3.0]);
+    }
 
     #[test]
     fn bias_then_residual_then_relu_per_channel_and_image() {

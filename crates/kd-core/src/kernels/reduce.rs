@@ -60,16 +60,17 @@ pub fn sum_and_dot_centered(a: &[f32], b: &[f32], m: f32) -> (f32, f32) {
     sum_and_dot_centered_where(a, b, m, |_| true)
 }
 
-/// [`sum_and_dot_centered`] over only the `i` where `b[i] · scale + shift > 0`: the batch-norm
-/// backward's two sums with the gradient of a ReLU after it (`b` the input, `a` the gradient of
-/// the ReLU's output), whose mask is recomputed from the input.
+/// [`sum_and_dot_centered`] over only the `i` where a ReLU passes `b[i] · scale + shift`
+/// (positive or NaN, `super::epilogue::relu_passes`): the batch-norm backward's two sums with the
+/// gradient of a ReLU after it (`b` the input, `a` the gradient of the ReLU's output), whose mask
+/// is recomputed from the input.
 pub fn sum_and_dot_centered_relu(
     a: &[f32],
     b: &[f32],
     m: f32,
     (scale, shift): (f32, f32),
 ) -> (f32, f32) {
-    sum_and_dot_centered_where(a, b, m, |y| y * scale + shift > 0.0)
+    sum_and_dot_centered_where(a, b, m, |y| super::epilogue::relu_passes(y * scale + shift))
 }
 
 /// `(Σ a'[i], Σ a'[i] · (b[i] − m))` with `a'[i] = a[i]` where `keep(b[i])`, else 0.

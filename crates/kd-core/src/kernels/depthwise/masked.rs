@@ -463,7 +463,8 @@ impl Group {
                 acc
             };
             let acc = if self.relu {
-                _mm512_max_ps(acc, _mm512_setzero_ps())
+                // `max(0, acc)`: NaN stays NaN (`super::super::epilogue::relu`).
+                _mm512_max_ps(_mm512_setzero_ps(), acc)
             } else {
                 acc
             };
@@ -498,7 +499,7 @@ impl Group {
                 acc
             };
             let acc = if self.relu {
-                _mm256_max_ps(acc, _mm256_setzero_ps())
+                _mm256_max_ps(_mm256_setzero_ps(), acc)
             } else {
                 acc
             };
@@ -617,9 +618,11 @@ mod tests {
         for isa in runnable {
             for s in [1, 2] {
                 let g = ConvShape::new([3, 5, 7, 6], [5, 1, 3, 3], [s, s], [1, 1], 5).unwrap();
-                let x: Vec<f32> = (0..g.input_len())
+                let mut x: Vec<f32> = (0..g.input_len())
                     .map(|i| (i as f32 * 0.37).sin())
                     .collect();
+                // A NaN input stays NaN through the fused ReLU, as through burn's.
+                x[7] = f32::NAN;
                 let k: Vec<f32> = (0..45).map(|i| (i as f32 * 0.71).cos()).collect();
                 let bias = [0.25, -0.5, 0.0, 1.0, -0.125];
                 for (with_bias, relu) in [(true, true), (true, false), (false, true)] {
@@ -637,6 +640,7 @@ mod tests {
                     let bits = |v: &[f32]| v.iter().map(|v| v.to_bits()).collect::<Vec<_>>();
                     assert_eq!(bits(&fused), bits(&want), "{isa:?} s{s} {with_bias} {relu}");
                     assert!(!relu || fused.contains(&0.0));
+                    assert!(fused.iter().any(|v| v.is_nan()));
                 }
             }
         }

@@ -61,8 +61,12 @@ fn inv_std(var: f32, epsilon: f64) -> f32 {
 
 /// Channel `c`'s `(scale, shift)` with `y = x · scale + shift` the normalised output: the one
 /// expression [`forward`] computes `y` with and [`backward`] recomputes a ReLU's mask with.
-fn coefficients(gamma: &[f32], beta: &[f32], stats: &[f32], epsilon: f64, c: usize) -> (f32, f32) {
-    let (mean, var) = stats.split_at(stats.len() / 2);
+fn coefficients(
+    (gamma, beta): (&[f32], &[f32]),
+    (mean, var): (&[f32], &[f32]),
+    epsilon: f64,
+    c: usize,
+) -> (f32, f32) {
     let scale = gamma[c] * inv_std(var[c], epsilon);
     (scale, beta[c] - mean[c] * scale)
 }
@@ -77,7 +81,13 @@ pub fn forward(
     epsilon: f64,
     relu: bool,
 ) -> Vec<f32> {
-    affine(p, x, |c| coefficients(gamma, beta, stats, epsilon, c), relu)
+    let (mean, var) = stats.split_at(p.channels);
+    affine(
+        p,
+        x,
+        |c| coefficients((gamma, beta), (mean, var), epsilon, c),
+        relu,
+    )
 }
 
 /// `x · scale + shift` per channel (clamped at zero when `relu`), with `coefficients(c)` giving
@@ -115,8 +125,9 @@ pub fn scale_shift_relu(p: Planes, x: &[f32], scale: &[f32], shift: &[f32]) -> V
 
 /// The gradients `(dx, dgamma, dbeta)` of [`forward`] (with the same `relu`) given the output
 /// gradient `dy`, with the batch statistics' own dependence on `x` included. With `relu`, `dy`
-/// counts only where the output was positive, as ReLU's own backward passes it; the mask is
-/// recomputed from `x` with [`forward`]'s expression, so it is the forward's exactly.
+/// counts only where the ReLU passes it, as ReLU's own backward does (the normalised output
+/// positive or NaN, `super::epilogue::relu_passes`); the mask is recomputed from `x` with
+/// [`forward`]'s expression, so it is the forward's exactly.
 pub fn backward(
     p: Planes,
     x: &[f32],
@@ -127,8 +138,8 @@ pub fn backward(
     relu: bool,
 ) -> (Vec<f32>, Vec<f32>, Vec<f32>) {
     let (mean, var) = stats.split_at(p.channels);
-    let per_channel = |c| coefficients(gamma, beta, stats, epsilon, c);
-    // Per channel: Σ dy and Σ dy · x̂ (over the positive outputs with `relu`).
+    let per_channel = |c| coefficients((gamma, beta), (mean, var), epsilon, c);
+    // Per channel: Σ dy and Σ dy · x̂ (where the ReLU passes the gradient, with `relu`).
     let sums: Vec<(f32, f32)> = (0..p.channels)
         .into_par_iter()
         .map(|c| {

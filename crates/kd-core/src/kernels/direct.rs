@@ -14,8 +14,9 @@
 //! plain offset into them. Copy `kw` is stored `1 − kw` elements later and every copy starts on
 //! a 64-byte line ([`lined`]), so on planes whose rows are whole lines (16 or 32 pixels wide)
 //! every vector load of a tile is a whole line: on one core of an Intel Xeon with AVX-512, the
-//! forward of 16→16 channels on 32×32 went from 2.72–2.82 to 2.65–2.72 ms, 32→32 on 32×32 from
-//! 10.1–10.6 to 9.0–9.7 ms (batch 64, five runs each).
+//! forward of 16→16 channels on 32×32 went from a median of 2.79 to 2.66 ms (2.72–2.82 and
+//! 2.65–2.72), 32→32 on 32×32 from 10.2 to 9.4 ms (10.1–10.6 and 9.0–9.7; batch 64, five runs
+//! each, commit 261fd66 against its parent).
 //!
 //! The microkernel keeps a tile of output positions × output channels in registers and, for
 //! each `(c, kh, kw)`, loads the tile's input vectors and multiplies them by broadcast weights,
@@ -53,7 +54,8 @@ const KC: usize = 288;
 /// The vector instructions a tile runs on (also [`super::depthwise`]'s masked kernel's).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) enum Isa {
-    /// 16-lane registers, tiles of 64 positions × 6 channels.
+    /// 16-lane registers, tiles of 64 positions × 6 channels (32 × 8 for some widths,
+    /// `TileShape`).
     Avx512,
     /// 8-lane registers with FMA, tiles of 16 positions × 6 channels.
     Avx2,
@@ -161,7 +163,7 @@ fn input_grad_on(isa: Isa, g: &ConvShape, w: &[f32], dy: &[f32]) -> Vec<f32> {
     convolve(isa, shape, g, (c_out, c_in), dy, &packed, &Epilogue::NONE)
 }
 
-/// The weights `weight(o, k)` (`rows × taps`) in blocks of `isa.rows()` output channels,
+/// The weights `weight(o, k)` (`rows × taps`) in blocks of `nr` output channels,
 /// tap-major within a block (`packed[block][k][r]`), the last block padded with zeros. Blocks
 /// are packed in parallel: a wide layer's weights (VGG's 512 × 4608) are repacked on every
 /// call, and on one thread that was a few percent of the forward.
@@ -216,7 +218,7 @@ fn convolve(
     );
     let copies = Copies::new(from, h, w, isa.width());
     let len = g.batch * to * plane;
-    // Not zeroed first: the tiles write every element (zeroing was 3% of a resnet32 step).
+    // Not zeroed first: the tiles write every element (`super::uninit` has the measurements).
     let mut y = Vec::<f32>::with_capacity(len);
     // Planes of one AVX-512 vector go to the tiles four images at a time ([`images`]).
     let group = if isa == Isa::Avx512 && plane <= isa.lanes() && g.batch > 1 {
@@ -273,15 +275,13 @@ struct Copies {
     channels: usize,
     h: usize,
     w: usize,
-    /// Length of one copy: one zero row above, the plane, one zero row below, and one element
-    /// either side (the reads at `kw − 1 = ±1` from the first and last position), a multiple
-    /// of `align`.
+    /// Length of one copy: one zero row above, the plane and one zero row below (`2w + plane`,
+    /// the furthest read being `2w + plane − 1`), and two elements for copy `kw`'s plane
+    /// starting `1 − kw` after the row above; rounded up to a multiple of [`LINE`], so that
+    /// every copy starts on a 64-byte line, for planes larger than one AVX-512 vector, and
+    /// packed for smaller ones, whose taps start mid-line whatever the copy's start (rounding
+    /// them cost 3–4% of a 256→256 forward on 4×4).
     len: usize,
-    /// What the copies' lengths are rounded up to: [`LINE`], so that every copy starts on a
-    /// 64-byte line, for planes larger than one AVX-512 vector; 1 (packed) for smaller ones,
-    /// whose taps start mid-line whatever the copy's start (rounding them cost 3–4% of a
-    /// 256→256 forward on 4×4).
-    align: usize,
     /// Slack after the copies: one tile's width, so that no vector load of the last tile can
     /// leave the buffer (its lanes past the plane are masked off as well).
     slack: usize,
@@ -310,15 +310,15 @@ impl Copies {
             h,
             w,
             len,
-            align,
             slack,
             offsets,
         }
     }
 
-    /// Scratch length: the copies and the slack, a multiple of `align`.
+    /// Scratch length: the copies and the slack (a tile's width, 64 or 16, or 0), so that the
+    /// copies of consecutive images start on lines too where `len` is rounded.
     fn len(&self) -> usize {
-        (3 * self.channels * self.len + self.slack).next_multiple_of(self.align)
+        3 * self.channels * self.len + self.slack
     }
 
     /// A zeroed buffer for the copies of `images` images, with room for [`lined`] to start
@@ -430,12 +430,12 @@ fn image(
                 // reads `offsets[i] + m0 + [0, width)` of `scratch` (inside it by the assertion
                 // above, whole vectors included), `offsets.len() · nr` packed weights from tap
                 // `k0` of each of its `group` blocks (`block + group ≤ blocks`), and writes
-                // `rows` rows of `width` positions from `m0` of `y`, reading the bias of those
-                // rows and the residual at the same positions (inside them by the assertions).
+                // `rows` rows of `width` positions from `m0` of `y`. Its `finish` reads the bias
+                // of those rows and the residual at the same positions: `block · nr + rows ≤ to`
+                // and the residual holds `to · plane`, by the assertions above.
                 #[cfg(target_arch = "x86_64")]
                 unsafe {
                     match (isa, nr, vectors, group) {
-                        (Isa::Avx512, 8, 3, _) => tile.avx512::<3, 8>(offsets),
                         (Isa::Avx512, 8, 2, _) => tile.avx512::<2, 8>(offsets),
                         (Isa::Avx512, 8, 1, _) => tile.avx512::<1, 8>(offsets),
                         (Isa::Avx512, 6, 4, _) => tile.avx512::<4, 6>(offsets),
@@ -470,13 +470,15 @@ struct TileShape {
 
 impl TileShape {
     /// [`Isa::rows`] × [`Isa::width`], except on AVX-512 for planes of more than one vector and
-    /// up to 64 output channels (`to`) that are a multiple of 8 but not of 6 (16, 32, 64: the
-    /// 16- and 32-channel stages of the ResNets and WRNs): there six-channel blocks compute up to
-    /// 12.5% padding rows, and tiles of 8 channels × 32 positions (16 accumulators) compute
-    /// none. On one core of an Intel Xeon, batch 64, the forward of 16→16 channels on 32×32 went
-    /// from 2.38–2.48 to 2.06–2.27 ms, 32→32 on 16×16 from 2.18–2.21 to 1.92–1.96 ms, 32→32 on
-    /// 32×32 from 8.7 to 7.9–8.1 ms and 64→64 on 8×8 from 2.05 to 1.96–2.03 ms; 128 and 256
-    /// channels, whose blocks waste under 3%, were the same either way.
+    /// up to 64 output channels (`to`) that are a multiple of 8 but not of 6 (8, 16, 32, 40,
+    /// 56, 64: the 16- and 32-channel stages of the ResNets and WRNs): there six-channel blocks
+    /// compute padding rows (12 for 8 channels, 18 for 16, 36 for 32, 66 for 64), and tiles of
+    /// 8 channels × 32 positions (16 accumulators) compute none. On one core of an Intel Xeon,
+    /// batch 64, against the six-channel tiles in the same binary (commit 8ac2e9c), the forward
+    /// of 16→16 channels on 32×32 went from 2.38–2.48 to 2.06–2.27 ms, 32→32 on 16×16 from
+    /// 2.18–2.21 to 1.92–1.96 ms, 32→32 on 32×32 from 8.7 to 7.9–8.1 ms and 64→64 on 8×8 from
+    /// 2.05 to 1.96–2.03 ms; 128 and 256 channels, whose blocks waste about 3% and 1%, were the
+    /// same either way, and tiles of 8 × 48 positions were no better than 8 × 32.
     fn new(isa: Isa, g: &ConvShape, to: usize) -> Self {
         let narrow = to <= 64 && to.is_multiple_of(8) && !to.is_multiple_of(6);
         if isa == Isa::Avx512 && narrow && g.in_h * g.in_w > isa.lanes() {
@@ -747,7 +749,8 @@ impl Tile {
         }
         for (r, acc) in acc.iter().enumerate().take(self.rows) {
             for (v, &sum) in acc.iter().enumerate() {
-                // SAFETY: row `r < rows`, lanes inside the tile's width.
+                // SAFETY: row `r < rows`, lanes inside the tile's width; `finish`'s bias row
+                // and residual lanes are as inside theirs (checked by `image` or `images`).
                 unsafe {
                     let offset = r * self.out_stride + self.out_vector_stride * v;
                     let at = self.out.add(offset);
@@ -792,7 +795,8 @@ impl Tile {
             }
         }
         for (r, sum) in acc.into_iter().flatten().enumerate().take(self.rows) {
-            // SAFETY: row `r < rows`, lanes inside the tile's width.
+            // SAFETY: row `r < rows`, lanes inside the tile's width; `finish`'s bias row and
+            // residual lanes are as inside theirs (checked by `image`).
             unsafe {
                 let offset = r * self.out_stride;
                 let at = self.out.add(offset);
@@ -848,7 +852,8 @@ impl Tile {
         }
         for (r, acc) in acc.iter().enumerate().take(self.rows) {
             for (v, &sum) in acc.iter().enumerate() {
-                // SAFETY: row `r < rows`, lanes inside the tile's width.
+                // SAFETY: row `r < rows`, lanes inside the tile's width; `finish`'s bias row
+                // and residual lanes are as inside theirs (checked by `image` or `images`).
                 unsafe {
                     let offset = r * self.out_stride + 8 * v;
                     let at = self.out.add(offset);
@@ -908,7 +913,7 @@ mod tests {
     /// ([`KC`]), planes of 1×1, 1×2 and rows of 1 and 2 pixels, and one-vector planes with
     /// 2 to 5 blocks of output channels (groups of 4, 3 and 2 blocks, one of them over two
     /// passes of taps).
-    pub(super) const SHAPES: [[usize; 5]; 17] = [
+    pub(super) const SHAPES: [[usize; 5]; 18] = [
         // batch, in, out, h, w
         [19, 3, 7, 2, 2],
         [5, 33, 6, 1, 1],
@@ -928,6 +933,9 @@ mod tests {
         [9, 2, 6, 3, 5],
         // Rows of one AVX-512 vector: every tap starts on a 64-byte line.
         [3, 5, 7, 3, 16],
+        // Eight-channel tiles over two passes of taps (40 input channels), and as the input
+        // gradient's 40 output channels.
+        [1, 40, 16, 6, 6],
         // 64 channels in tiles of 8 (as output channels), ending in a three-position tile.
         [2, 3, 64, 5, 7],
     ];

@@ -12,7 +12,8 @@
 /// `max(v, 0)` as burn-flex's (and PyTorch's) ReLU computes it: a NaN stays NaN, so a diverging
 /// network shows NaN rather than zeros. Every ReLU kd fuses into a kernel clamps this way; the
 /// vector kernels use `max(0, v)`, whose instruction returns its second operand `v` when either
-/// is NaN.
+/// is NaN (and when both are zero, so a `-0.0` would stay `-0.0` there; the kernels' sums start
+/// at `+0.0`, and adding to `+0.0` never gives `-0.0`, so they are never `-0.0`).
 pub(super) fn relu(v: f32) -> f32 {
     if v.is_nan() || v > 0.0 { v } else { 0.0 }
 }

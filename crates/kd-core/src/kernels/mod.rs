@@ -5,8 +5,8 @@
 //! axes for the weight gradient, with full transposed copies, and that is most of a CIFAR training
 //! step on the CPU (docs/results/bench.md). This folder replaces that path for the zoo through
 //! burn's backend-extension mechanism: `base.rs` routes a convolution, `extension.rs` defines the
-//! operations (the inference ones with their bias, residual and ReLU fused by `epilogue.rs`) with
-//! their handwritten backward, and `dense.rs` (im2col + GEMM per image), `direct.rs` (the 3×3
+//! operations (the inference ones with their bias, residual and ReLU fused by `epilogue.rs`, the
+//! training batch norm optionally with its ReLU) with their handwritten backward, and `dense.rs` (im2col + GEMM per image), `direct.rs` (the 3×3
 //! same-size layers without im2col, on CPUs with AVX-512 or AVX2 + FMA) and `depthwise.rs` (one
 //! channel's planes stacked and split into stride phases; its `masked.rs` reads the 3×3 layers
 //! straight from each plane with masked vector loads) compute them, on `conv_shape.rs`'s sizes,

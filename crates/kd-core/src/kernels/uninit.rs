@@ -4,7 +4,9 @@
 //! kernel's own pass writes every element again. On one core of an Intel Xeon with AVX-512, the
 //! zeroing of the batch-norm and direct-convolution outputs took 3.5% of the samples of a
 //! resnet32 benchmark (training and inference), and not zeroing them cut its CPU time by 5–7%
-//! (four paired runs). The functions here write each element exactly once, from safe closures,
+//! in four paired runs (two runs of one binary differ by up to 3% there, so the cut beyond the
+//! samples' share is within noise). The functions here write each element exactly once, from
+//! safe closures,
 //! and only then call the vector initialised; `super::direct` does the same for its tiles.
 #![allow(unsafe_code)]
 

@@ -207,15 +207,6 @@ fn convolve(
     assert!(isa.available(), "{isa:?} kernels on a CPU without them");
     assert!(src.len() >= g.batch * from * plane);
     assert!(from > 0, "a convolution of no input channels");
-    assert!(
-        epilogue.bias.is_none_or(|b| b.len() >= to),
-        "a bias per output channel"
-    );
-    assert!(
-        epilogue
-            .residual
-            .is_none_or(|r| r.len() >= g.batch * to * plane)
-    );
     let copies = Copies::new(from, h, w, isa.width());
     let len = g.batch * to * plane;
     // Not zeroed first: the tiles write every element (`super::uninit` has the measurements).
@@ -244,7 +235,7 @@ fn convolve(
                     ..*epilogue
                 };
                 if group > 1 {
-                    images(&copies, scratch, count, packed, to, &epilogue, y);
+                    images(shape, &copies, scratch, count, packed, to, &epilogue, y);
                 } else {
                     image(isa, shape, &copies, scratch, packed, to, &epilogue, y);
                 }
@@ -507,7 +498,9 @@ const IMAGES: usize = 4;
 /// single image ([`Tile::avx512_blocks`]) loads a weight for every multiply-add.
 ///
 /// Every extent the tiles address is checked here, as in [`image`].
+#[allow(clippy::too_many_arguments)]
 fn images(
+    shape: TileShape,
     copies: &Copies,
     scratch: &[f32],
     count: usize,
@@ -518,13 +511,14 @@ fn images(
 ) {
     let plane = copies.h * copies.w;
     let taps = copies.offsets.len();
-    let (nr, lanes) = (Isa::Avx512.rows(), Isa::Avx512.lanes());
+    let (nr, lanes) = (shape.rows, Isa::Avx512.lanes());
     let largest = copies.offsets.iter().copied().max().unwrap_or(0);
     assert!(
         Isa::Avx512.available(),
         "AVX-512 kernels on a CPU without them"
     );
-    assert!((1..=IMAGES).contains(&count) && plane <= lanes);
+    // The four-image tiles are six channels wide, as `TileShape` gives for these planes.
+    assert!((1..=IMAGES).contains(&count) && plane <= lanes && nr == 6);
     assert!((count - 1) * copies.len() + largest + lanes <= scratch.len());
     assert!(y.len() >= count * to * plane && packed.len() >= to.div_ceil(nr) * taps * nr);
     assert!(epilogue.bias.is_none_or(|b| b.len() >= to));

@@ -15,3 +15,16 @@ fn vs_pytorch_needs_the_reference_models() {
         "{stderr}"
     );
 }
+
+#[test]
+fn rounds_must_be_one_to_twenty() {
+    for rounds in ["0", "21", "two"] {
+        let out = Command::new(env!("CARGO_BIN_EXE_xtask"))
+            .args(["bench", "--quick", "--rounds", rounds])
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{rounds}: {stderr}");
+        assert!(stderr.contains("--rounds"), "{rounds}: {stderr}");
+    }
+}

@@ -1,5 +1,6 @@
 //! The measurements of `cargo xtask bench`, each one process (`kd bench …`, or the PyTorch
-//! reference script) run to completion before the next starts.
+//! reference script) run to completion before the next starts, and repeated in rounds
+//! ([`pooled`]) with kd's and PyTorch's processes alternating.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -102,8 +103,10 @@ pub struct Results {
     pub batch: usize,
     /// Untimed iterations.
     pub warmup: usize,
-    /// Timed iterations.
+    /// Timed iterations per round.
     pub iterations: usize,
+    /// Rounds per measurement ([`pooled`]).
+    pub rounds: usize,
     /// Threads PyTorch was given (None without --vs-pytorch).
     pub torch_threads: Option<usize>,
     /// PyTorch's version string.
@@ -130,6 +133,30 @@ pub struct Setup {
     pub warmup: usize,
     /// Timed iterations.
     pub iterations: usize,
+    /// Processes per measurement ([`pooled`]), kd's and PyTorch's alternating.
+    pub rounds: usize,
+}
+
+/// Several rounds of one measurement as one: the median of their medians (the mean of the
+/// middle two for an even count), the slowest and fastest iteration of any round, and every
+/// round's iterations.
+///
+/// # Panics
+/// If `rounds` is empty.
+pub fn pooled(rounds: &[Throughput]) -> Throughput {
+    assert!(!rounds.is_empty(), "no rounds to pool");
+    let mut medians: Vec<f64> = rounds.iter().map(|t| t.median).collect();
+    medians.sort_by(f64::total_cmp);
+    let n = medians.len();
+    Throughput {
+        median: (medians[(n - 1) / 2] + medians[n / 2]) / 2.0,
+        min: rounds.iter().map(|t| t.min).fold(f64::INFINITY, f64::min),
+        max: rounds
+            .iter()
+            .map(|t| t.max)
+            .fold(f64::NEG_INFINITY, f64::max),
+        iterations: rounds.iter().map(|t| t.iterations).sum(),
+    }
 }
 
 /// How to run the PyTorch reference.
@@ -291,33 +318,54 @@ pub fn everything(
     let mut rows = Vec::new();
     let mut torch_version = None;
     for model in models {
-        let mut row = setup
-            .models(model, true)?
-            .pop()
-            .context("kd bench models printed no row")?;
-        if let Some(python) = python {
-            let (train, inference, version) = pytorch(setup, python, model)?;
-            row.torch_train = Some(train);
-            row.torch_inference = Some(inference);
-            torch_version = Some(version);
+        let (mut kd, mut torch) = (Vec::new(), Vec::new());
+        for _ in 0..setup.rounds {
+            kd.push(
+                setup
+                    .models(model, true)?
+                    .pop()
+                    .context("kd bench models printed no row")?,
+            );
+            if let Some(python) = python {
+                let (train, inference, version) = pytorch(setup, python, model)?;
+                torch.push((train, inference));
+                torch_version = Some(version);
+            }
+        }
+        let trains: Option<Vec<Throughput>> = kd.iter().map(|row| row.train).collect();
+        let inferences: Vec<Throughput> = kd.iter().map(|row| row.inference).collect();
+        let mut row = kd.swap_remove(0);
+        row.train = trains.as_deref().map(pooled);
+        row.inference = pooled(&inferences);
+        if !torch.is_empty() {
+            let (train, inference): (Vec<_>, Vec<_>) = torch.into_iter().unzip();
+            row.torch_train = Some(pooled(&train));
+            row.torch_inference = Some(pooled(&inference));
         }
         rows.push(row);
     }
 
     eprintln!("runtime overhead");
-    let student = setup.models("resnet20", true)?.remove(0);
-    let teacher = setup.models("resnet56", false)?.remove(0);
-    let student_train = student.train.context("resnet20 trained")?;
-    let kd = setup.step("configs/bench/kd.toml")?;
-    let kd_reference =
-        1.0 / (seconds_per_image(&student_train) + seconds_per_image(&teacher.inference));
-    let dml = setup.step("configs/bench/dml.toml")?;
+    let (mut students, mut teachers, mut kds, mut dmls) = (vec![], vec![], vec![], vec![]);
+    let (mut torch_kds, mut torch_dmls) = (vec![], vec![]);
+    for _ in 0..setup.rounds {
+        let student = setup.models("resnet20", true)?.remove(0);
+        students.push(student.train.context("resnet20 trained")?);
+        teachers.push(setup.models("resnet56", false)?.remove(0).inference);
+        kds.push(setup.step("configs/bench/kd.toml")?);
+        dmls.push(setup.step("configs/bench/dml.toml")?);
+        if let Some(python) = python {
+            let (kd, dml) = pytorch_steps(setup, python)?;
+            torch_kds.push(kd);
+            torch_dmls.push(dml);
+        }
+    }
+    let (student_train, teacher) = (pooled(&students), pooled(&teachers));
+    let (kd, dml) = (pooled(&kds), pooled(&dmls));
+    let kd_reference = 1.0 / (seconds_per_image(&student_train) + seconds_per_image(&teacher));
     let dml_reference = 1.0 / (2.0 * seconds_per_image(&student_train));
     let (torch_kd, torch_dml) = match python {
-        Some(python) => {
-            let (kd, dml) = pytorch_steps(setup, python)?;
-            (Some(kd), Some(dml))
-        }
+        Some(_) => (Some(pooled(&torch_kds)), Some(pooled(&torch_dmls))),
         None => (None, None),
     };
     let overheads = vec![
@@ -373,6 +421,7 @@ pub fn everything(
         batch: setup.batch,
         warmup: setup.warmup,
         iterations: setup.iterations,
+        rounds: setup.rounds,
         torch_threads: python.map(|_| threads()),
         torch_version,
         models: rows,
@@ -451,4 +500,51 @@ fn kd_run_memory(setup: &Setup) -> anyhow::Result<Memory> {
         run: format!("{quickstart}/kd.toml, 1 epoch (resnet20 → resnet8, 4,000 training images)"),
         peak_mib: peak as f64 / 1024.0,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rate(median: f64, min: f64, max: f64) -> Throughput {
+        Throughput {
+            median,
+            min,
+            max,
+            iterations: 7,
+        }
+    }
+
+    /// The median of the medians (odd and even counts), the extremes of all rounds, and every
+    /// round's iterations; one round is itself.
+    #[test]
+    fn rounds_pool_to_the_median_of_their_medians() {
+        let rounds = [
+            rate(300.0, 250.0, 320.0),
+            rate(100.0, 90.0, 400.0),
+            rate(200.0, 180.0, 210.0),
+        ];
+        let t = pooled(&rounds);
+        assert_eq!(
+            (t.median, t.min, t.max, t.iterations),
+            (200.0, 90.0, 400.0, 21)
+        );
+        let t = pooled(&rounds[..2]);
+        assert_eq!(
+            (t.median, t.min, t.max, t.iterations),
+            (200.0, 90.0, 400.0, 14)
+        );
+        let t = pooled(&[
+            rate(1.0, 0.5, 2.0),
+            rate(4.0, 3.0, 5.0),
+            rate(2.0, 1.5, 2.5),
+            rate(9.0, 8.0, 10.0),
+        ]);
+        assert_eq!(t.median, 3.0);
+        let t = pooled(&rounds[2..]);
+        assert_eq!(
+            (t.median, t.min, t.max, t.iterations),
+            (200.0, 180.0, 210.0, 7)
+        );
+    }
 }

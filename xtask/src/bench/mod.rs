@@ -5,7 +5,8 @@
 //! Every measurement is a `kd bench …` process of its own (`measure.rs`), run one after the
 //! other so nothing shares the cores; `--vs-pytorch` runs `scripts/reference/pytorch_bench.py`
 //! the same way for the same models, batch and iteration counts, so each row carries its ratio
-//! to PyTorch measured in the same run. The hand-written part of bench.md, after the line
+//! to PyTorch measured in the same run. `--rounds N` repeats each measurement N times, kd and
+//! PyTorch alternating, and keeps the median of the rounds' medians. The hand-written part of bench.md, after the line
 //! `<!-- notes -->`, is kept when the file is rewritten.
 
 mod measure;
@@ -39,6 +40,11 @@ pub struct Args {
     /// Images per batch.
     #[arg(long, default_value_t = 64)]
     batch: usize,
+    /// Rounds per measurement, kd's and PyTorch's processes alternating: each figure is the
+    /// median of the rounds' medians, so a drift of the machine's speed over minutes weighs
+    /// on both sides of a ratio alike.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=20))]
+    rounds: u16,
 }
 
 /// Models measured by `--quick`: the two the performance targets name, and the smallest.
@@ -66,6 +72,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         batch: args.batch,
         warmup,
         iterations,
+        rounds: usize::from(args.rounds),
     };
     let pytorch = args.vs_pytorch.then(|| measure::Python {
         python: args.python.clone(),
@@ -82,6 +89,9 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     }
     if let Some(list) = &args.models {
         command.push_str(&format!(" --models {}", list.join(",")));
+    }
+    if args.rounds > 1 {
+        command.push_str(&format!(" --rounds {}", args.rounds));
     }
     let provenance = Provenance::here(&repo, command);
     let stem = if args.quick { "bench-quick" } else { "bench" };

@@ -39,12 +39,24 @@ pub fn markdown(results: &Results, provenance: &Provenance, notes: Option<&str>)
             " PyTorch {version} with {threads} threads, measured in the same run, one process at a time."
         ));
     }
+    let timing = if results.rounds > 1 {
+        format!(
+            "the median of {} rounds' medians (kd's and PyTorch's processes alternating), each \
+             over {} timed iterations after {} of warm-up, (slowest–fastest iteration of any \
+             round) in brackets",
+            results.rounds, results.iterations, results.warmup
+        )
+    } else {
+        format!(
+            "median over {} timed iterations after {} of warm-up, (slowest–fastest) in brackets",
+            results.iterations, results.warmup
+        )
+    };
     md.push_str(&format!(
-        "\n\nImages per second, batch {}, 3x32x32 inputs, 100 classes: median over {} timed \
-         iterations after {} of warm-up, (slowest–fastest) in brackets. A training step is \
-         forward, cross-entropy, backward and an SGD step (momentum 0.9, weight decay 5e-4); \
-         inference is a forward pass in evaluation mode. Ratio = kd ÷ PyTorch.\n\n",
-        results.batch, results.iterations, results.warmup
+        "\n\nImages per second, batch {}, 3x32x32 inputs, 100 classes: {timing}. A training \
+         step is forward, cross-entropy, backward and an SGD step (momentum 0.9, weight decay \
+         5e-4); inference is a forward pass in evaluation mode. Ratio = kd ÷ PyTorch.\n\n",
+        results.batch
     ));
     md.push_str("## Zoo models\n\n");
     md.push_str("| model | params | train img/s | PyTorch train | ratio | inference img/s | PyTorch inference | ratio |\n");

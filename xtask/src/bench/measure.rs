@@ -1,6 +1,7 @@
 //! The measurements of `cargo xtask bench`, each one process (`kd bench …`, or the PyTorch
-//! reference script) run to completion before the next starts, and repeated in rounds
-//! ([`pooled`]) with kd's and PyTorch's processes alternating.
+//! reference script) run to completion before the next starts. A model's and a distillation
+//! step's measurements are repeated in rounds ([`pooled`]), kd's and PyTorch's processes
+//! alternating, and taking turns to go first.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -105,7 +106,7 @@ pub struct Results {
     pub warmup: usize,
     /// Timed iterations per round.
     pub iterations: usize,
-    /// Rounds per measurement ([`pooled`]).
+    /// Rounds of each model's and distillation step's measurement ([`pooled`]).
     pub rounds: usize,
     /// Threads PyTorch was given (None without --vs-pytorch).
     pub torch_threads: Option<usize>,
@@ -133,7 +134,8 @@ pub struct Setup {
     pub warmup: usize,
     /// Timed iterations.
     pub iterations: usize,
-    /// Processes per measurement ([`pooled`]), kd's and PyTorch's alternating.
+    /// Processes per model and per distillation step ([`pooled`]), kd's and PyTorch's
+    /// alternating.
     pub rounds: usize,
 }
 
@@ -157,6 +159,25 @@ pub fn pooled(rounds: &[Throughput]) -> Throughput {
             .fold(f64::NEG_INFINITY, f64::max),
         iterations: rounds.iter().map(|t| t.iterations).sum(),
     }
+}
+
+/// kd's rounds of one model's row as one row, each throughput [`pooled`].
+///
+/// # Errors
+/// If some rounds timed a training step and others did not.
+///
+/// # Panics
+/// If `rounds` is empty.
+fn pooled_row(model: &str, mut rounds: Vec<ModelRow>) -> anyhow::Result<ModelRow> {
+    let trains: Option<Vec<Throughput>> = rounds.iter().map(|row| row.train).collect();
+    if trains.is_none() && rounds.iter().any(|row| row.train.is_some()) {
+        bail!("kd bench models {model} trained in some rounds and not in others");
+    }
+    let inferences: Vec<Throughput> = rounds.iter().map(|row| row.inference).collect();
+    let mut row = rounds.swap_remove(0);
+    row.train = trains.as_deref().map(pooled);
+    row.inference = pooled(&inferences);
+    Ok(row)
 }
 
 /// How to run the PyTorch reference.
@@ -314,29 +335,39 @@ pub fn everything(
     models: &[String],
     python: Option<&Python>,
 ) -> anyhow::Result<Results> {
-    eprintln!("models ({} timed iterations each)", setup.iterations);
+    eprintln!(
+        "models ({} rounds of {} timed iterations each)",
+        setup.rounds, setup.iterations
+    );
     let mut rows = Vec::new();
     let mut torch_version = None;
     for model in models {
         let (mut kd, mut torch) = (Vec::new(), Vec::new());
-        for _ in 0..setup.rounds {
+        for round in 0..setup.rounds {
+            // PyTorch goes first in every other round, so neither side is always the first.
+            let torch_first = round % 2 == 1;
+            let mut run_torch = || -> anyhow::Result<()> {
+                if let Some(python) = python {
+                    let (train, inference, version) = pytorch(setup, python, model)?;
+                    torch.push((train, inference));
+                    torch_version = Some(version);
+                }
+                Ok(())
+            };
+            if torch_first {
+                run_torch()?;
+            }
             kd.push(
                 setup
                     .models(model, true)?
                     .pop()
                     .context("kd bench models printed no row")?,
             );
-            if let Some(python) = python {
-                let (train, inference, version) = pytorch(setup, python, model)?;
-                torch.push((train, inference));
-                torch_version = Some(version);
+            if !torch_first {
+                run_torch()?;
             }
         }
-        let trains: Option<Vec<Throughput>> = kd.iter().map(|row| row.train).collect();
-        let inferences: Vec<Throughput> = kd.iter().map(|row| row.inference).collect();
-        let mut row = kd.swap_remove(0);
-        row.train = trains.as_deref().map(pooled);
-        row.inference = pooled(&inferences);
+        let mut row = pooled_row(model, kd)?;
         if !torch.is_empty() {
             let (train, inference): (Vec<_>, Vec<_>) = torch.into_iter().unzip();
             row.torch_train = Some(pooled(&train));
@@ -348,16 +379,25 @@ pub fn everything(
     eprintln!("runtime overhead");
     let (mut students, mut teachers, mut kds, mut dmls) = (vec![], vec![], vec![], vec![]);
     let (mut torch_kds, mut torch_dmls) = (vec![], vec![]);
-    for _ in 0..setup.rounds {
+    for round in 0..setup.rounds {
+        let mut run_torch = || -> anyhow::Result<()> {
+            if let Some(python) = python {
+                let (kd, dml) = pytorch_steps(setup, python)?;
+                torch_kds.push(kd);
+                torch_dmls.push(dml);
+            }
+            Ok(())
+        };
+        if round % 2 == 1 {
+            run_torch()?;
+        }
         let student = setup.models("resnet20", true)?.remove(0);
         students.push(student.train.context("resnet20 trained")?);
         teachers.push(setup.models("resnet56", false)?.remove(0).inference);
         kds.push(setup.step("configs/bench/kd.toml")?);
         dmls.push(setup.step("configs/bench/dml.toml")?);
-        if let Some(python) = python {
-            let (kd, dml) = pytorch_steps(setup, python)?;
-            torch_kds.push(kd);
-            torch_dmls.push(dml);
+        if round % 2 == 0 {
+            run_torch()?;
         }
     }
     let (student_train, teacher) = (pooled(&students), pooled(&teachers));
@@ -546,5 +586,42 @@ mod tests {
             (t.median, t.min, t.max, t.iterations),
             (200.0, 180.0, 210.0, 7)
         );
+    }
+
+    fn row(train: Option<Throughput>, inference: Throughput) -> ModelRow {
+        ModelRow {
+            model: "resnet8".into(),
+            params: 83892,
+            train,
+            inference,
+            torch_train: None,
+            torch_inference: None,
+        }
+    }
+
+    /// A row's rounds pool field by field; a model trained in only some rounds is an error.
+    #[test]
+    fn rows_pool_each_throughput() {
+        let (a, b, c) = (
+            rate(1.0, 0.5, 2.0),
+            rate(3.0, 2.0, 4.0),
+            rate(2.0, 1.5, 2.5),
+        );
+        let pooled = pooled_row("resnet8", vec![row(Some(a), c), row(Some(b), a)]).unwrap();
+        assert_eq!(pooled.train.unwrap().median, 2.0);
+        assert_eq!(pooled.inference.median, 1.5);
+        let untrained = pooled_row("resnet8", vec![row(None, a), row(None, b)]).unwrap();
+        assert!(untrained.train.is_none());
+        let mixed = pooled_row("resnet8", vec![row(Some(a), a), row(None, b)]).unwrap_err();
+        assert!(
+            mixed.to_string().contains("resnet8 trained in some rounds"),
+            "{mixed}"
+        );
+    }
+
+    #[test]
+    #[should_panic(expected = "no rounds to pool")]
+    fn no_rounds_is_a_bug() {
+        pooled(&[]);
     }
 }

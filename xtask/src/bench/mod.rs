@@ -1,13 +1,16 @@
-//! `cargo xtask bench [--quick] [--vs-pytorch]`: throughput of every zoo model, the runtime's
+//! `cargo xtask bench [--quick] [--vs-pytorch] [--rounds N]`: throughput of every zoo model, the
+//! runtime's
 //! overhead on KD and DML steps, the data pipeline and the peak memory of a KD run, written to
 //! docs/results/bench.md (and bench.json) with the machine, commit and command.
 //!
 //! Every measurement is a `kd bench …` process of its own (`measure.rs`), run one after the
 //! other so nothing shares the cores; `--vs-pytorch` runs `scripts/reference/pytorch_bench.py`
 //! the same way for the same models, batch and iteration counts, so each row carries its ratio
-//! to PyTorch measured in the same run. `--rounds N` repeats each measurement N times, kd and
-//! PyTorch alternating, and keeps the median of the rounds' medians. The hand-written part of bench.md, after the line
-//! `<!-- notes -->`, is kept when the file is rewritten.
+//! to PyTorch measured in the same run. `--rounds N` repeats each model's and each distillation
+//! step's measurement N times, kd's and PyTorch's processes alternating (and taking turns to go
+//! first), and keeps the median of the rounds' medians; the data pipeline and the memory of a
+//! run are measured once. The hand-written part of bench.md, after the line `<!-- notes -->`,
+//! is kept when the file is rewritten.
 
 mod measure;
 mod report;
@@ -40,9 +43,9 @@ pub struct Args {
     /// Images per batch.
     #[arg(long, default_value_t = 64)]
     batch: usize,
-    /// Rounds per measurement, kd's and PyTorch's processes alternating: each figure is the
-    /// median of the rounds' medians, so a drift of the machine's speed over minutes weighs
-    /// on both sides of a ratio alike.
+    /// Rounds of each model's and distillation step's measurement, kd's and PyTorch's
+    /// processes alternating: each figure is the median of the rounds' medians, so a drift of
+    /// the machine's speed over minutes weighs on both sides of a ratio alike.
     #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=20))]
     rounds: u16,
 }
@@ -112,4 +115,29 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         .with_context(|| format!("writing {}", json.display()))?;
     eprintln!("wrote {} and {}", md.display(), json.display());
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+
+    #[derive(Parser)]
+    struct Cli {
+        #[command(flatten)]
+        args: super::Args,
+    }
+
+    /// `--rounds` takes 1 to 20 and defaults to 1.
+    #[test]
+    fn rounds_run_from_one_to_twenty() {
+        let rounds = |given: &[&str]| {
+            Cli::try_parse_from([&["bench"], given].concat()).map(|cli| cli.args.rounds)
+        };
+        assert_eq!(rounds(&[]).unwrap(), 1);
+        assert_eq!(rounds(&["--rounds", "1"]).unwrap(), 1);
+        assert_eq!(rounds(&["--rounds", "20"]).unwrap(), 20);
+        for refused in ["0", "21", "-1", "two"] {
+            assert!(rounds(&["--rounds", refused]).is_err(), "{refused}");
+        }
+    }
 }

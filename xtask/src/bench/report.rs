@@ -40,10 +40,15 @@ pub fn markdown(results: &Results, provenance: &Provenance, notes: Option<&str>)
         ));
     }
     let timing = if results.rounds > 1 {
+        let alternating = if results.torch_version.is_some() {
+            " (kd's and PyTorch's processes alternating)"
+        } else {
+            ""
+        };
         format!(
-            "the median of {} rounds' medians (kd's and PyTorch's processes alternating), each \
-             over {} timed iterations after {} of warm-up, (slowest–fastest iteration of any \
-             round) in brackets",
+            "the median of {} rounds' medians{alternating}, each over {} timed iterations after \
+             {} of warm-up, (slowest–fastest iteration of any round) in brackets; the data \
+             pipeline and the memory below are one run each",
             results.rounds, results.iterations, results.warmup
         )
     } else {

@@ -180,6 +180,22 @@ fn pooled_row(model: &str, mut rounds: Vec<ModelRow>) -> anyhow::Result<ModelRow
     Ok(row)
 }
 
+/// Round `round` of a measurement: kd's part first in even rounds, PyTorch's in odd ones, so
+/// that neither side is always the first.
+fn in_turn(
+    round: usize,
+    mut kd: impl FnMut() -> anyhow::Result<()>,
+    mut torch: impl FnMut() -> anyhow::Result<()>,
+) -> anyhow::Result<()> {
+    if round.is_multiple_of(2) {
+        kd()?;
+        torch()
+    } else {
+        torch()?;
+        kd()
+    }
+}
+
 /// How to run the PyTorch reference.
 pub struct Python {
     /// The interpreter.
@@ -344,28 +360,22 @@ pub fn everything(
     for model in models {
         let (mut kd, mut torch) = (Vec::new(), Vec::new());
         for round in 0..setup.rounds {
-            // PyTorch goes first in every other round, so neither side is always the first.
-            let torch_first = round % 2 == 1;
-            let mut run_torch = || -> anyhow::Result<()> {
-                if let Some(python) = python {
-                    let (train, inference, version) = pytorch(setup, python, model)?;
-                    torch.push((train, inference));
-                    torch_version = Some(version);
-                }
-                Ok(())
-            };
-            if torch_first {
-                run_torch()?;
-            }
-            kd.push(
-                setup
-                    .models(model, true)?
-                    .pop()
-                    .context("kd bench models printed no row")?,
-            );
-            if !torch_first {
-                run_torch()?;
-            }
+            in_turn(
+                round,
+                || {
+                    let row = setup.models(model, true)?.pop();
+                    kd.push(row.context("kd bench models printed no row")?);
+                    Ok(())
+                },
+                || {
+                    if let Some(python) = python {
+                        let (train, inference, version) = pytorch(setup, python, model)?;
+                        torch.push((train, inference));
+                        torch_version = Some(version);
+                    }
+                    Ok(())
+                },
+            )?;
         }
         let mut row = pooled_row(model, kd)?;
         if !torch.is_empty() {
@@ -380,25 +390,25 @@ pub fn everything(
     let (mut students, mut teachers, mut kds, mut dmls) = (vec![], vec![], vec![], vec![]);
     let (mut torch_kds, mut torch_dmls) = (vec![], vec![]);
     for round in 0..setup.rounds {
-        let mut run_torch = || -> anyhow::Result<()> {
-            if let Some(python) = python {
-                let (kd, dml) = pytorch_steps(setup, python)?;
-                torch_kds.push(kd);
-                torch_dmls.push(dml);
-            }
-            Ok(())
-        };
-        if round % 2 == 1 {
-            run_torch()?;
-        }
-        let student = setup.models("resnet20", true)?.remove(0);
-        students.push(student.train.context("resnet20 trained")?);
-        teachers.push(setup.models("resnet56", false)?.remove(0).inference);
-        kds.push(setup.step("configs/bench/kd.toml")?);
-        dmls.push(setup.step("configs/bench/dml.toml")?);
-        if round % 2 == 0 {
-            run_torch()?;
-        }
+        in_turn(
+            round,
+            || {
+                let student = setup.models("resnet20", true)?.remove(0);
+                students.push(student.train.context("resnet20 trained")?);
+                teachers.push(setup.models("resnet56", false)?.remove(0).inference);
+                kds.push(setup.step("configs/bench/kd.toml")?);
+                dmls.push(setup.step("configs/bench/dml.toml")?);
+                Ok(())
+            },
+            || {
+                if let Some(python) = python {
+                    let (kd, dml) = pytorch_steps(setup, python)?;
+                    torch_kds.push(kd);
+                    torch_dmls.push(dml);
+                }
+                Ok(())
+            },
+        )?;
     }
     let (student_train, teacher) = (pooled(&students), pooled(&teachers));
     let (kd, dml) = (pooled(&kds), pooled(&dmls));
@@ -617,6 +627,25 @@ mod tests {
             mixed.to_string().contains("resnet8 trained in some rounds"),
             "{mixed}"
         );
+    }
+
+    /// kd goes first in even rounds, PyTorch in odd ones.
+    #[test]
+    fn sides_take_turns_to_go_first() {
+        let order = std::cell::RefCell::new(Vec::new());
+        for round in 0..3 {
+            let kd = || {
+                order.borrow_mut().push("kd");
+                Ok(())
+            };
+            let torch = || {
+                order.borrow_mut().push("torch");
+                Ok(())
+            };
+            in_turn(round, kd, torch).unwrap();
+        }
+        let want = ["kd", "torch", "torch", "kd", "kd", "torch"];
+        assert_eq!(order.into_inner(), want);
     }
 
     #[test]

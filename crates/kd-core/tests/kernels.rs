@@ -61,7 +61,7 @@ const fn case(
     }
 }
 
-const CASES: [Case; 25] = [
+const CASES: [Case; 28] = [
     case([3, 16, 12, 12], 16, 3, 1, 1, 1, false), // ResNet basic block
     case([2, 37, 9, 7], 13, 3, 1, 1, 1, true),    // direct 3×3: partial tiles, two passes of taps
     case([2, 4, 1, 1], 5, 3, 1, 1, 1, true),      // 3×3 on a 1×1 plane: only the centre tap reads
@@ -73,6 +73,9 @@ const CASES: [Case; 25] = [
     case([2, 24, 8, 8], 48, 1, 1, 0, 3, false),   // grouped pointwise (ShuffleNetV1)
     case([3, 40, 3, 5], 70, 1, 1, 0, 1, true),    // pointwise on a small plane, over the batch
     case([43, 12, 4, 4], 20, 1, 1, 0, 1, true),   // and over chunks of 6 images and a last of 1
+    case([19, 6, 8, 8], 10, 3, 2, 1, 1, true), // stride 2 into 4×4: chunks of 3 images, a last of 1
+    case([17, 5, 6, 6], 7, 1, 2, 0, 1, false), // 1×1 stride 2 into 3×3: chunks of 3, a last of 2
+    case([19, 40, 8, 8], 200, 3, 2, 1, 1, false), // a large weight into 4×4: chunks of 16 and 3 images
     case([2, 64, 4, 4], 130, 3, 1, 1, 1, false),  // a large weight: stacked products (AVX)
     case([2, 8, 9, 7], 12, 3, 1, 1, 2, true),     // grouped 3×3, odd sizes, bias
     case([3, 24, 9, 9], 24, 3, 1, 1, 24, false),  // depthwise (MobileNetV2)

@@ -105,9 +105,39 @@ fn every_other(src: &[f32], dst: &mut [f32]) {
 /// Fills `col` (`patch × out_plane`, row-major) with the patches of `x`, one group's
 /// `in_per_group` input planes of one image.
 pub fn im2col(g: &ConvShape, x: &[f32], col: &mut [f32]) {
+    im2col_strided(g, x, col, g.out_plane());
+}
+
+/// The rows of `col` as [`im2col`] and [`col2im`] address them: `patch` rows of `out_plane`
+/// elements, `row_stride` apart.
+///
+/// # Panics
+/// If `row_stride < out_plane`, or `col` does not hold the rows.
+fn rows_of<'a>(
+    g: &ConvShape,
+    col: &'a mut [f32],
+    row_stride: usize,
+) -> impl Iterator<Item = &'a mut [f32]> {
+    let out_plane = g.out_plane();
+    assert!(row_stride >= out_plane, "im2col rows overlap");
+    assert!(
+        g.patch() == 0 || col.len() >= (g.patch() - 1) * row_stride + out_plane,
+        "col holds {} rows of {out_plane} elements, {row_stride} apart",
+        g.patch()
+    );
+    col.chunks_mut(row_stride)
+        .map(move |row| &mut row[..out_plane])
+}
+
+/// [`im2col`] with the rows `row_stride` (at least `out_plane`) apart in `col`: with `col`
+/// starting at `i · out_plane` of a `patch × (n · out_plane)` matrix and `row_stride =
+/// n · out_plane`, image `i`'s columns of the patches of `n` images side by side.
+///
+/// # Panics
+/// If `row_stride < out_plane`, or `col` does not hold `patch` rows that far apart.
+pub fn im2col_strided(g: &ConvShape, x: &[f32], col: &mut [f32], row_stride: usize) {
     if let Some(same) = SameShift::new(g) {
-        let out_plane = g.out_plane();
-        let mut rows = col.chunks_exact_mut(out_plane);
+        let mut rows = rows_of(g, col, row_stride);
         for plane in x.chunks_exact(g.in_plane()).take(g.in_per_group()) {
             for &offset in &same.offsets {
                 let row = rows.next().expect("col holds patch rows");
@@ -127,8 +157,7 @@ pub fn im2col(g: &ConvShape, x: &[f32], col: &mut [f32]) {
     let (in_h, in_w, out_h, out_w) = (g.in_h, g.in_w, g.out_h, g.out_w);
     let [stride_h, stride_w] = g.stride;
     let [pad_h, pad_w] = g.padding;
-    let out_plane = g.out_plane();
-    let mut rows = col.chunks_exact_mut(out_plane);
+    let mut rows = rows_of(g, col, row_stride);
     for plane in x.chunks_exact(g.in_plane()).take(g.in_per_group()) {
         for kh in 0..g.kernel_h {
             let (oh_lo, oh_hi) = valid_outputs(kh, pad_h, stride_h, in_h, out_h);
@@ -168,9 +197,16 @@ pub fn im2col(g: &ConvShape, x: &[f32], col: &mut [f32]) {
 /// `in_per_group` input planes of one image: the adjoint of [`im2col`]. `col` is scratch: entries
 /// that correspond to reads of the padding may be zeroed on the way.
 pub fn col2im(g: &ConvShape, col: &mut [f32], x: &mut [f32]) {
+    col2im_strided(g, col, g.out_plane(), x);
+}
+
+/// [`col2im`] from rows `row_stride` apart in `col`, as [`im2col_strided`] writes them.
+///
+/// # Panics
+/// If `row_stride < out_plane`, or `col` does not hold `patch` rows that far apart.
+pub fn col2im_strided(g: &ConvShape, col: &mut [f32], row_stride: usize, x: &mut [f32]) {
     if let Some(same) = SameShift::new(g) {
-        let out_plane = g.out_plane();
-        let mut rows = col.chunks_exact_mut(out_plane);
+        let mut rows = rows_of(g, col, row_stride);
         for plane in x.chunks_exact_mut(g.in_plane()).take(g.in_per_group()) {
             for &offset in &same.offsets {
                 let row = rows.next().expect("col holds patch rows");
@@ -193,9 +229,8 @@ pub fn col2im(g: &ConvShape, col: &mut [f32], x: &mut [f32]) {
     let (in_h, in_w, out_h, out_w) = (g.in_h, g.in_w, g.out_h, g.out_w);
     let [stride_h, stride_w] = g.stride;
     let [pad_h, pad_w] = g.padding;
-    let out_plane = g.out_plane();
     let in_plane = g.in_plane();
-    let mut rows = col.chunks_exact(out_plane);
+    let mut rows = rows_of(g, col, row_stride);
     for plane in x.chunks_exact_mut(in_plane).take(g.in_per_group()) {
         for kh in 0..g.kernel_h {
             let (oh_lo, oh_hi) = valid_outputs(kh, pad_h, stride_h, in_h, out_h);
@@ -300,5 +335,55 @@ mod tests {
             let rhs: f64 = back.iter().zip(&x).map(|(a, b)| (a * b) as f64).sum();
             assert!((lhs - rhs).abs() < 1e-3, "{g:?}: {lhs} vs {rhs}");
         }
+    }
+    /// Three images' patches written side by side equal each image's own, and adding them
+    /// back from there equals adding each image's own: every element of the shared matrix is
+    /// written (it starts as NaN) and every row lands at its image's columns.
+    #[test]
+    fn strided_rows_put_images_side_by_side() {
+        const IMAGES: usize = 3;
+        for g in geometries() {
+            let (plane, rows, image_in) = (g.out_plane(), g.patch(), g.input_len());
+            let cols = IMAGES * plane;
+            let x: Vec<f32> = (0..IMAGES * image_in)
+                .map(|i| (i as f32 * 0.23).sin())
+                .collect();
+            let mut gathered = vec![f32::NAN; rows * cols];
+            for image in 0..IMAGES {
+                let xs = &x[image * image_in..(image + 1) * image_in];
+                im2col_strided(&g, xs, &mut gathered[image * plane..], cols);
+            }
+            let mut back = vec![0.5; x.len()];
+            for image in 0..IMAGES {
+                let xs = &x[image * image_in..(image + 1) * image_in];
+                let mut own = vec![f32::NAN; rows * plane];
+                im2col(&g, xs, &mut own);
+                for row in 0..rows {
+                    let shared = &gathered[row * cols + image * plane..][..plane];
+                    assert_eq!(shared, &own[row * plane..(row + 1) * plane], "{g:?}");
+                }
+                let mut want = vec![0.5; image_in];
+                col2im(&g, &mut own, &mut want);
+                let dx = &mut back[image * image_in..(image + 1) * image_in];
+                col2im_strided(&g, &mut gathered[image * plane..], cols, dx);
+                assert_eq!(dx, &want[..], "{g:?}");
+            }
+        }
+    }
+
+    #[test]
+    #[should_panic(expected = "im2col rows overlap")]
+    fn overlapping_rows_are_refused() {
+        let g = ConvShape::new([1, 2, 4, 4], [3, 2, 3, 3], [1, 1], [1, 1], 1).unwrap();
+        let mut col = vec![0.0; 18 * 16];
+        im2col_strided(&g, &[0.0; 32], &mut col, 15);
+    }
+
+    #[test]
+    #[should_panic(expected = "col holds 18 rows of 16 elements, 20 apart")]
+    fn rows_past_the_end_are_refused() {
+        let g = ConvShape::new([1, 2, 4, 4], [3, 2, 3, 3], [1, 1], [1, 1], 1).unwrap();
+        let mut col = vec![0.0; 17 * 20 + 15];
+        col2im_strided(&g, &mut col, 20, &mut [0.0; 32]);
     }
 }

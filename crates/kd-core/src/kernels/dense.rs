@@ -27,10 +27,10 @@ use super::gemm::{MatRef, matmul, matmul_strided};
 use super::im2col::{col2im, col2im_strided, im2col, im2col_strided};
 
 /// Output planes up to this many pixels make a pointwise convolution run as products over
-/// several images ([`pointwise_batched`]) instead of one per image, a large weight's gradient
-/// split by output channels ([`weight_grad_by_channels`]; on larger planes, recomputing the
-/// im2col per task cost more than the partial sums it saves: ResNet-18 and resnet32x4 trained
-/// 7–15% slower), and a large 3×3 weight's gradient on the direct path run as the stacked
+/// several images ([`forward_batched`]) instead of one per image, a large weight's gradient
+/// split by output channels ([`weight_grad_by_channels`]; on larger planes, the split cost
+/// more than the partial sums it saves: ResNet-18 and resnet32x4 trained 7–15% slower when
+/// each task recomputed the im2col), and a large 3×3 weight's gradient on the direct path run as the stacked
 /// products of `direct::weight_grad::stacked`.
 pub(super) const SMALL_PLANE: usize = 64;
 
@@ -127,7 +127,7 @@ fn images_per_task(g: &ConvShape) -> usize {
 }
 
 /// A convolution with a small output plane (the late layers of MobileNetV2, the ShuffleNets,
-/// ResNet-18/34/50 and the stride-2 layers into 8×8 and 4×4, 1×1 to 8×8 pixels) as products
+/// and ResNet-18/34/50, 1×1 to 8×8 pixels, and the other layers into 4×4) as products
 /// over several images at once. Each task takes [`images_per_task`] images, writes their
 /// patches side by side into `patch × (images · plane)` ([`im2col_strided`]; a pointwise
 /// convolution's are its input planes), multiplies, and scatters the result back to NCHW with
@@ -317,11 +317,17 @@ pub(super) const LARGE_WEIGHT: usize = 1 << 16;
 /// Input channels whose patches one task of [`weight_grad_by_channels`] writes.
 const INPUT_CHANNELS_PER_TASK: usize = 16;
 
+/// Blocks of output channels (rounded up to 16 channels each) of [`weight_grad_by_channels`]:
+/// a count fixed by the shape, not the thread count, so that the sums do not depend on the
+/// thread count. On two cores of an Intel Xeon, ResNet-18's 256→512 stride-2 weight gradient
+/// took 11.4 ms in two blocks, 13.5 in four and 15.3 in eight.
+const WEIGHT_BLOCKS: usize = 2;
+
 /// [`weight_grad`] for a large weight on a small plane (the ImageNet-style ResNets' late
 /// layers and stride-2 layers, WRN's and resnet32x4's stride-2 layers into 8×8, MobileNetV2's
 /// and the ShuffleNets' late pointwise layers): instead of one full-size partial gradient per
 /// chunk of images, summed and transposed afterwards (for 512-channel layers, sixteen 9 MB
-/// buffers per layer), the output channels are split into one block per rayon worker, and each
+/// buffers per layer), the output channels are split into [`WEIGHT_BLOCKS`] blocks, and each
 /// block accumulates its `dWᵀ = Σ col · dyᵀ` in place, through a transposed destination.
 ///
 /// The images go in chunks of about [`COLUMNS_PER_TASK`] positions: each chunk's patches are
@@ -332,11 +338,11 @@ const INPUT_CHANNELS_PER_TASK: usize = 16;
 /// Xeon with AVX-512, batch 64, the gradient of ResNet-18's 256→512 3×3 stride-2 weight went
 /// from 70 to 23 ms and its 1×1 shortcut's from 9.3 to 3.3 ms (when every task of 64 channels
 /// wrote the im2col of every image, that was two thirds of the time); 128→256 into 8×8, from
-/// 45 to 24 ms.
+/// 45 to 24–32 ms (blocks of 256 and of 64 channels).
 ///
-/// Every element is summed by one block, chunk after chunk in image order, and `gemm` splits
-/// the inner dimension by its length alone (`gemm_common::cache::kernel_params`), so the result
-/// does not depend on the thread count or the split.
+/// Every element is summed by one block, chunk after chunk in image order, and the blocks
+/// depend on the shape only (`gemm` picks its path, and so the order of its sums, by the
+/// product's sizes), so the result does not depend on the thread count.
 fn weight_grad_by_channels(g: &ConvShape, x: &[f32], dy: &[f32]) -> Vec<f32> {
     let (patch, plane, kernel) = (g.patch(), g.out_plane(), g.kernel_plane());
     let (image_in, in_plane) = (g.in_channels * g.in_plane(), g.in_plane());
@@ -368,10 +374,7 @@ fn weight_grad_by_channels(g: &ConvShape, x: &[f32], dy: &[f32]) -> Vec<f32> {
                 }
             });
         let gathered = &*gathered;
-        let per_task = g
-            .out_channels
-            .div_ceil(rayon::current_num_threads())
-            .next_multiple_of(16);
+        let per_task = g.out_channels.div_ceil(WEIGHT_BLOCKS).next_multiple_of(16);
         dw.par_chunks_mut(per_task * patch)
             .enumerate()
             .for_each(|(task, dw)| {
@@ -435,13 +438,14 @@ mod tests {
 
     /// Neither does the gradient of a weight large enough to be split by output channels (same
     /// size into 4×4 in one chunk of images; stride 2 into 4×4 in chunks of 16 and 3 images,
-    /// with a channel count no split divides), and that path equals a per-image sum in f64
+    /// with a channel count no split divides; a last block of one channel), and that path equals a per-image sum in f64
     /// within f32 rounding.
     #[test]
     fn large_weight_gradients_do_not_depend_on_the_thread_count() {
         for g in [
             ConvShape::new([5, 48, 4, 4], [170, 48, 3, 3], [1, 1], [1, 1], 1).unwrap(),
             ConvShape::new([19, 40, 8, 8], [200, 40, 3, 3], [2, 2], [1, 1], 1).unwrap(),
+            ConvShape::new([2, 256, 8, 8], [33, 256, 3, 3], [2, 2], [1, 1], 1).unwrap(),
         ] {
             assert!(g.weight_len() >= LARGE_WEIGHT && g.out_plane() <= SMALL_PLANE);
             let (x, dy, one) = thread_count_independent(&g);
